@@ -1,0 +1,1 @@
+"""Host side of dpegen: golden model, layout, planner and drivers."""

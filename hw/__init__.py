@@ -1,0 +1,1 @@
+"""Amaranth elaborators of the dpegen convolution accelerator."""

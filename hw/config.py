@@ -1,0 +1,101 @@
+"""The accelerator's configuration: the only home of generator parameters."""
+
+from dataclasses import dataclass, asdict, fields
+
+__all__ = ["AccelConfig"]
+
+
+def _check_range(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def _check_power_of_two(name, value, lo, hi):
+    _check_range(name, value, lo, hi)
+    if value & (value - 1):
+        raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], got {value}")
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Parameters of one generated accelerator.
+
+    kp, yp
+        Rows (kernels in parallel) and columns (sliding windows in parallel) of the
+        DPE array; the array does ``9 * kp * yp`` MACs per cycle.
+    line_buffer_depth
+        Longest input row, in activations (padding included), that the line buffer holds.
+    streaming_buffer_depth
+        Activations (bytes) of one iAct tile, per ping-pong half.
+    stationary_buffer_depth
+        3x3 kernel slices (9 weights each, one kernel x one channel) of one weight tile,
+        per ping-pong half.
+    output_buffer_depth
+        int32 partial sums of one output tile, per ping-pong half.
+    axi_data_width, axi_addr_width
+        Width in bits of the AXI4 master's data and address buses.
+    max_outstanding_reads
+        AXI read bursts the DMA keeps in flight to hide DRAM latency.
+    """
+
+    kp: int = 3
+    yp: int = 4
+    line_buffer_depth: int = 256
+    streaming_buffer_depth: int = 65536
+    stationary_buffer_depth: int = 4096
+    output_buffer_depth: int = 16384
+    axi_data_width: int = 128
+    axi_addr_width: int = 40
+    max_outstanding_reads: int = 8
+
+    # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
+    LIMITS = {
+        "kp": (1, 64),
+        "yp": (1, 64),
+        "line_buffer_depth": (8, 4096),
+        "streaming_buffer_depth": (256, 1 << 22),
+        "stationary_buffer_depth": (16, 1 << 20),
+        "output_buffer_depth": (64, 1 << 22),
+        "axi_addr_width": (32, 64),
+        "max_outstanding_reads": (1, 32),
+    }
+    AXI_DATA_WIDTHS = (64, 128, 256, 512)
+    POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth")
+
+    def __post_init__(self):
+        for name, (lo, hi) in self.LIMITS.items():
+            value = getattr(self, name)
+            if name in self.POWER_OF_TWO:
+                _check_power_of_two(name, value, lo, hi)
+            else:
+                _check_range(name, value, lo, hi)
+        if self.axi_data_width not in self.AXI_DATA_WIDTHS or isinstance(self.axi_data_width, bool):
+            raise ValueError(f"axi_data_width must be one of {self.AXI_DATA_WIDTHS}, "
+                             f"got {self.axi_data_width!r}")
+        # Every output tile must hold at least one array step of partial sums.
+        if self.output_buffer_depth < self.kp * self.yp:
+            raise ValueError(f"output_buffer_depth must be at least kp * yp = {self.kp * self.yp}, "
+                             f"got {self.output_buffer_depth}")
+        if self.stationary_buffer_depth < self.kp:
+            raise ValueError(f"stationary_buffer_depth must be at least kp = {self.kp}, "
+                             f"got {self.stationary_buffer_depth}")
+        if self.line_buffer_depth < self.yp + 2:
+            raise ValueError(f"line_buffer_depth must be at least yp + 2 = {self.yp + 2}, "
+                             f"got {self.line_buffer_depth}")
+
+    @property
+    def macs_per_cycle(self):
+        return 9 * self.kp * self.yp
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown AccelConfig fields: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,163 @@
+"""float32-exact requantizer: int32 accumulator -> u8, as PyTorch's qnnpack computes it."""
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Requantizer", "requant_input_layout"]
+
+requant_input_layout = data.StructLayout({
+    "acc": signed(32),             # accumulator, bias already added
+    "multiplier": unsigned(32),    # IEEE-754 float32 bits of M, positive and normal
+    "zero_point": unsigned(8),
+    "lo": unsigned(8),
+    "hi": unsigned(8),
+})
+
+table_write_layout = data.StructLayout({"addr": unsigned(8), "data": unsigned(8)})
+
+
+def _round_half_even(value, guard, sticky):
+    """1 when value must be rounded up under round-half-to-even."""
+    return guard & (sticky | value[0])
+
+
+class Requantizer(wiring.Component):
+    """Requantizes one int32 accumulator per cycle, bit-exact with the golden model.
+
+    1. ``a = f32(acc)`` (round half to even),
+    2. ``p = f32(a * M)`` (round half to even),
+    3. ``q = clamp(rne_int(p) + zero_point, lo, hi)``, saturating when ``|p| >= 2**31``,
+    4. ``out = table[q]``, a 256-entry activation table (identity after reset).
+
+    ``i``: stream of ``requant_input_layout``; ``o``: stream of u8.
+    ``table``: stream of ``{addr, data}`` writes into the table, always ready.
+    Latency: 7 cycles. The pipeline stalls while ``o`` is valid and not ready.
+    """
+
+    LATENCY = 7
+
+    def __init__(self):
+        super().__init__({
+            "i": In(stream.Signature(requant_input_layout)),
+            "o": Out(stream.Signature(unsigned(8))),
+            "table": In(stream.Signature(table_write_layout)),
+        })
+
+    @property
+    def latency(self):
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        valid = Signal(self.LATENCY)
+        with m.If(advance):
+            m.d.sync += valid.eq((valid << 1) | self.i.valid)
+        m.d.comb += self.o.valid.eq(valid[-1])
+
+        def stage(shape, value, name):
+            reg = Signal(shape, name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def delay(value, width, stages, name):
+            for s in range(stages):
+                value = stage(width, value, f"{name}{s + 1}")
+            return value
+
+        inp = self.i.payload
+        # Stage 1: sign, magnitude and leading-zero count of acc.
+        acc = inp.acc
+        sign1 = stage(1, acc[31], "sign1")
+        magnitude = Signal(32)
+        m.d.comb += magnitude.eq(Mux(acc[31], -acc, acc))
+        lz = Signal(range(33))
+        m.d.comb += lz.eq(32)
+        for bit in range(32):
+            with m.If(magnitude[bit]):
+                m.d.comb += lz.eq(31 - bit)
+        mag1 = stage(32, magnitude, "mag1")
+        lz1 = stage(range(33), lz, "lz1")
+        mult1 = stage(32, inp.multiplier, "mult1")
+        # zero point and clamp bounds, needed at stage 6
+        zp5, lo5, hi5 = (delay(field, 8, 5, name) for field, name in
+                         ((inp.zero_point, "zp"), (inp.lo, "lo"), (inp.hi, "hi")))
+
+        # Stage 2: int32 -> float32 (24-bit mantissa, round half to even).
+        normal = Signal(32)
+        m.d.comb += normal.eq(mag1 << lz1)
+        mant = normal[8:32]
+        rounded = Signal(25)
+        m.d.comb += rounded.eq(mant + _round_half_even(mant, normal[7], normal[0:7].any()))
+        exp_a = Signal(signed(8))
+        m.d.comb += exp_a.eq(31 - lz1 + rounded[24])
+        mant_a = stage(24, Mux(rounded[24], rounded[1:25], rounded[0:24]), "mant_a")
+        exp_a2 = stage(signed(8), exp_a, "exp_a2")
+        zero2 = stage(1, lz1 == 32, "zero2")
+        sign2 = stage(1, sign1, "sign2")
+        mult2 = stage(32, mult1, "mult2")
+
+        # Stage 3: 24 x 24 mantissa product and exponent sum.
+        mant_m = Cat(mult2[0:23], Const(1, 1))
+        exp_m = Signal(signed(10))
+        m.d.comb += exp_m.eq(Cat(mult2[23:31], Const(0, 2)).as_signed() - 127)
+        product3 = stage(48, mant_a * mant_m, "product3")
+        exp3 = stage(signed(10), exp_a2 + exp_m, "exp3")
+        zero3, sign3 = stage(1, zero2, "zero3"), stage(1, sign2, "sign3")
+
+        # Stage 4: normalize and round the product to a float32 mantissa.
+        top = product3[47]
+        mant_p = Mux(top, product3[24:48], product3[23:47])
+        guard_p = Mux(top, product3[23], product3[22])
+        sticky_p = Mux(top, product3[0:23].any(), product3[0:22].any())
+        rounded_p = Signal(25)
+        m.d.comb += rounded_p.eq(mant_p + _round_half_even(mant_p, guard_p, sticky_p))
+        exp_p = Signal(signed(10))
+        m.d.comb += exp_p.eq(exp3 + top + rounded_p[24])
+        mant4 = stage(24, Mux(rounded_p[24], rounded_p[1:25], rounded_p[0:24]), "mant4")
+        exp4 = stage(signed(10), exp_p, "exp4")
+        zero4, sign4 = stage(1, zero3, "zero4"), stage(1, sign3, "sign4")
+
+        # Stage 5: float32 -> integer, round half to even; |p| >= 2**31 saturates.
+        # value = mant4 * 2**(exp4 - 23) = (mant4 << 7) * 2**(exp4 - 30)
+        right = Signal(range(32))
+        m.d.comb += right.eq(30 - exp4)
+        wide = Signal(62)
+        m.d.comb += wide.eq(Cat(Const(0, 38), mant4) >> right)
+        integer = wide[31:62]
+        rounded_i = Signal(32)
+        m.d.comb += rounded_i.eq(integer + _round_half_even(integer, wide[30], wide[0:30].any()))
+        small = zero4 | (exp4 < -1)
+        saturate5 = stage(1, ~zero4 & (exp4 > 30), "saturate5")
+        int5 = stage(32, Mux(small, 0, rounded_i), "int5")
+        sign5 = stage(1, sign4, "sign5")
+
+        # Stage 6: apply the sign, add the zero point, clamp.
+        value = Signal(signed(34))
+        m.d.comb += value.eq(Mux(sign5, -int5.as_signed(), int5.as_signed()) + zp5)
+        clamped = Signal(8)
+        with m.If(saturate5):
+            m.d.comb += clamped.eq(Mux(sign5, lo5, hi5))
+        with m.Elif(value < lo5):
+            m.d.comb += clamped.eq(lo5)
+        with m.Elif(value > hi5):
+            m.d.comb += clamped.eq(hi5)
+        with m.Else():
+            m.d.comb += clamped.eq(value[0:8])
+        q6 = stage(8, clamped, "q6")
+
+        # Stage 7: activation table.
+        m.submodules.table = table = Memory(shape=8, depth=256, init=list(range(256)))
+        write = table.write_port()
+        read = table.read_port(domain="sync")
+        m.d.comb += [
+            write.addr.eq(self.table.payload.addr), write.data.eq(self.table.payload.data),
+            write.en.eq(self.table.valid), self.table.ready.eq(1),
+            read.addr.eq(q6), read.en.eq(advance),
+            self.o.payload.eq(read.data),
+        ]
+        return m
