@@ -1,0 +1,37 @@
+# dpegen: `make verilog` and `make test` set everything up on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+KP     ?= 3
+YP     ?= 4
+JOBS   ?= 2
+OUT    ?= build/verilog
+
+BASE_STAMP := $(VENV)/.installed-base
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: verilog test lint clean setup
+
+$(BASE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(BASE_STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(TEST_STAMP)
+
+verilog: $(BASE_STAMP)
+	$(PY) -m gen --kp $(KP) --yp $(YP) --out $(OUT)
+
+lint: verilog
+	$(PY) -m gen.lint $(OUT)
+
+test: $(TEST_STAMP)
+	$(PY) -m pytest -n $(JOBS) -q
+
+clean:
+	rm -rf build sim_build .pytest_cache

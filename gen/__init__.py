@@ -1,0 +1,57 @@
+"""Verilog generator: ``python -m gen --kp 3 --yp 4 [--block NAME] --out DIR``."""
+
+import json
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Value
+from amaranth.lib import wiring
+
+from hw.config import AccelConfig
+from hw.dpe import DPE
+from hw.dpe_array import DPEArray
+from hw.requant import Requantizer
+
+__all__ = ["BLOCKS", "generate", "ports"]
+
+# Every block the generator can emit, built from a config.
+BLOCKS = {
+    "dpe": lambda cfg: DPE(),
+    "dpe_array": lambda cfg: DPEArray(kp=cfg.kp, yp=cfg.yp),
+    "requant": lambda cfg: Requantizer(),
+}
+
+
+def ports(component):
+    """The component's ports as Verilog sees them: name, direction, width."""
+    out = []
+    for path, member, value in component.signature.flatten(component):
+        direction = "input" if member.flow == wiring.In else "output"
+        out.append({"name": "__".join(str(p) for p in path), "direction": direction,
+                    "width": Value.cast(value).shape().width})
+    return out
+
+
+def generate(cfg, out_dir, blocks=None):
+    """Write ``<block>.v`` for each block and ``manifest.json``; return the manifest."""
+    names = list(BLOCKS) if blocks is None else list(blocks)
+    unknown = [n for n in names if n not in BLOCKS]
+    if unknown:
+        raise ValueError(f"unknown block {unknown[0]!r}; choose from {sorted(BLOCKS)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"generator": "dpegen", "config": cfg.to_dict(), "modules": {}}
+    for name in names:
+        start = time.perf_counter()
+        component = BLOCKS[name](cfg)
+        text = verilog.convert(component, name=name, emit_src=False)
+        (out_dir / f"{name}.v").write_text(text)
+        manifest["modules"][name] = {
+            "file": f"{name}.v",
+            "ports": ports(component),
+            "latency": getattr(component, "latency", None),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,146 @@
+"""Golden model (host.quant) against PyTorch's quantized conv, engine qnnpack."""
+
+import numpy as np
+import pytest
+import torch
+import torch.ao.nn.quantized as nnq
+
+from host.quant import QuantConv, QuantError, requantize
+from tests.torch_layers import output_qparams, quantized_input, random_conv
+
+LAYERS = 240
+
+
+def random_case(seed):
+    rng = np.random.default_rng(seed)
+    small = seed % 4 != 0
+    c = int(rng.integers(1, 33 if small else 301))
+    k = int(rng.integers(1, 33 if small else 301))
+    kernel = int(rng.choice([1, 3]))
+    stride = int(rng.choice([1, 2]))
+    padding = int(rng.integers(0, 2)) if kernel == 3 else 0
+    h = int(rng.integers(kernel, 21))
+    w = int(rng.integers(kernel, 21))
+    per_channel = bool(rng.integers(0, 2))
+    act = ["none", "relu", "relu6", "leaky"][seed % 4 if seed % 8 < 4 else int(rng.integers(0, 4))]
+    s_x = float(rng.uniform(0.002, 0.1))
+    z_x = int(rng.integers(0, 256))
+    module = random_conv(rng, c=c, k=k, kernel=kernel, stride=stride, padding=padding,
+                         per_channel=per_channel, relu=act == "relu")
+    x = rng.integers(0, 256, size=(int(rng.integers(1, 3)), c, h, w), dtype=np.uint8)
+    module.scale, module.zero_point = output_qparams(rng, module, x, s_x, z_x)
+    activation = None
+    if act == "relu6":
+        activation = nnq.ReLU6()
+    elif act == "leaky":
+        activation = nnq.LeakyReLU(scale=module.scale * float(rng.uniform(0.5, 1.5)),
+                                   zero_point=int(rng.integers(0, 256)),
+                                   negative_slope=float(rng.uniform(0.01, 0.3)))
+    return module, activation, x, s_x, z_x
+
+
+@pytest.mark.parametrize("chunk", range(8))
+def test_golden_equals_pytorch_qnnpack(chunk):
+    mismatches, outputs = 0, 0
+    for seed in range(chunk * LAYERS // 8, (chunk + 1) * LAYERS // 8):
+        module, activation, x, s_x, z_x = random_case(seed)
+        y = module(quantized_input(x, s_x, z_x))
+        if activation is not None:
+            # qnnpack's conv returns channels_last; PyTorch's quantized ReLU6 misplaces
+            # elements of such tensors, so activations are applied in NCHW order.
+            y = activation(y.contiguous())
+        expected = y.int_repr().numpy()
+        got = QuantConv.from_torch(module, s_x, z_x, activation=activation)(x)
+        assert got.shape == expected.shape
+        bad = int((got != expected).sum())
+        assert bad == 0, f"layer seed {seed}: {bad} of {got.size} outputs differ from PyTorch"
+        mismatches += bad
+        outputs += got.size
+    assert outputs > 0 and mismatches == 0
+
+
+def test_golden_cases_cover_the_space():
+    seen = set()
+    for seed in range(LAYERS):
+        module, activation, x, _, _ = random_case(seed)
+        seen.add(("kernel", module.kernel_size[0]))
+        seen.add(("stride", module.stride[0]))
+        seen.add(("padding", module.padding[0]))
+        seen.add(("per_channel", module.weight().qscheme() == torch.per_channel_affine))
+        seen.add(("activation", type(activation).__name__ if activation else type(module).__name__))
+        seen.add(("big", module.in_channels > 200 and module.out_channels > 200))
+    for item in [("kernel", 1), ("kernel", 3), ("stride", 1), ("stride", 2), ("padding", 0),
+                 ("padding", 1), ("per_channel", True), ("per_channel", False),
+                 ("activation", "ReLU6"), ("activation", "LeakyReLU"),
+                 ("activation", "ConvReLU2d"), ("activation", "Conv2d"), ("big", True)]:
+        assert item in seen, item
+
+
+def test_requantize_ties_round_to_even():
+    acc = np.array([1, 3, 5, -1, -3, 7], dtype=np.int32)       # times 0.5: exact ties
+    got = requantize(acc, np.float32(0.5), 100, 0, 255)
+    assert got.tolist() == [100, 102, 102, 100, 98, 104]
+
+
+def test_requantize_saturates():
+    acc = np.array([2**31 - 1, -2**31], dtype=np.int32)
+    assert requantize(acc, np.float32(4.0), 10, 3, 250).tolist() == [250, 3]
+
+
+def _module(**kw):
+    rng = np.random.default_rng(0)
+    args = dict(c=4, k=3, kernel=3, stride=1, padding=1, per_channel=False, relu=False)
+    args.update(kw)
+    return random_conv(rng, **args)
+
+
+def test_rejects_asymmetric_weights():
+    import torch.ao.nn.quantized as nnq
+    module = nnq.Conv2d(2, 2, 3)
+    w = torch.quantize_per_tensor(torch.randn(2, 2, 3, 3), 0.01, 5, torch.qint8)
+    module.set_weight_bias(w, None)
+    with pytest.raises(QuantError, match="symmetric"):
+        QuantConv.from_torch(module, 0.1, 0)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"kernel_size": 5}, "kernel 5x5 is not supported"),
+    ({"kernel_size": 3, "stride": 3}, "stride 3 is not supported"),
+    ({"kernel_size": 3, "groups": 2}, "grouped convolution"),
+    ({"kernel_size": 3, "dilation": 2}, "dilation"),
+    ({"kernel_size": (1, 3)}, "must be square"),
+])
+def test_rejects_unsupported_layers(kwargs, message):
+    module = nnq.Conv2d(4, 4, **kwargs)
+    with pytest.raises(QuantError, match=message):
+        QuantConv.from_torch(module, 0.1, 0)
+
+
+def test_rejects_multiplier_that_overflows_int32():
+    module = _module()
+    module.scale = 1e-9
+    with pytest.raises(QuantError, match="beyond int32"):
+        QuantConv.from_torch(module, 0.1, 0)
+
+
+def test_rejects_bad_padding_and_input():
+    w = np.zeros((2, 2, 1, 1), dtype=np.int8)
+    with pytest.raises(QuantError, match="padding 1 is not supported for a 1x1 kernel"):
+        QuantConv(w, [0, 0], [0.1, 0.1], 0, 0, padding=1)
+    conv = QuantConv(w, [0, 0], [0.1, 0.1], 0, 0)
+    with pytest.raises(QuantError, match="input must be u8"):
+        conv(np.zeros((1, 2, 4, 4), dtype=np.int16))
+    with pytest.raises(QuantError, match="positive normal float32"):
+        QuantConv(w, [0, 0], [0.0, 0.1], 0, 0)
+
+
+def test_relu6_table_matches_float_reference():
+    """The ReLU6 table equals clamp(round(relu6(dequant(q)) / s) + z) for every input."""
+    from host.torch_frontend import activation_table
+    scale, zero_point = 0.0735, 37
+    table, out_scale, out_zp = activation_table(nnq.ReLU6(), scale, zero_point)
+    q = np.arange(256)
+    ref = np.clip(np.rint(np.clip((q - zero_point) * np.float32(scale), 0, 6) / np.float32(scale))
+                  + zero_point, 0, 255)
+    assert (out_scale, out_zp) == (scale, zero_point)
+    assert table.tolist() == ref.astype(np.uint8).tolist()
