@@ -1,0 +1,1 @@
+"""Board support: platforms and bitstream builds for the generated accelerator."""
