@@ -1,0 +1,28 @@
+import pytest
+
+from hw.line_buffer import LineBuffer
+from sim_tests import harness
+
+
+def run(yp, max_row, **params):
+    harness.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
+                test_module="sim_tests.line_buffer_tb",
+                params={"yp": yp, "max_row": max_row, **params})
+
+
+@pytest.mark.parametrize("yp", [4, 3])
+@pytest.mark.parametrize("pause", [0.0, 0.3])
+def test_random_tiles(yp, pause):
+    """Strides 1 and 2, 1x1 and 3x3, every padding combination, widths not multiples of YP."""
+    run(yp, 40, seed=yp * 10 + int(pause * 10), passes=14, pause=pause)
+
+
+def test_no_bubbles_across_channels_and_passes():
+    run(4, 40, seed=5, steady=True)
+
+
+@pytest.mark.parametrize("kwargs", [{"yp": 0, "max_row": 64}, {"yp": 4, "max_row": 5},
+                                    {"yp": 4, "max_row": 5000}])
+def test_bad_parameters(kwargs):
+    with pytest.raises(ValueError, match="must be in"):
+        LineBuffer(**kwargs)
