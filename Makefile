@@ -6,11 +6,12 @@ KP     ?= 3
 YP     ?= 4
 JOBS   ?= 2
 OUT    ?= build/verilog
+REPORT ?= build/report
 
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: verilog test lint clean setup
+.PHONY: verilog test lint clean setup report
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ verilog: $(BASE_STAMP)
 
 lint: verilog
 	$(PY) -m gen.lint $(OUT)
+
+report: $(BASE_STAMP)
+	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -n $(JOBS) -q

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QuantConv", "QuantError", "requantize", "multiplier_fields", "conv_accumulate",
+__all__ = ["QuantConv", "QuantError", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
            "pad_input", "output_size", "INT32_MIN", "INT32_MAX"]
 
 INT32_MIN = -(1 << 31)

@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["Requantizer", "requant_input_layout"]
 
 requant_input_layout = data.StructLayout({
-    "acc": signed(32),             # accumulator, bias already added
+    "acc": signed(32),             # accumulator without bias
+    "bias": signed(32),            # bias_q of the output channel
     "multiplier": unsigned(32),    # IEEE-754 float32 bits of M, positive and normal
     "zero_point": unsigned(8),
     "lo": unsigned(8),
@@ -26,17 +27,18 @@ def _round_half_even(value, guard, sticky):
 class Requantizer(wiring.Component):
     """Requantizes one int32 accumulator per cycle, bit-exact with the golden model.
 
-    1. ``a = f32(acc)`` (round half to even),
+    0. ``acc + bias`` (int32, wrapping),
+    1. ``a = f32(acc + bias)`` (round half to even),
     2. ``p = f32(a * M)`` (round half to even),
     3. ``q = clamp(rne_int(p) + zero_point, lo, hi)``, saturating when ``|p| >= 2**31``,
     4. ``out = table[q]``, a 256-entry activation table (identity after reset).
 
     ``i``: stream of ``requant_input_layout``; ``o``: stream of u8.
     ``table``: stream of ``{addr, data}`` writes into the table, always ready.
-    Latency: 7 cycles. The pipeline stalls while ``o`` is valid and not ready.
+    Latency: 8 cycles. The pipeline stalls while ``o`` is valid and not ready.
     """
 
-    LATENCY = 7
+    LATENCY = 8
 
     def __init__(self):
         super().__init__({
@@ -70,8 +72,13 @@ class Requantizer(wiring.Component):
             return value
 
         inp = self.i.payload
+        # Stage 0: bias.
+        acc = stage(32, inp.acc + inp.bias, "acc0")
+        mult0 = stage(32, inp.multiplier, "mult0")
+        zp0, lo0, hi0 = (stage(8, field, name) for field, name in
+                         ((inp.zero_point, "zp0"), (inp.lo, "lo0"), (inp.hi, "hi0")))
+
         # Stage 1: sign, magnitude and leading-zero count of acc.
-        acc = inp.acc
         sign1 = stage(1, acc[31], "sign1")
         magnitude = Signal(32)
         m.d.comb += magnitude.eq(Mux(acc[31], -acc, acc))
@@ -82,10 +89,10 @@ class Requantizer(wiring.Component):
                 m.d.comb += lz.eq(31 - bit)
         mag1 = stage(32, magnitude, "mag1")
         lz1 = stage(range(33), lz, "lz1")
-        mult1 = stage(32, inp.multiplier, "mult1")
+        mult1 = stage(32, mult0, "mult1")
         # zero point and clamp bounds, needed at stage 6
         zp5, lo5, hi5 = (delay(field, 8, 5, name) for field, name in
-                         ((inp.zero_point, "zp"), (inp.lo, "lo"), (inp.hi, "hi")))
+                         ((zp0, "zp"), (lo0, "lo"), (hi0, "hi")))
 
         # Stage 2: int32 -> float32 (24-bit mantissa, round half to even).
         normal = Signal(32)

@@ -3,7 +3,7 @@
 import cocotb
 import numpy as np
 
-from host.quant import requantize
+from host.quant import requantize, wrap_int32
 from hw.requant import requant_input_layout, table_write_layout
 from sim_tests.harness import params
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
@@ -37,7 +37,10 @@ def vectors(nrng, count):
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
     wide = nrng.random(count) < 0.5                         # half with the full range
     lo[wide], hi[wide] = 0, 255
-    return acc.astype(np.int32), mult, zp, lo, hi
+    # half the vectors split acc into partial sum + bias (wrapping like the hardware)
+    bias = np.where(nrng.random(count) < 0.5, nrng.integers(-(1 << 31), 1 << 31, size=count), 0)
+    partial = wrap_int32(acc - bias)
+    return partial, bias.astype(np.int32), acc.astype(np.int32), mult, zp, lo, hi
 
 
 @cocotb.test()
@@ -45,7 +48,7 @@ async def requantize_vectors(dut):
     p = params()
     rng = seeded_rng(p)
     nrng = np.random.default_rng(p.get("seed", 1))
-    acc, mult, zp, lo, hi = vectors(nrng, p.get("count", 2000))
+    partial, bias, acc, mult, zp, lo, hi = vectors(nrng, p.get("count", 2000))
     table = nrng.permutation(256).astype(np.uint8) if p.get("table") else None
 
     await start_clock_and_reset(dut)
@@ -54,8 +57,9 @@ async def requantize_vectors(dut):
         await writer.send([{"addr": a, "data": int(d)} for a, d in enumerate(table)])
 
     expected = requantize(acc, mult, zp, lo, hi, table).tolist()
-    beats = [{"acc": int(a), "multiplier": int(m.view(np.uint32)), "zero_point": int(z),
-              "lo": int(l), "hi": int(h)} for a, m, z, l, h in zip(acc, mult, zp, lo, hi)]
+    beats = [{"acc": int(a), "bias": int(b), "multiplier": int(m.view(np.uint32)),
+              "zero_point": int(z), "lo": int(l), "hi": int(h)}
+             for a, b, m, z, l, h in zip(partial, bias, mult, zp, lo, hi)]
     pause = p.get("pause", 0.0)
     source = StreamSource(dut, "i", requant_input_layout,
                           pause=random_pauses(rng, pause) if pause else None)
