@@ -13,10 +13,11 @@ SLOTS = 8           # rows held at once: 3 in use, the rest prefetched
 
 
 def word_bytes_for(yp):
-    """Row word width in bytes: a power of two >= 2 * yp, so that the two words at and
-    after any window start cover YP stride-2 windows."""
+    """Row word width in bytes: a power of two >= 4 * yp. Two consecutive words then cover
+    the YP windows of any beat, and one word per cycle keeps up with stride 2, which takes
+    two new rows of ``2 * yp`` columns per beat and output row."""
     width = 1
-    while width < 2 * yp:
+    while width < 4 * yp:
         width *= 2
     return width
 

@@ -1,0 +1,81 @@
+"""Byte-stream gearbox: packs a stream of partially filled words into row-aligned words."""
+
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Repacker", "byte_stream_layout"]
+
+
+def byte_stream_layout(width_bytes):
+    """``{data: width_bytes x u8, count, last}``: bytes ``0 .. count-1`` are valid."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(unsigned(8), width_bytes),
+        "count": range(width_bytes + 1),
+        "last": 1,
+    })
+
+
+class Repacker(wiring.Component):
+    """Concatenates the valid bytes of ``i`` and cuts them into rows of ``row_bytes``.
+
+    Each row starts a new ``o`` word; every ``o`` word of a row is full but the row's last,
+    which carries ``count`` valid bytes and ``last``. ``i.last`` is not used: rows are
+    counted in bytes, so a row may span input beats and an input beat may hold several
+    rows. ``row_bytes`` (>= 1) must hold steady while bytes flow.
+
+    ``i``: stream of ``byte_stream_layout(in_bytes)``; ``o``: ``byte_stream_layout(out_bytes)``.
+    Throughput: one ``o`` word per cycle, and ``in_bytes`` per cycle in.
+    Latency: 1 cycle.
+    """
+
+    def __init__(self, *, in_bytes, out_bytes, max_row=1 << 24):
+        for name, value in (("in_bytes", in_bytes), ("out_bytes", out_bytes)):
+            if not 1 <= value <= 256:
+                raise ValueError(f"{name} must be in [1, 256], got {value}")
+        self.in_bytes, self.out_bytes = in_bytes, out_bytes
+        self.in_layout = byte_stream_layout(in_bytes)
+        self.out_layout = byte_stream_layout(out_bytes)
+        super().__init__({
+            "row_bytes": In(range(max_row + 1)),
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cap = self.in_bytes + self.out_bytes
+        buf = Signal(8 * cap)
+        fill = Signal(range(cap + 1))
+        row_left = Signal.like(self.row_bytes)      # 0: a new row starts
+        left = Signal.like(self.row_bytes)
+        m.d.comb += left.eq(Mux(row_left == 0, self.row_bytes, row_left))
+
+        take = Signal(range(self.out_bytes + 1))
+        m.d.comb += take.eq(Mux(left < self.out_bytes, left, self.out_bytes))
+        m.d.comb += [
+            self.o.valid.eq(fill >= take),
+            self.o.payload.data.eq(buf[:8 * self.out_bytes]),
+            self.o.payload.count.eq(take),
+            self.o.payload.last.eq(take == left),
+        ]
+        out_fire = self.o.valid & self.o.ready
+        kept = Signal(range(cap + 1))
+        m.d.comb += kept.eq(fill - Mux(out_fire, take, 0))
+        m.d.comb += self.i.ready.eq(kept + self.in_bytes <= cap)
+        in_fire = self.i.valid & self.i.ready
+
+        shifted = Signal(8 * cap)
+        m.d.comb += shifted.eq(Mux(out_fire, buf >> (take * 8), buf))
+        # bytes past ``count`` are dropped, so the buffer above ``fill`` stays zero
+        valid_bytes = Cat(Mux(b < self.i.payload.count, self.i.payload.data[b], 0)
+                          for b in range(self.in_bytes))
+        incoming = Signal(8 * cap)
+        m.d.comb += incoming.eq(valid_bytes << (kept * 8))
+        with m.If(in_fire):
+            m.d.sync += [buf.eq(shifted | incoming), fill.eq(kept + self.i.payload.count)]
+        with m.Else():
+            m.d.sync += [buf.eq(shifted), fill.eq(kept)]
+        with m.If(out_fire):
+            m.d.sync += row_left.eq(left - take)
+        return m
