@@ -17,16 +17,17 @@ def byte_stream_layout(width_bytes):
 
 
 class Repacker(wiring.Component):
-    """Concatenates the valid bytes of ``i`` and cuts them into rows of ``row_bytes``.
+    """Concatenates the valid bytes of ``i`` and cuts them into rows.
 
-    Each row starts a new ``o`` word; every ``o`` word of a row is full but the row's last,
-    which carries ``count`` valid bytes and ``last``. ``i.last`` is not used: rows are
-    counted in bytes, so a row may span input beats and an input beat may hold several
-    rows. ``row_bytes`` (>= 1) must hold steady while bytes flow.
+    Each ``cmd`` ``{rows, row_bytes}`` (``row_bytes`` >= 1) cuts the next ``rows`` rows of
+    ``row_bytes`` bytes. Each row starts a new ``o`` word; every ``o`` word of a row is
+    full but the row's last, which carries ``count`` valid bytes and ``last``. ``i.last``
+    is not used: rows are counted in bytes, so a row may span input beats, an input beat
+    may hold several rows, and bytes past a command's rows wait for the next command.
 
     ``i``: stream of ``byte_stream_layout(in_bytes)``; ``o``: ``byte_stream_layout(out_bytes)``.
-    Throughput: one ``o`` word per cycle, and ``in_bytes`` per cycle in.
-    Latency: 1 cycle.
+    Throughput: one ``o`` word per cycle, and ``in_bytes`` per cycle in; no bubble between
+    commands. Latency: 1 cycle.
     """
 
     def __init__(self, *, in_bytes, out_bytes, max_row=1 << 24):
@@ -36,8 +37,9 @@ class Repacker(wiring.Component):
         self.in_bytes, self.out_bytes = in_bytes, out_bytes
         self.in_layout = byte_stream_layout(in_bytes)
         self.out_layout = byte_stream_layout(out_bytes)
+        self.cmd_layout = data.StructLayout({"rows": unsigned(32), "row_bytes": range(max_row + 1)})
         super().__init__({
-            "row_bytes": In(range(max_row + 1)),
+            "cmd": In(stream.Signature(self.cmd_layout)),
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
         })
@@ -47,14 +49,17 @@ class Repacker(wiring.Component):
         cap = self.in_bytes + self.out_bytes
         buf = Signal(8 * cap)
         fill = Signal(range(cap + 1))
-        row_left = Signal.like(self.row_bytes)      # 0: a new row starts
-        left = Signal.like(self.row_bytes)
-        m.d.comb += left.eq(Mux(row_left == 0, self.row_bytes, row_left))
+        cmd = Signal(self.cmd_layout)
+        active = Signal()
+        rows_left = Signal(32)
+        row_left = Signal.like(cmd.row_bytes)       # 0: a new row starts
+        left = Signal.like(cmd.row_bytes)
+        m.d.comb += left.eq(Mux(row_left == 0, cmd.row_bytes, row_left))
 
         take = Signal(range(self.out_bytes + 1))
         m.d.comb += take.eq(Mux(left < self.out_bytes, left, self.out_bytes))
         m.d.comb += [
-            self.o.valid.eq(fill >= take),
+            self.o.valid.eq(active & (fill >= take)),
             self.o.payload.data.eq(buf[:8 * self.out_bytes]),
             self.o.payload.count.eq(take),
             self.o.payload.last.eq(take == left),
@@ -76,6 +81,17 @@ class Repacker(wiring.Component):
             m.d.sync += [buf.eq(shifted | incoming), fill.eq(kept + self.i.payload.count)]
         with m.Else():
             m.d.sync += [buf.eq(shifted), fill.eq(kept)]
+        finishing = Signal()
         with m.If(out_fire):
             m.d.sync += row_left.eq(left - take)
+            with m.If(take == left):
+                m.d.sync += rows_left.eq(rows_left - 1)
+                with m.If(rows_left == 1):
+                    m.d.sync += active.eq(0)
+                    m.d.comb += finishing.eq(1)
+        # the next command loads as the last word of the current one leaves
+        m.d.comb += self.cmd.ready.eq(~active | finishing)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [cmd.eq(self.cmd.payload), rows_left.eq(self.cmd.payload.rows),
+                         row_left.eq(0), active.eq(self.cmd.payload.rows != 0)]
         return m

@@ -107,8 +107,9 @@ def run(component=None, *, name, test_module, params=None, verilog_text=None, te
     env = {
         PARAMS_ENV: json.dumps(params or {}),
         RESULT_ENV: str(result_file),
-        "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path),
     }
+    if str(ROOT) not in sys.path:          # the runner hands sys.path to the simulator
+        sys.path.insert(0, str(ROOT))
     runner = get_runner("verilator")
     try:
         runner.test(test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
@@ -119,7 +120,11 @@ def run(component=None, *, name, test_module, params=None, verilog_text=None, te
     except SystemExit as exc:
         raise SimulationFailed(f"simulation of {name} failed (exit {exc.code}); log: {test_dir / 'sim.log'}\n"
                                + _tail(test_dir / "sim.log")) from None
-    total, failed = get_results(results_xml)
+    try:
+        total, failed = get_results(results_xml)
+    except RuntimeError as exc:
+        raise SimulationFailed(f"simulation of {name} ended abnormally: {exc}\n"
+                               + _tail(test_dir / "sim.log")) from None
     if total == 0 or failed:
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed in {name}; log: "
                                f"{test_dir / 'sim.log'}\n" + _tail(test_dir / "sim.log"))

@@ -38,12 +38,18 @@ async def repack(dut):
         beats.append({"data": junk, "count": count, "last": int(pos == total)})
     want = expected_words(stream_bytes, row_bytes, p["out_bytes"])
 
-    dut.row_bytes.value = row_bytes
     await start_clock_and_reset(dut)
+    # the rows in several commands; they do not line up with the input beats
+    commands, rows = [], p["rows"]
+    while rows:
+        n = int(nrng.integers(1, rows + 1))
+        commands.append({"rows": n, "row_bytes": row_bytes})
+        rows -= n
     pause = p.get("pause", 0.0)
     source = StreamSource(dut, "i", rp.in_layout, pause=random_pauses(rng, pause) if pause else None)
     sink = StreamSink(dut, "o", rp.out_layout, pause=random_pauses(rng, pause) if pause else None)
-    await finish([source.start(beats), sink.start(len(want))], dut.clk, 20 * (len(beats) + len(want)) + 100)
+    await finish([StreamSource(dut, "cmd", rp.cmd_layout).start(commands),
+                  source.start(beats), sink.start(len(want))], dut.clk, 20 * (len(beats) + len(want)) + 100)
     for index, (got, (chunk, count, last)) in enumerate(zip(sink.beats, want)):
         assert got["count"] == count and got["last"] == last, f"word {index}: {got} vs {chunk}"
         assert got["data"][:count] == chunk, f"word {index}: {got['data'][:count]} != {chunk}"

@@ -1,0 +1,126 @@
+"""The L3 loop nest of a layer as commands for the compute core's blocks.
+
+``core_commands(cfg, desc, zero_point)`` walks the same loop nest as the Tiler
+(``host.tiling.commands``: output tiles ``k0, x0, y0``, then channel tiles ``c0``) and
+returns, per command stream of :class:`hw.core.ComputeCore`, the commands in the order
+the stream takes them. ``check_fits`` raises a clear error naming the buffer that a tile
+overflows and the size it needs.
+"""
+
+from dataclasses import dataclass
+
+from hw.config import AccelConfig
+from hw.core import PARAM_BYTES
+from hw.line_buffer import word_bytes_for
+
+from . import tiling
+
+__all__ = ["Step", "steps", "core_commands", "check_fits", "BufferOverflow"]
+
+
+class BufferOverflow(ValueError):
+    """A tile does not fit an on-chip buffer."""
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One channel tile of one output tile, with the iAct tile geometry it reads."""
+    k0: int
+    x0: int
+    y0: int
+    c0: int
+    tk: int
+    tc: int
+    txo: int
+    tyo: int
+    rows_in: int
+    cols_in: int
+    pad_top: int
+    pad_left: int
+    first_c: bool
+    last_c: bool
+
+
+def steps(desc):
+    """Steps in the Tiler's order (see ``host.tiling.commands``)."""
+    d = desc
+    R, S, P = d["kernel_size"], d["stride"], d["padding"]
+    XO = tiling.output_size(d["height"], R, S, P)
+    YO = tiling.output_size(d["width"], R, S, P)
+    for k0 in range(0, d["kernels"], d["tile_k"]):
+        for x0 in range(0, XO, d["tile_xo"]):
+            for y0 in range(0, YO, d["tile_yo"]):
+                txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
+                xi_lo, xi_hi, yi_lo, yi_hi = tiling._iact_tile(d, x0, y0, txo, tyo)
+                for c0 in range(0, d["channels"], d["tile_c"]):
+                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
+                               tk=min(d["tile_k"], d["kernels"] - k0),
+                               tc=min(d["tile_c"], d["channels"] - c0), txo=txo, tyo=tyo,
+                               rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
+                               pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
+                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"])
+
+
+def buffer_needs(cfg, desc):
+    """Largest use of each buffer over the layer's tiles, in the buffers' own units."""
+    word = word_bytes_for(cfg.yp)
+    need = {"line_buffer_depth": 0, "streaming_buffer_depth": 0,
+            "stationary_buffer_depth": 0, "output_buffer_depth": 0}
+    for st in steps(desc):
+        groups_k = ceil_div(st.tk, cfg.kp)
+        need["line_buffer_depth"] = max(need["line_buffer_depth"], st.cols_in)
+        need["streaming_buffer_depth"] = max(need["streaming_buffer_depth"],
+                                             st.tc * st.rows_in * ceil_div(st.cols_in, word) * word)
+        need["stationary_buffer_depth"] = max(need["stationary_buffer_depth"], groups_k * cfg.kp * st.tc)
+        need["output_buffer_depth"] = max(need["output_buffer_depth"],
+                                          groups_k * st.txo * ceil_div(st.tyo, cfg.yp) * cfg.kp * cfg.yp)
+    return need
+
+
+def check_fits(cfg, desc):
+    """Raise :class:`BufferOverflow` naming the first buffer a tile of ``desc`` overflows."""
+    units = {"line_buffer_depth": "activations per row", "streaming_buffer_depth": "bytes",
+             "stationary_buffer_depth": "3x3 slices", "output_buffer_depth": "int32 sums"}
+    for name, needed in buffer_needs(cfg, desc).items():
+        have = getattr(cfg, name)
+        if needed > have:
+            raise BufferOverflow(f"tile (T_K={desc['tile_k']}, T_C={desc['tile_c']}, "
+                                 f"T_XO={desc['tile_xo']}, T_YO={desc['tile_yo']}) needs "
+                                 f"{name} >= {needed} {units[name]}, the configuration has {have}")
+
+
+def core_commands(cfg: AccelConfig, desc, zero_point):
+    """Commands per ComputeCore stream for the whole layer (see module docstring)."""
+    check_fits(cfg, desc)
+    word = word_bytes_for(cfg.yp)
+    R, S = desc["kernel_size"], desc["stride"]
+    out = {name: [] for name in ("iact_rows", "weight_rows", "params_rows", "out_rows",
+                                 "iact_load", "iact_replay", "weight_load", "weight_replay",
+                                 "lb_cmd", "out_cmd")}
+    for st in steps(desc):
+        groups_k = ceil_div(st.tk, cfg.kp)
+        groups = ceil_div(st.tyo, cfg.yp)
+        words = st.tc * st.rows_in * ceil_div(st.cols_in, word)
+        out["iact_rows"].append({"rows": st.tc * st.rows_in, "row_bytes": st.cols_in})
+        out["iact_load"].append({"words": words})
+        out["iact_replay"].append({"words": words, "replays": groups_k})
+        out["weight_rows"].append({"rows": st.tk * st.tc, "row_bytes": R * R})
+        out["weight_load"].append({"kernels": st.tk, "channels": st.tc, "kernel": R})
+        out["weight_replay"].append({"kernel_groups": groups_k, "channels": st.tc})
+        if st.first_c:
+            out["params_rows"].append({"rows": st.tk, "row_bytes": PARAM_BYTES})
+        out["lb_cmd"].append({"channels": st.tc * groups_k, "rows_in": st.rows_in,
+                              "cols_in": st.cols_in, "out_rows": st.txo, "groups": groups,
+                              "pad_top": st.pad_top, "pad_left": st.pad_left, "stride": S,
+                              "kernel": R, "zero_point": zero_point})
+        out["out_cmd"].append({"kernel_groups": groups_k, "channels": st.tc, "out_rows": st.txo,
+                               "groups": groups, "init": int(st.first_c), "drain": int(st.last_c),
+                               "kernels": st.tk, "out_cols": st.tyo})
+    for c in tiling.commands(desc):
+        if c["kind"] == tiling.KIND_OUTPUT:
+            out["out_rows"].append({"rows": 1, "row_bytes": c["length"]})
+    return out

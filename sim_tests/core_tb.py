@@ -1,0 +1,116 @@
+"""Composite testbench: StreamingBuffer -> LineBuffer -> DPEArray -> OutputBuffer ->
+requantizers, fed with the DRAM transfers of host.tiling and the commands of
+host.schedule; the u8 output must equal host.quant.QuantConv bit for bit."""
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from host import tiling
+from host.layout import DramImage, layer_descriptor
+from host.quant import QuantConv
+from host.schedule import core_commands
+from hw.config import AccelConfig
+from hw.core import ComputeCore
+from sim_tests.harness import params, store_result
+from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+                          start_clock_and_reset)
+
+
+def random_conv(nrng, c, k, kernel, stride, padding, activation_table):
+    weight = nrng.integers(-128, 128, size=(k, c, kernel, kernel)).astype(np.int8)
+    weight[0, 0] = -128
+    bias = nrng.integers(-20000, 20000, size=k)
+    # outputs spread over the u8 range: M ~ 1 / (typical |acc|)
+    spread = np.sqrt(c * kernel * kernel) * 128 * 74
+    multiplier = (nrng.uniform(0.5, 2.0, size=k) * 128 / spread).astype(np.float32)
+    z_x, z_o = int(nrng.integers(0, 256)), int(nrng.integers(0, 256))
+    table = nrng.permutation(256).astype(np.uint8) if activation_table else np.arange(256, dtype=np.uint8)
+    return QuantConv(weight=weight, bias_q=bias, multiplier=multiplier, input_zero_point=z_x,
+                     output_zero_point=z_o, stride=stride, padding=padding,
+                     lo=int(nrng.integers(0, 40)), hi=int(nrng.integers(215, 256)), table=table)
+
+
+def beats(data, bus):
+    data = np.asarray(data, dtype=np.uint8)
+    out = []
+    for start in range(0, data.size, bus):
+        chunk = data[start:start + bus].tolist()
+        count = len(chunk)
+        out.append({"data": chunk + [0] * (bus - count), "count": count,
+                    "last": int(start + bus >= data.size)})
+    return out
+
+
+@cocotb.test()
+async def layer(dut):
+    p = params()
+    cfg = AccelConfig(**p["cfg"])
+    core = ComputeCore(cfg)
+    bus = core.bus_bytes
+    rng = seeded_rng(p)
+    nrng = np.random.default_rng(p.get("seed", 1))
+    L = p["layer"]
+    conv = random_conv(nrng, L["c"], L["k"], L["kernel"], L["stride"], L["padding"], p.get("table", False))
+    x = nrng.integers(0, 256, size=(1, L["c"], L["h"], L["w"]), dtype=np.uint8)
+    expected = conv(x)[0]
+
+    dram = DramImage()
+    desc = layer_descriptor(conv, x.shape, dram, p.get("tiles"))
+    dram.write("input", x)
+    streams = {"iact_in": [], "weight_in": [], "params_in": []}
+    kinds = {tiling.KIND_IACT: "iact_in", tiling.KIND_WEIGHT: "weight_in", tiling.KIND_PARAMS: "params_in"}
+    writes = []
+    for c in tiling.commands(desc):
+        if c["kind"] == tiling.KIND_OUTPUT:
+            writes.append((c["addr"], c["length"]))
+        else:
+            streams[kinds[c["kind"]]] += beats(dram.read(c["addr"], c["length"]), bus)
+    commands = core_commands(cfg, desc, conv.input_zero_point)
+    out_words = sum(-(-length // bus) for _, length in writes)
+
+    await start_clock_and_reset(dut)
+    pause = p.get("pause", 0.0)
+    pauses = (lambda: random_pauses(rng, pause)) if pause else (lambda: None)
+    layouts = {name: core.signature.members[name].signature.members["payload"].shape
+               for name in list(commands) + list(streams) + ["table"]}
+    # the activation table is part of the layer's set-up, written before anything runs
+    await StreamSource(dut, "table", layouts["table"]).send(
+        [{"addr": a, "data": int(v)} for a, v in enumerate(conv.table)])
+    tasks = [StreamSource(dut, name, layouts[name]).start(items) for name, items in commands.items()]
+    tasks += [StreamSource(dut, name, layouts[name], pause=pauses()).start(items)
+              for name, items in streams.items()]
+    sink = StreamSink(dut, "out", layouts["iact_in"], pause=pauses())
+    tasks.append(sink.start(out_words))
+
+    busy = [0]
+
+    async def count_busy():
+        while True:
+            await ReadOnly()
+            busy[0] += int(dut.array_busy.value)
+            await RisingEdge(dut.clk)
+    monitor = cocotb.start_soon(count_busy())
+    await finish(tasks, dut.clk, 50 * out_words + 40 * sum(len(v) for v in streams.values())
+                 + 20 * conv.weight.size + 20000)
+    monitor.cancel()
+
+    words = iter(sink.beats)
+    for addr, length in writes:
+        got = []
+        while len(got) < length:
+            beat = next(words)
+            got += beat["data"][:beat["count"]]
+            assert beat["last"] == int(len(got) == length), "write command boundary misplaced"
+        dram.memory[addr:addr + length] = got
+    out_addr, out_size = dram.regions["output"]
+    result = dram.memory[out_addr:out_addr + out_size].reshape(expected.shape)
+    bad = int((result != expected).sum())
+    where = [(tuple(int(i) for i in idx), int(result[idx]), int(expected[idx]))
+             for idx in zip(*np.nonzero(result != expected))][:8]
+    assert bad == 0, f"{bad} of {expected.size} outputs differ from QuantConv: (k, x, y), got, want: {where}"
+
+    k, xo, yo = expected.shape
+    macs = k * L["c"] * xo * yo * L["kernel"] ** 2
+    store_result({"cycles": sink.cycles[-1] + 1, "busy_cycles": busy[0], "macs": macs,
+                  "ideal_cycles": macs / (9 * cfg.kp * cfg.yp)})
