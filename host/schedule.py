@@ -55,7 +55,7 @@ def steps(desc):
         for x0 in range(0, XO, d["tile_xo"]):
             for y0 in range(0, YO, d["tile_yo"]):
                 txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
-                xi_lo, xi_hi, yi_lo, yi_hi = tiling._iact_tile(d, x0, y0, txo, tyo)
+                xi_lo, xi_hi, yi_lo, yi_hi = tiling.iact_tile(d, x0, y0, txo, tyo)
                 for c0 in range(0, d["channels"], d["tile_c"]):
                     yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
                                tk=min(d["tile_k"], d["kernels"] - k0),
@@ -66,19 +66,24 @@ def steps(desc):
 
 
 def buffer_needs(cfg, desc):
-    """Largest use of each buffer over the layer's tiles, in the buffers' own units."""
+    """What the largest tile of ``desc`` needs of each buffer, in the buffers' units.
+
+    The bound is the one the controller checks in hardware: an iAct tile has at most
+    ``min((T_XO - 1) * stride + R, H)`` rows and ``min((T_YO - 1) * stride + R, W)``
+    columns, a weight tile ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels.
+    """
     word = word_bytes_for(cfg.yp)
-    need = {"line_buffer_depth": 0, "streaming_buffer_depth": 0,
-            "stationary_buffer_depth": 0, "output_buffer_depth": 0}
-    for st in steps(desc):
-        groups_k = ceil_div(st.tk, cfg.kp)
-        need["line_buffer_depth"] = max(need["line_buffer_depth"], st.cols_in)
-        need["streaming_buffer_depth"] = max(need["streaming_buffer_depth"],
-                                             st.tc * st.rows_in * ceil_div(st.cols_in, word) * word)
-        need["stationary_buffer_depth"] = max(need["stationary_buffer_depth"], groups_k * cfg.kp * st.tc)
-        need["output_buffer_depth"] = max(need["output_buffer_depth"],
-                                          groups_k * st.txo * ceil_div(st.tyo, cfg.yp) * cfg.kp * cfg.yp)
-    return need
+    d = desc
+    R, S = d["kernel_size"], d["stride"]
+    rows = min((d["tile_xo"] - 1) * S + R, d["height"])
+    cols = min((d["tile_yo"] - 1) * S + R, d["width"])
+    groups_k = ceil_div(d["tile_k"], cfg.kp)
+    return {
+        "line_buffer_depth": cols,
+        "streaming_buffer_depth": d["tile_c"] * rows * ceil_div(cols, word) * word,
+        "stationary_buffer_depth": groups_k * cfg.kp * d["tile_c"],
+        "output_buffer_depth": groups_k * d["tile_xo"] * ceil_div(d["tile_yo"], cfg.yp) * cfg.kp * cfg.yp,
+    }
 
 
 def check_fits(cfg, desc):

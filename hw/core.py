@@ -11,10 +11,11 @@ from .output_buffer import OutputBuffer, output_params_layout
 from .repacker import Repacker, byte_stream_layout
 from .stationary_buffer import StationaryBuffer
 from .streaming_buffer import StreamingBuffer
+from .tiler import PARAM_BYTES
 
 __all__ = ["ComputeCore", "PARAM_BYTES"]
 
-PARAM_BYTES = 16        # per kernel in DRAM: bias (s32), multiplier (f32 bits), z_o, lo, hi, 0
+
 
 
 class ComputeCore(wiring.Component):

@@ -1,0 +1,143 @@
+"""The register map: the single source for the CSR block, the host driver and the
+exported JSON / C header.
+
+All registers are 32 bits wide at 4-byte aligned offsets of the AXI4-Lite slave.
+64-bit quantities are split into ``_LO`` / ``_HI`` registers (low word first).
+"""
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from amaranth.lib import data
+
+from .config import AccelConfig
+from .tiler import LayerDescriptor
+
+__all__ = ["Register", "RegisterMap", "register_map", "ErrorCode", "MAGIC", "VERSION",
+           "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERROR"]
+
+MAGIC = 0x44504547          # "DPEG"
+VERSION = 0x00010000        # 1.0
+
+CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
+CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
+STATUS_BUSY = 1 << 0
+STATUS_DONE = 1 << 1        # set when a layer ends (successfully or not), cleared by START
+STATUS_ERROR = 1 << 2       # ERROR_CODE is not NONE
+
+
+class ErrorCode(IntEnum):
+    """Values of ERROR_CODE. Descriptor errors are found before any DRAM access."""
+    NONE = 0
+    BAD_KERNEL = 1          # kernel_size not 1 or 3
+    BAD_STRIDE = 2          # stride not 1 or 2
+    BAD_PADDING = 3         # padding > kernel_size - 1
+    ZERO_SIZE = 4           # a tensor or tile dimension is 0, or the output is empty
+    LINE_BUFFER_OVERFLOW = 5
+    STREAMING_BUFFER_OVERFLOW = 6
+    STATIONARY_BUFFER_OVERFLOW = 7
+    OUTPUT_BUFFER_OVERFLOW = 8
+    ADDRESS_OVERFLOW = 9    # a tensor runs past the top of the address space
+    BAD_PITCH = 10          # in_pitch < width or out_pitch < output width
+    DMA_READ_ERROR = 11     # SLVERR / DECERR on a read
+    DMA_WRITE_ERROR = 12    # SLVERR / DECERR on a write
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    access: str             # "ro", "rw", "wo" (reads 0), "w1c" (write 1 to clear)
+    doc: str
+    reset: int = 0
+    field_name: str = ""    # descriptor field this register (or its half) holds
+    half: int = 0           # 0: bits 0..31 of the field, 1: bits 32..63
+
+
+@dataclass
+class RegisterMap:
+    registers: list = field(default_factory=list)
+
+    def add(self, name, access, doc, **kw):
+        offset = 4 * len(self.registers)
+        self.registers.append(Register(name, offset, access, doc, **kw))
+
+    def __getitem__(self, name):
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self.registers)
+
+    @property
+    def size(self):
+        return 4 * len(self.registers)
+
+    def descriptor_registers(self):
+        return [r for r in self.registers if r.field_name]
+
+    def to_json(self):
+        return {"registers": [{"name": r.name, "offset": r.offset, "access": r.access,
+                               "doc": r.doc, "reset": r.reset} for r in self.registers],
+                "error_codes": {e.name: int(e) for e in ErrorCode},
+                "bits": {"CONTROL_START": CONTROL_START, "CONTROL_SOFT_RESET": CONTROL_SOFT_RESET,
+                         "STATUS_BUSY": STATUS_BUSY, "STATUS_DONE": STATUS_DONE,
+                         "STATUS_ERROR": STATUS_ERROR}}
+
+    def c_header(self, prefix="DPEGEN"):
+        lines = ["/* dpegen register map (generated; do not edit). */",
+                 f"#ifndef {prefix}_REGS_H", f"#define {prefix}_REGS_H", ""]
+        for r in self.registers:
+            lines.append(f"#define {prefix}_{r.name:<32} 0x{r.offset:03x}u  /* {r.access}: {r.doc} */")
+        lines.append("")
+        for name, value in self.to_json()["bits"].items():
+            lines.append(f"#define {prefix}_{name:<32} 0x{value:x}u")
+        lines.append("")
+        for e in ErrorCode:
+            lines.append(f"#define {prefix}_ERROR_{e.name:<26} {int(e)}u")
+        lines += ["", f"#endif /* {prefix}_REGS_H */", ""]
+        return "\n".join(lines)
+
+
+def _counter(rm, name, doc):
+    rm.add(f"{name}_LO", "ro", f"{doc} (bits 0..31)")
+    rm.add(f"{name}_HI", "ro", f"{doc} (bits 32..63)")
+
+
+def register_map(cfg: AccelConfig = AccelConfig()):
+    rm = RegisterMap()
+    # identification
+    rm.add("MAGIC", "ro", "0x44504547, 'DPEG'", reset=MAGIC)
+    rm.add("VERSION", "ro", "register map version, major << 16 | minor", reset=VERSION)
+    for name in ("kp", "yp", "line_buffer_depth", "streaming_buffer_depth",
+                 "stationary_buffer_depth", "output_buffer_depth", "axi_data_width",
+                 "axi_addr_width", "max_outstanding_reads"):
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
+    # control and status
+    rm.add("CONTROL", "wo", "bit 0 START, bit 1 SOFT_RESET")
+    rm.add("STATUS", "ro", "bit 0 BUSY, bit 1 DONE, bit 2 ERROR")
+    rm.add("ERROR_CODE", "ro", "ErrorCode of the last layer")
+    rm.add("IRQ_ENABLE", "rw", "bit 0: raise irq when a layer ends")
+    rm.add("IRQ_STATUS", "w1c", "bit 0: a layer ended; write 1 to clear (and drop irq)")
+    # layer descriptor
+    for name, fld in data.Layout.cast(LayerDescriptor):
+        width = fld.shape.width
+        if width > 32:
+            rm.add(f"DESC_{name.upper()}_LO", "rw", f"descriptor {name} bits 0..31", field_name=name)
+            rm.add(f"DESC_{name.upper()}_HI", "rw", f"descriptor {name} bits 32..63", field_name=name, half=1)
+        else:
+            rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
+    rm.add("TABLE_ADDR_LO", "rw", "DRAM address of the 256-byte activation table (bits 0..31)")
+    rm.add("TABLE_ADDR_HI", "rw", "DRAM address of the 256-byte activation table (bits 32..63)")
+    rm.add("INPUT_ZERO_POINT", "rw", "bits 0..7: input zero point, the value of padded positions")
+    # performance counters, cleared by START
+    _counter(rm, "CYCLES", "cycles from START to the end of the layer")
+    _counter(rm, "ARRAY_BUSY_CYCLES", "cycles in which the DPE array took a window beat")
+    _counter(rm, "DRAM_READ_BYTES", "bytes read from DRAM")
+    _counter(rm, "DRAM_WRITE_BYTES", "bytes written to DRAM")
+    _counter(rm, "STALL_INPUT_CYCLES", "array idle: no window from the line buffer")
+    _counter(rm, "STALL_WEIGHTS_CYCLES", "array idle: window waits for weights")
+    _counter(rm, "STALL_OUTPUT_CYCLES", "array stalled by the output buffer")
+    return rm

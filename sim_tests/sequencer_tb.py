@@ -1,0 +1,43 @@
+"""cocotb testbench of hw.sequencer.Sequencer against host.schedule.core_commands."""
+
+import cocotb
+from cocotb.triggers import RisingEdge
+
+from host import tiling
+from host.schedule import core_commands
+from hw.config import AccelConfig
+from hw.core import ComputeCore
+from hw.sequencer import COMMAND_STREAMS, Sequencer
+from sim_tests.harness import params
+from sim_tests.tb import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
+
+
+@cocotb.test()
+async def command_streams(dut):
+    p = params()
+    cfg = AccelConfig(**p["cfg"])
+    seq = Sequencer(ComputeCore(cfg))
+    rng = seeded_rng(p)
+    await start_clock_and_reset(dut)
+    for index, desc in enumerate(p["descriptors"]):
+        zero_point = (37 * index + 11) & 0xFF
+        expected = core_commands(cfg, desc, zero_point)
+        dut.descriptor.value = tiling.pack(desc)
+        dut.zero_point.value = zero_point
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        pause = p.get("pause", 0.0)
+        sinks = {name: StreamSink(dut, name, seq.layouts[name],
+                                  pause=random_pauses(rng, pause) if pause else None)
+                 for name in COMMAND_STREAMS}
+        tasks = [sinks[name].start(len(expected[name])) for name in COMMAND_STREAMS]
+        await finish(tasks, dut.clk, 400 * len(expected["lb_cmd"]) + 400)
+        for name in COMMAND_STREAMS:
+            for i, (got, want) in enumerate(zip(sinks[name].beats, expected[name])):
+                assert got == want, f"descriptor {index}, {name} command {i}: {got} != {want}"
+        for _ in range(8):
+            await RisingEdge(dut.clk)
+        assert int(dut.busy.value) == 0, "sequencer still busy after its last step"
+        for name in COMMAND_STREAMS:
+            assert int(getattr(dut, f"{name}__valid").value) == 0, f"extra {name} command"

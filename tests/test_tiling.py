@@ -1,0 +1,168 @@
+"""Sanity of the golden address model host/tiling.py against brute-force coverage."""
+
+import numpy as np
+import pytest
+
+from host import tiling
+from host.tiling import (KIND_IACT, KIND_OUTPUT, KIND_PARAMS, KIND_WEIGHT, PARAM_BYTES,
+                         commands, descriptor, output_size, pack, transfers)
+from hw.tiler import descriptor_layout
+
+BASES = dict(input_addr=0x12_3456_7003, weight_addr=0x20_0000_0000, params_addr=0x30_0000_0010,
+             output_addr=0x40_0000_0005)
+
+# (shape, tiling) cases, also replayed on the RTL by sim_tests/test_tiler.py
+CASES = [
+    dict(channels=5, height=9, width=11, kernels=7, tile_k=3, tile_c=2, tile_xo=4, tile_yo=5,
+         stride=2, padding=1),
+    dict(channels=3, height=8, width=8, kernels=4, tile_k=2, tile_c=3, tile_xo=3, tile_yo=8,
+         stride=1, padding=1),                        # full output rows: rows merge
+    dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
+         stride=1, padding=0),                        # whole tile: channels merge
+    dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
+         stride=1, padding=0, in_pitch=9, out_pitch=8),   # pitched rows: nothing merges
+    dict(channels=6, height=10, width=13, kernels=3, tile_k=2, tile_c=4, tile_xo=3, tile_yo=4,
+         stride=2, padding=2),
+    dict(channels=2, height=7, width=5, kernels=9, tile_k=4, tile_c=8, tile_xo=2, tile_yo=3,
+         kernel_size=1, stride=1, padding=0),         # 1x1, T_C > C
+    dict(channels=3, height=5, width=6, kernels=2, tile_k=1, tile_c=1, tile_xo=1, tile_yo=2,
+         kernel_size=1, stride=1, padding=1),         # 1x1 with padding: empty iAct tiles
+    dict(channels=7, height=12, width=9, kernels=6, tile_k=4, tile_c=7, tile_xo=5, tile_yo=9,
+         stride=2, padding=1),                        # stride 2, full rows, T_C == C
+    dict(channels=1, height=3, width=3, kernels=1, tile_k=1, tile_c=1, tile_xo=1, tile_yo=1,
+         stride=1, padding=0),                        # 1x1 output
+    dict(channels=4, height=9, width=9, kernels=3, tile_k=2, tile_c=3, tile_xo=9, tile_yo=9,
+         stride=1, padding=1),                        # one spatial tile, channel split
+    dict(channels=3, height=11, width=10, kernels=4, tile_k=3, tile_c=2, tile_xo=4, tile_yo=3,
+         kernel_size=1, stride=2, padding=2),
+    dict(channels=2, height=4, width=20, kernels=2, tile_k=2, tile_c=1, tile_xo=2, tile_yo=20,
+         stride=1, padding=1, in_pitch=32, out_pitch=20),  # input pitched, output merged
+]
+
+
+def case_descriptor(case):
+    return descriptor(**BASES, **case)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_coverage(index):
+    d = case_descriptor(CASES[index])
+    C, X, Y, K = d["channels"], d["height"], d["width"], d["kernels"]
+    R, s, p = d["kernel_size"], d["stride"], d["padding"]
+    XO, YO = output_size(X, R, s, p), output_size(Y, R, s, p)
+    pitch, opitch = d["in_pitch"], d["out_pitch"]
+    cmds = commands(d)
+    assert cmds[-1]["end"] == 1 and sum(c["end"] for c in cmds) == 1
+
+    # split into steps: a step ends with its output group, or with its weight/params group
+    written = np.zeros(K * XO * opitch, dtype=int)
+    steps, current = [], []
+    for c in cmds:
+        current.append(c)
+        if c["group_last"] and (c["kind"] == KIND_OUTPUT or
+                                (not c["last_c"] and (c["kind"] == KIND_PARAMS or
+                                 (c["kind"] == KIND_WEIGHT and not c["first_c"])))):
+            steps.append(current)
+            current = []
+    assert not current
+    expected_steps = []
+    for k0 in range(0, K, d["tile_k"]):
+        for x0 in range(0, XO, d["tile_xo"]):
+            for y0 in range(0, YO, d["tile_yo"]):
+                for c0 in range(0, C, d["tile_c"]):
+                    expected_steps.append((k0, x0, y0, c0))
+    assert len(steps) == len(expected_steps)
+
+    for step, (k0, x0, y0, c0) in zip(steps, expected_steps):
+        tk, tc = min(d["tile_k"], K - k0), min(d["tile_c"], C - c0)
+        txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
+        # input bytes read in this step == exactly the bytes the tile's windows touch
+        read = np.zeros(C * X * pitch, dtype=int)
+        for c in step:
+            if c["kind"] == KIND_IACT:
+                off = c["addr"] - d["input_addr"]
+                read[off:off + c["length"]] += 1
+        need = np.zeros((C, X, pitch), dtype=int)
+        for xo in range(x0, x0 + txo):
+            for yo in range(y0, y0 + tyo):
+                for dr in range(R):
+                    for dc in range(R):
+                        xi, yi = xo * s - p + dr, yo * s - p + dc
+                        if 0 <= xi < X and 0 <= yi < Y:
+                            need[c0:c0 + tc, xi, yi] = 1
+        rows = np.nonzero(need.any(axis=(0, 2)))[0]
+        cols = np.nonzero(need.any(axis=(0, 1)))[0]
+        box = np.zeros_like(need)
+        if rows.size:
+            box[c0:c0 + tc, rows.min():rows.max() + 1, cols.min():cols.max() + 1] = 1
+        assert np.array_equal(read, box.reshape(-1)), "iAct bytes read != the tile's bounding box"
+        assert (box >= need).all()
+        assert read.sum() == tc * (rows.size and (rows.max() - rows.min() + 1)) * \
+            (cols.size and (cols.max() - cols.min() + 1))
+        # weights: exactly kernels [k0, k0+tk) x channels [c0, c0+tc)
+        wread = np.zeros((K, C, R * R), dtype=int).reshape(-1)
+        for c in step:
+            if c["kind"] == KIND_WEIGHT:
+                off = c["addr"] - d["weight_addr"]
+                wread[off:off + c["length"]] += 1
+        wneed = np.zeros((K, C, R * R), dtype=int)
+        wneed[k0:k0 + tk, c0:c0 + tc] = 1
+        assert np.array_equal(wread, wneed.reshape(-1))
+        params = [c for c in step if c["kind"] == KIND_PARAMS]
+        if c0 == 0:
+            assert [(c["addr"], c["length"]) for c in params] == \
+                [(d["params_addr"] + k0 * PARAM_BYTES, tk * PARAM_BYTES)]
+        else:
+            assert not params
+        outs = [c for c in step if c["kind"] == KIND_OUTPUT]
+        assert bool(outs) == (c0 + d["tile_c"] >= C)
+        for c in outs:
+            off = c["addr"] - d["output_addr"]
+            written[off:off + c["length"]] += 1
+    # every output byte written exactly once, pitch padding never
+    owant = np.zeros((K, XO, opitch), dtype=int)
+    owant[:, :, :YO] = 1
+    assert np.array_equal(written, owant.reshape(-1))
+
+
+def test_merging():
+    d = case_descriptor(CASES[1])        # tile_yo == YO, pitch == width: one command per channel
+    iact = [c for c in commands(d) if c["kind"] == KIND_IACT and c["first_c"]]
+    first_tile = iact[:3]
+    # output rows 0..2 with padding 1 need input rows -1..3, clipped to 0..3: 4 rows of 8 bytes
+    assert [c["length"] for c in first_tile] == [4 * 8] * 3
+    d = case_descriptor(CASES[2])        # whole tile: one command for all channels of the step
+    steps = [c for c in commands(d) if c["kind"] == KIND_IACT]
+    assert [(c["addr"] - d["input_addr"], c["length"]) for c in steps] == [(0, 2 * 42), (84, 2 * 42)]
+    outs = [c for c in commands(d) if c["kind"] == KIND_OUTPUT]
+    assert [(c["addr"], c["length"]) for c in outs] == [(d["output_addr"], 5 * 4 * 5)]   # K x XO x YO, 3x3 no padding
+    d = case_descriptor(CASES[3])        # same shape, pitched: per row
+    assert sum(c["kind"] == KIND_IACT for c in commands(d)) == 4 * 6
+    w = [c for c in commands(case_descriptor(CASES[7])) if c["kind"] == KIND_WEIGHT]
+    assert all(c["length"] in (4 * 7 * 9, 2 * 7 * 9) for c in w)   # T_C == C: one per k-tile
+
+
+def test_pack_roundtrip():
+    d = case_descriptor(CASES[0])
+    value = pack(d)
+    layout = descriptor_layout()
+    for name, field in layout:
+        width = field.shape.width
+        assert (value >> field.offset) & ((1 << width) - 1) == d[name], name
+    assert int.from_bytes(tiling.pack_bytes(d), "little") == value
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"kernel_size": 2}, "kernel_size"), ({"stride": 3}, "stride"), ({"padding": 3}, "padding"),
+    ({"tile_c": 0}, "tile_c"), ({"in_pitch": 4}, "in_pitch"), ({"height": 1, "padding": 0}, "height"),
+])
+def test_validation(change, match):
+    args = dict(BASES, **CASES[0])
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        descriptor(**args)
+
+
+def test_transfers_projection():
+    d = case_descriptor(CASES[4])
+    assert transfers(d) == [(c["kind"], c["addr"], c["length"]) for c in commands(d)]
