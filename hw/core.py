@@ -13,7 +13,9 @@ from .stationary_buffer import StationaryBuffer
 from .streaming_buffer import StreamingBuffer
 from .tiler import PARAM_BYTES
 
-__all__ = ["ComputeCore", "PARAM_BYTES"]
+__all__ = ["ComputeCore", "PARAM_BYTES", "OUT_ROW_MAX"]
+
+OUT_ROW_MAX = (1 << 32) - 1     # a write command's length
 
 
 
@@ -54,11 +56,10 @@ class ComputeCore(wiring.Component):
         self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp,
                                    depth=max(1, cfg.output_buffer_depth // (cfg.kp * cfg.yp)),
                                    max_dim=4096)
-        max_bytes = 1 << 24
         self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes, max_row=cfg.line_buffer_depth)
         self.weight_packer = Repacker(in_bytes=bus, out_bytes=9, max_row=9)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)
-        self.out_packer = Repacker(in_bytes=cfg.yp, out_bytes=bus, max_row=max_bytes)
+        self.out_packer = Repacker(in_bytes=cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
         bus_layout = byte_stream_layout(bus)
         super().__init__({
             "iact_in": In(stream.Signature(bus_layout)),
@@ -77,6 +78,9 @@ class ComputeCore(wiring.Component):
             "lb_cmd": In(stream.Signature(self.line_buffer.command_layout)),
             "out_cmd": In(stream.Signature(self.output.cmd_layout)),
             "array_busy": Out(1),
+            "stall_input": Out(1),
+            "stall_weights": Out(1),
+            "stall_output": Out(1),
         })
 
     def elaborate(self, platform):
@@ -139,6 +143,9 @@ class ComputeCore(wiring.Component):
             self.output.sums.payload.sums.eq(self.array.sums.payload.sums),
             self.array.sums.ready.eq(self.output.sums.ready),
             self.array_busy.eq(arr.valid & arr.ready),
+            self.stall_output.eq(self.array.sums.valid & ~self.output.sums.ready),
+            self.stall_weights.eq(lb.valid & ~arr.ready & ~self.stall_output),
+            self.stall_input.eq(~lb.valid & ~self.stall_output),
         ]
 
         # output: YP-byte beats -> bus words, one write command per out_rows row

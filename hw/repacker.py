@@ -4,7 +4,7 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Repacker", "byte_stream_layout"]
+__all__ = ["Repacker", "byte_stream_layout", "row_command_layout"]
 
 
 def byte_stream_layout(width_bytes):
@@ -14,6 +14,11 @@ def byte_stream_layout(width_bytes):
         "count": range(width_bytes + 1),
         "last": 1,
     })
+
+
+def row_command_layout(max_row):
+    """``{rows, row_bytes}``: the next ``rows`` rows are ``row_bytes`` long."""
+    return data.StructLayout({"rows": unsigned(32), "row_bytes": range(max_row + 1)})
 
 
 class Repacker(wiring.Component):
@@ -37,7 +42,7 @@ class Repacker(wiring.Component):
         self.in_bytes, self.out_bytes = in_bytes, out_bytes
         self.in_layout = byte_stream_layout(in_bytes)
         self.out_layout = byte_stream_layout(out_bytes)
-        self.cmd_layout = data.StructLayout({"rows": unsigned(32), "row_bytes": range(max_row + 1)})
+        self.cmd_layout = row_command_layout(max_row)
         super().__init__({
             "cmd": In(stream.Signature(self.cmd_layout)),
             "i": In(stream.Signature(self.in_layout)),

@@ -12,7 +12,7 @@ from host.quant import QuantConv
 from host.schedule import core_commands
 from hw.config import AccelConfig
 from hw.core import ComputeCore
-from sim_tests.harness import params, store_result
+from host.simulator import params, store_result
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 

@@ -4,7 +4,7 @@ import cocotb
 import numpy as np
 
 from hw.dpe_array import DPEArray
-from sim_tests.harness import params
+from host.simulator import params
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 

@@ -4,7 +4,7 @@ import cocotb
 import numpy as np
 
 from hw.dpe import dpe_input_layout, RESULT_SHAPE
-from sim_tests.harness import params
+from host.simulator import params
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 

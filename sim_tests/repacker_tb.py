@@ -4,7 +4,7 @@ import cocotb
 import numpy as np
 
 from hw.repacker import Repacker
-from sim_tests.harness import params
+from host.simulator import params
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from host.quant import requantize, wrap_int32
 from hw.requant import requant_input_layout, table_write_layout
-from sim_tests.harness import params
+from host.simulator import params
 from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 

@@ -8,7 +8,7 @@ from host.schedule import core_commands
 from hw.config import AccelConfig
 from hw.core import ComputeCore
 from hw.sequencer import COMMAND_STREAMS, Sequencer
-from sim_tests.harness import params
+from host.simulator import params
 from sim_tests.tb import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from hw.config import AccelConfig
 from hw.core import ComputeCore
-from sim_tests import harness
+from host import simulator
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)
@@ -23,7 +23,7 @@ LAYERS = {
 
 def run_layer(name, pause=0.0, seed=1):
     spec = LAYERS[name]
-    return harness.run(ComputeCore(AccelConfig(**CFG)), name="core_small", test_module="sim_tests.core_tb",
+    return simulator.run(ComputeCore(AccelConfig(**CFG)), name="core_small", test_module="sim_tests.core_tb",
                        params={"cfg": CFG, "seed": seed, "pause": pause, **spec}, result=True)
 
 

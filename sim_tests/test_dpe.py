@@ -1,10 +1,10 @@
 import pytest
 
 from hw.dpe import DPE
-from sim_tests import harness
+from host import simulator
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
 def test_dpe(pause):
-    harness.run(DPE(), name="dpe", test_module="sim_tests.dpe_tb",
+    simulator.run(DPE(), name="dpe", test_module="sim_tests.dpe_tb",
                 params={"seed": 11 + int(pause * 10), "pause": pause, "count": 400})

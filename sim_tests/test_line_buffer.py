@@ -1,11 +1,11 @@
 import pytest
 
 from hw.line_buffer import LineBuffer
-from sim_tests import harness
+from host import simulator
 
 
 def run(yp, max_row, **params):
-    harness.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
+    simulator.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
                 test_module="sim_tests.line_buffer_tb",
                 params={"yp": yp, "max_row": max_row, **params})
 

@@ -1,7 +1,7 @@
 import pytest
 
 from hw.repacker import Repacker
-from sim_tests import harness
+from host import simulator
 
 
 @pytest.mark.parametrize("in_bytes,out_bytes,row_bytes,rows,partial,pause", [
@@ -13,7 +13,7 @@ from sim_tests import harness
     (4, 16, 16, 6, False, 0.0),
 ])
 def test_repacker(in_bytes, out_bytes, row_bytes, rows, partial, pause):
-    harness.run(Repacker(in_bytes=in_bytes, out_bytes=out_bytes, max_row=4096),
+    simulator.run(Repacker(in_bytes=in_bytes, out_bytes=out_bytes, max_row=4096),
                 name=f"repacker_{in_bytes}_{out_bytes}", test_module="sim_tests.repacker_tb",
                 params={"in_bytes": in_bytes, "out_bytes": out_bytes, "row_bytes": row_bytes,
                         "rows": rows, "partial": partial, "pause": pause,

@@ -1,12 +1,12 @@
 import pytest
 
 from hw.stationary_buffer import StationaryBuffer
-from sim_tests import harness
+from host import simulator
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
 def test_weight_tiles(pause):
-    harness.run(StationaryBuffer(kp=3, depth=32), name="stationary_buffer_3_32",
+    simulator.run(StationaryBuffer(kp=3, depth=32), name="stationary_buffer_3_32",
                 test_module="sim_tests.stationary_buffer_tb",
                 params={"kp": 3, "depth": 32, "tiles": 8, "pause": pause, "seed": 5 + int(pause * 10)})
 

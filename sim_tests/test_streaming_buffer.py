@@ -1,11 +1,11 @@
 import pytest
 
 from hw.streaming_buffer import StreamingBuffer
-from sim_tests import harness
+from host import simulator
 
 
 def run(**params):
-    harness.run(StreamingBuffer(word_bytes=16, depth=32), name="streaming_buffer_16_32",
+    simulator.run(StreamingBuffer(word_bytes=16, depth=32), name="streaming_buffer_16_32",
                 test_module="sim_tests.streaming_buffer_tb",
                 params={"word_bytes": 16, "depth": 32, **params})
 

@@ -1,11 +1,11 @@
 from hw.tiler import Tiler
-from sim_tests import harness
+from host import simulator
 from tests.test_tiling import CASES, case_descriptor
 
 
 def test_tiler_matches_golden_model():
     descriptors = [case_descriptor(case) for case in CASES]
-    harness.run(Tiler(addr_width=40), name="tiler", test_module="sim_tests.tiler_tb",
+    simulator.run(Tiler(addr_width=40), name="tiler", test_module="sim_tests.tiler_tb",
                 params={"addr_width": 40, "descriptors": descriptors, "pause": 0.3, "seed": 7})
 
 

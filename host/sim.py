@@ -1,0 +1,96 @@
+"""Simulation backend: runs layers on the generated accelerator in Verilator.
+
+``run_conv(cfg, conv, x_u8)`` builds the :class:`hw.top.Accelerator` for ``cfg`` (cached
+by Verilog hash), loads a DRAM image into an AXI4 RAM model, programs the registers over
+AXI4-Lite exactly as the board driver does, waits for the interrupt and returns the
+output and the performance counters. Usable from plain Python and from tests.
+"""
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import AccelConfig
+from hw.regs import ErrorCode
+
+from . import simulator
+from .driver import DriverError, prepare_layer
+from .quant import QuantConv
+
+__all__ = ["run_conv", "run_layers", "accelerator_verilog"]
+
+_VERILOG = {}
+
+
+def accelerator_verilog(cfg: AccelConfig):
+    """The Accelerator's Verilog and its module name, converted once per configuration."""
+    if cfg not in _VERILOG:
+        from hw.top import Accelerator
+        text = simulator.to_verilog(Accelerator(cfg), "dpegen_accel")
+        _VERILOG[cfg] = text
+    return _VERILOG[cfg]
+
+
+def timeout_cycles(cfg, desc):
+    """Generous bound on a layer's cycles: 8x its MAC-bound time plus transfers."""
+    from . import tiling
+    macs = desc["channels"] * desc["kernels"] * desc["kernel_size"] ** 2 * \
+        tiling.output_size(desc["height"], desc["kernel_size"], desc["stride"], desc["padding"]) * \
+        tiling.output_size(desc["width"], desc["kernel_size"], desc["stride"], desc["padding"])
+    return int(8 * macs / cfg.macs_per_cycle) + 200_000
+
+
+def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False):
+    """Run prepared layers (``LayerRun`` plus per-layer options) in one simulation.
+
+    ``layers``: dicts ``{"run": LayerRun, "fault": None or {...}, "soft_reset_first": bool,
+    "writes": optional override}``, all sharing the first run's DRAM image. Returns the
+    cocotb side's result dict (identification, per-layer status/counters/output, and the
+    DRAM bytes that changed).
+    """
+    first = layers[0]["run"]
+    with tempfile.TemporaryDirectory(prefix="dpegen-sim-") as tmp:
+        image = Path(tmp) / "image.npz"
+        np.savez(image, memory=first.dram.memory)
+        spec = []
+        for layer in layers:
+            run = layer["run"]
+            out_size = int(np.prod(run.output_shape))
+            spec.append({"writes": layer.get("writes", run.writes),
+                         "output": [run.output_addr, out_size],
+                         "timeout_cycles": timeout_cycles(cfg, run.descriptor),
+                         "fault": layer.get("fault"),
+                         "soft_reset_first": layer.get("soft_reset_first", False)})
+        return simulator.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
+                             test_module="host.sim_tb", result=True, waves=waves,
+                             params={"image": str(image), "layers": spec, "latency": latency,
+                                     "pause": pause, "seed": seed})
+
+
+def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50, pause=0.0,
+             seed=1, waves=False):
+    """Run ``conv`` on ``x_u8`` (N, C, H, W) u8 in simulation: ``(y_u8, counters)``.
+
+    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the largest that fit).
+    ``latency``: DRAM read latency in cycles; ``pause``: probability of a random AXI
+    pause per channel and cycle. ``counters`` sums the performance counters over the
+    batch and adds ``wall_cycles`` (START to interrupt, as the testbench saw it).
+    """
+    x_u8 = np.asarray(x_u8)
+    if x_u8.ndim != 4:
+        raise ValueError(f"input must be (N, C, H, W), got shape {x_u8.shape}")
+    outputs, totals = [], {}
+    for image in x_u8:
+        run = prepare_layer(cfg, conv, image[None], tiles)
+        result = run_layers(cfg, [{"run": run}], latency=latency, pause=pause, seed=seed, waves=waves)
+        layer = result["layers"][0]
+        if layer["error_code"]:
+            raise DriverError(f"accelerator error {ErrorCode(layer['error_code']).name}")
+        if not layer["irq"]:
+            raise DriverError(f"layer did not finish within {timeout_cycles(cfg, run.descriptor)} cycles")
+        outputs.append(np.asarray(layer["output"], dtype=np.uint8).reshape(run.output_shape))
+        for name, value in {**layer["counters"], "wall_cycles": layer["wall_cycles"]}.items():
+            totals[name] = totals.get(name, 0) + value
+    return np.stack(outputs), totals

@@ -1,0 +1,50 @@
+import pytest
+
+from hw.output_buffer import OutputBuffer
+from host import simulator
+
+# two builds: (kp, yp, depth, max_dim)
+CONFIGS = {"3x4": (3, 4, 64, 64), "2x3": (2, 3, 32, 16)}
+
+
+def run(config, **params):
+    kp, yp, depth, max_dim = CONFIGS[config]
+    simulator.run(OutputBuffer(kp=kp, yp=yp, depth=depth, max_dim=max_dim),
+                name=f"output_buffer_{kp}x{yp}", test_module="sim_tests.output_buffer_tb",
+                params={"kp": kp, "yp": yp, "depth": depth, "max_dim": max_dim, **params})
+
+
+@pytest.mark.parametrize("config,pause,table", [("3x4", 0.0, False), ("3x4", 0.3, True),
+                                                ("2x3", 0.3, True)])
+def test_random_tiles(config, pause, table):
+    """Several output tiles of several passes; T_K, T_YO not multiples of KP, YP; init
+    with and without accumulation; random valid gaps and out backpressure; random tables."""
+    run(config, seed=11 + int(pause * 10) + len(config), tiles=10, pause=pause, table=table)
+
+
+def test_double_buffer_overlap():
+    """No pauses: accumulation never waits and overlaps the previous tile's drain."""
+    run("3x4", seed=7, scenario="overlap", tiles=5, table=True)
+
+
+@pytest.mark.parametrize("config", ["2x3", "3x4"])
+def test_same_address_back_to_back_and_int32_wrap(config):
+    run(config, seed=3, scenario="same_address", table=False)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"kp": 0, "yp": 4, "depth": 64}, "kp"),
+    ({"kp": 3, "yp": 65, "depth": 64}, "yp"),
+    ({"kp": 3, "yp": 4, "depth": 0}, "depth"),
+    ({"kp": 3, "yp": 4, "depth": 64, "max_dim": 0}, "max_dim"),
+    ({"kp": 3, "yp": 4, "depth": 64, "max_dim": 70000}, "max_dim"),
+    ({"kp": 3, "yp": 4, "depth": 64.0}, "depth"),
+])
+def test_bad_parameters(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer in \["):
+        OutputBuffer(**kwargs)
+
+
+def test_positional_arguments_refused():
+    with pytest.raises(TypeError):
+        OutputBuffer(3, 4, 64)
