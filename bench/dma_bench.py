@@ -32,7 +32,7 @@ if cocotb is not None:
     async def dma_efficiency(dut):
         from hw.dma import beat_layout, cmd_layout
         from sim_tests.axi_tb import CycleCounter, add_read_latency, add_write_latency, make_ram
-        from sim_tests.harness import params, store_result
+        from host.simulator import params, store_result
         from cocotb.triggers import ClockCycles
         from sim_tests.tb import StreamSink, StreamSource, finish, start_clock_and_reset
 
@@ -86,9 +86,9 @@ if cocotb is not None:
 
 def main():
     from hw.dma import AxiDma
-    from sim_tests import harness
+    from host import simulator
 
-    results = harness.run(AxiDma(data_width=DATA_WIDTH, addr_width=32),
+    results = simulator.run(AxiDma(data_width=DATA_WIDTH, addr_width=32),
                           name=f"axi_dma_{DATA_WIDTH}", test_module="bench.dma_bench",
                           params={"data_width": DATA_WIDTH, "transfer": TRANSFER,
                                   "latencies": list(LATENCIES), "offsets": list(OFFSETS)},
