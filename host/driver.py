@@ -32,6 +32,18 @@ class LayerRun:
     writes: list               # (offset, value) register writes, START excluded
     output_addr: int
     output_shape: tuple
+    table_addr: int
+    zero_point: int
+
+    def writes_with(self, cfg, **fields):
+        """The register writes with some descriptor fields replaced (unchecked)."""
+        return register_writes(cfg, {**self.descriptor, **fields}, self.table_addr, self.zero_point)
+
+    def read_bytes(self):
+        """Bytes the layer must read from DRAM: its transfers plus the table."""
+        from . import tiling
+        return TABLE_BYTES + sum(length for kind, _, length in tiling.transfers(self.descriptor)
+                                 if kind != tiling.KIND_OUTPUT)
 
 
 def default_tiles(cfg, conv, height, width):
@@ -42,6 +54,12 @@ def default_tiles(cfg, conv, height, width):
                 channels=conv.in_channels, height=height, width=width, kernels=conv.out_channels,
                 kernel_size=conv.kernel_size, stride=conv.stride, padding=conv.padding)
     from . import tiling
+
+    def shrink_k(k):
+        """About half, rounded to whole kernel groups so that no array row idles."""
+        groups = -(-k // cfg.kp)
+        return max(cfg.kp, (groups // 2 or 1) * cfg.kp)
+
     for _ in range(200):
         desc = tiling.descriptor(**base, **{f"tile_{k}": v for k, v in tiles.items()})
         needs = schedule.buffer_needs(cfg, desc)
@@ -54,9 +72,9 @@ def default_tiles(cfg, conv, height, width):
             if tiles["c"] > 1:
                 tiles["c"] = max(1, tiles["c"] // 2)
             else:
-                tiles["k"] = max(cfg.kp, tiles["k"] // 2)
+                tiles["k"] = shrink_k(tiles["k"])
         elif "output_buffer_depth" in over and tiles["k"] > cfg.kp:
-            tiles["k"] = max(cfg.kp, tiles["k"] // 2)
+            tiles["k"] = shrink_k(tiles["k"])
         elif tiles["xo"] > 1:
             tiles["xo"] = max(1, tiles["xo"] // 2)
         elif tiles["yo"] > 1:
@@ -105,7 +123,8 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
     return LayerRun(dram=dram, descriptor=desc,
                     writes=register_writes(cfg, desc, table_addr, conv.input_zero_point),
                     output_addr=desc["output_addr"],
-                    output_shape=(conv.out_channels,) + out_shape)
+                    output_shape=(conv.out_channels,) + out_shape,
+                    table_addr=table_addr, zero_point=conv.input_zero_point)
 
 
 def identification_errors(cfg: AccelConfig, read):

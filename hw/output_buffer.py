@@ -1,7 +1,7 @@
 """Output buffer: int32 partial sums of an output tile, double-buffered, drained through
 YP requantizers."""
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -71,7 +71,7 @@ class OutputBuffer(wiring.Component):
     ``k``'s params (bias added by the requantizer); ``count = min(YP, out_cols - g*YP)``
     valid bytes, lanes past ``count`` carry the requantized padding columns; ``last``
     marks the last beat of each ``(k, xo)`` output row. One beat per cycle sustained
-    within a tile; two idle cycles between tiles.
+    within a tile; one idle cycle (the drain start) between tiles whose halves are ready.
 
     Half hand-over: when the last beat of a ``drain`` pass has been written, the half is
     full; its drain starts once its params are complete and the previous drain has
@@ -85,8 +85,14 @@ class OutputBuffer(wiring.Component):
     Latency: a sums beat is written 1 cycle after it is accepted; the first ``out`` beat
     of a tile appears 12 cycles after the last ``sums`` beat of its drain pass (if its
     params are in and the other half is not draining): 1 (write) + 1 (hand-over) +
-    1 (drain start) + 1 (read) + 8 (requantizer).
+    1 (drain start) + 1 (read) + 8 (requantizer) (:attr:`drain_latency`).
     """
+
+    @property
+    def drain_latency(self):
+        """Cycles from the last ``sums`` beat of a drain pass to the tile's first ``out``
+        beat, when nothing else holds the drain back."""
+        return 4 + Requantizer.LATENCY
 
     def __init__(self, *, kp, yp, depth, max_dim=1024, tag_width=1):
         _check("kp", kp, 1, 64)
@@ -281,7 +287,7 @@ class OutputBuffer(wiring.Component):
         d_g = Signal(dim)
         d_addr = Signal(addr_shape)
         d_base = Signal(addr_shape)
-        d_rem = Signal(signed(len(Signal(dim)) + 1))     # out_cols - g * YP
+        d_rem = Signal(signed(Shape.cast(dim).width + 1))    # out_cols - g * YP
 
         d1_valid = Signal()
         d_advance = Signal()

@@ -83,7 +83,8 @@ def scenario_tiles(p, nrng, kp, yp, depth):
         # one word per kernel group: every beat hits the word of the beat before it
         tiles = [make_tile(nrng, kp, yp, depth, kernels=kp, out_rows=1, out_cols=yp,
                            channels=[40, 1, 25]),
-                 make_tile(nrng, kp, yp, depth, kernels=1, out_rows=1, out_cols=1, channels=[1]),
+                 # single pass, single word (long enough for tile 0's drain to free its half)
+                 make_tile(nrng, kp, yp, depth, kernels=1, out_rows=1, out_cols=1, channels=[12]),
                  make_tile(nrng, kp, yp, depth, kernels=2 * kp - 1, out_rows=1, out_cols=yp - 1 or 1,
                            channels=[30], extreme=True)]
         # int32 wrap-around: 7400 * 293760 > 2**31, positive and negative
@@ -160,6 +161,10 @@ async def tiles(dut):
                 assert next_first < outs[-1], \
                     f"tile {t + 1} started accumulating at {next_first}, after tile {t}'s " \
                     f"drain ended at {outs[-1]}"
+        first_outs = [cy for cy, i in zip(sink.cycles, tile_of_out) if i == 0]
+        last_sums = [cy for cy, i in zip(sums_cycles, tile_of_sum) if i == 0]
+        assert first_outs[0] - last_sums[-1] == ob.drain_latency, \
+            f"drain latency {first_outs[0] - last_sums[-1]} != {ob.drain_latency}"
         if p.get("scenario") == "overlap":
             # double buffering really overlaps: tile t + 1's sums arrive during t's drain
             for t in range(len(tile_list) - 1):

@@ -32,6 +32,7 @@ def test_same_address_back_to_back_and_int32_wrap(config):
     run(config, seed=3, scenario="same_address", table=False)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("kwargs,name", [
     ({"kp": 0, "yp": 4, "depth": 64}, "kp"),
     ({"kp": 3, "yp": 65, "depth": 64}, "yp"),
@@ -45,6 +46,7 @@ def test_bad_parameters(kwargs, name):
         OutputBuffer(**kwargs)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_positional_arguments_refused():
     with pytest.raises(TypeError):
         OutputBuffer(3, 4, 64)
