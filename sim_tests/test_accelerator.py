@@ -17,8 +17,7 @@ from hw.regs import ErrorCode
 from sim_tests.core_tb import random_conv
 from tests.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
-SMALL = AccelConfig(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
-                    stationary_buffer_depth=256, output_buffer_depth=2048)
+CFG = AccelConfig()          # one Verilator build serves every test here
 
 
 def check_run(cfg, run, layer, expected):
@@ -81,14 +80,14 @@ def test_layer(name):
     nrng = np.random.default_rng(sum(map(ord, name)))
     conv = random_conv(nrng, c, k, kernel, stride, padding, activation_table=name.startswith("tiles"))
     x = nrng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
-    run_one(SMALL, conv, x, tiles, latency=20)
+    run_one(CFG, conv, x, tiles, latency=20)
 
 
 def test_random_axi_pauses_and_latency():
     nrng = np.random.default_rng(77)
     conv = random_conv(nrng, 6, 7, 3, 1, 1, True)
     x = nrng.integers(0, 256, size=(1, 6, 11, 9), dtype=np.uint8)
-    run_one(SMALL, conv, x, {"k": 4, "c": 4, "xo": 4, "yo": 5}, latency=60, pause=0.3, seed=5)
+    run_one(CFG, conv, x, {"k": 4, "c": 4, "xo": 4, "yo": 5}, latency=60, pause=0.3, seed=5)
 
 
 @pytest.mark.parametrize("activation", ["relu", "relu6", "leaky", "per_channel"])
@@ -104,15 +103,15 @@ def test_pytorch_layer(activation):
     y = module(quantized_input(x, s_x, z_x))
     expected = (act(y.contiguous()) if act else y).int_repr().numpy()[0]
     conv = QuantConv.from_torch(module, s_x, z_x, activation=act)
-    run = prepare_layer(SMALL, conv, x, {"k": 6, "c": 4, "xo": 5, "yo": 11})
-    result = run_layers(SMALL, [{"run": run}], latency=30)
+    run = prepare_layer(CFG, conv, x, {"k": 6, "c": 4, "xo": 5, "yo": 11})
+    result = run_layers(CFG, [{"run": run}], latency=30)
     check_guard(result, [run])
-    check_run(SMALL, run, result["layers"][0], expected)
+    check_run(CFG, run, result["layers"][0], expected)
 
 
-def test_resnet_layer_default_config():
+def test_resnet_layer():
     """C = K = 64 at 28x28, 3x3, stride 1, padding 1, on the default configuration."""
-    cfg = AccelConfig()
+    cfg = CFG
     nrng = np.random.default_rng(64)
     conv = random_conv(nrng, 64, 64, 3, 1, 1, False)
     x = nrng.integers(0, 256, size=(1, 64, 28, 28), dtype=np.uint8)
@@ -124,7 +123,7 @@ def small_layer(seed=3):
     nrng = np.random.default_rng(seed)
     conv = random_conv(nrng, 4, 5, 3, 1, 1, True)
     x = nrng.integers(0, 256, size=(1, 4, 8, 8), dtype=np.uint8)
-    return conv, x, prepare_layer(SMALL, conv, x)
+    return conv, x, prepare_layer(CFG, conv, x)
 
 
 BAD_DESCRIPTORS = [
@@ -136,10 +135,10 @@ BAD_DESCRIPTORS = [
     (ErrorCode.ZERO_SIZE, {"kernel_size": 3, "padding": 0, "height": 2}),
     (ErrorCode.BAD_PITCH, {"in_pitch": 4}),
     (ErrorCode.BAD_PITCH, {"out_pitch": 7}),
-    (ErrorCode.LINE_BUFFER_OVERFLOW, {"width": 100, "in_pitch": 100, "out_pitch": 100, "tile_yo": 100}),
-    (ErrorCode.STREAMING_BUFFER_OVERFLOW, {"channels": 64, "tile_c": 64}),
-    (ErrorCode.STATIONARY_BUFFER_OVERFLOW, {"kernels": 90, "tile_k": 90}),
-    (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 48, "tile_xo": 48}),
+    (ErrorCode.LINE_BUFFER_OVERFLOW, {"width": 300, "in_pitch": 300, "out_pitch": 300, "tile_yo": 300}),
+    (ErrorCode.STREAMING_BUFFER_OVERFLOW, {"channels": 1024, "tile_c": 1024}),
+    (ErrorCode.STATIONARY_BUFFER_OVERFLOW, {"kernels": 3000, "tile_k": 3000}),
+    (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 400, "tile_xo": 400}),
     (ErrorCode.ADDRESS_OVERFLOW, {"input_addr": (1 << 40) - 10}),
     (ErrorCode.ADDRESS_OVERFLOW, {"output_addr": (1 << 40) - 100}),
 ]
@@ -147,16 +146,16 @@ BAD_DESCRIPTORS = [
 
 def test_bad_descriptors_are_refused_without_dram_access():
     conv, x, good = small_layer()
-    layers = [{"run": good, "writes": good.writes_with(SMALL, **fields)} for _, fields in BAD_DESCRIPTORS]
+    layers = [{"run": good, "writes": good.writes_with(CFG, **fields)} for _, fields in BAD_DESCRIPTORS]
     layers.append({"run": good})
-    result = run_layers(SMALL, layers)
+    result = run_layers(CFG, layers)
     for (code, fields), layer in zip(BAD_DESCRIPTORS, result["layers"]):
         assert layer["error_code"] == code, f"{fields}: got {ErrorCode(layer['error_code']).name}"
         assert layer["irq"] and layer["status"] & 0b110 == 0b110, f"{fields}: status {layer['status']:#x}"
         assert layer["counters"]["dram_read_bytes"] == 0 and layer["counters"]["dram_write_bytes"] == 0
         assert layer["counters"]["cycles"] < 10, "validation took longer than a few cycles"
     check_guard(result, [good])
-    check_run(SMALL, good, result["layers"][-1], conv(x)[0])     # ready for the next start
+    check_run(CFG, good, result["layers"][-1], conv(x)[0])     # ready for the next start
 
 
 def test_dma_faults_then_soft_reset():
@@ -169,13 +168,13 @@ def test_dma_faults_then_soft_reset():
         {"run": run, "fault": {"ranges": [[out[0] + 64, out[0] + 65]], "code": 3}},
         {"run": run, "soft_reset_first": True},
     ]
-    result = run_layers(SMALL, layers, latency=20)
+    result = run_layers(CFG, layers, latency=20)
     first, second, third, fourth = result["layers"]
     assert first["error_code"] == ErrorCode.DMA_READ_ERROR and first["irq"]
     assert first["counters"]["dram_write_bytes"] < int(np.prod(run.output_shape))
     assert third["error_code"] == ErrorCode.DMA_WRITE_ERROR and third["irq"]
     for layer in (second, fourth):
-        check_run(SMALL, run, layer, conv(x)[0])
+        check_run(CFG, run, layer, conv(x)[0])
     check_guard(result, [run])
 
 
@@ -183,11 +182,11 @@ def test_soft_reset_mid_layer():
     """Soft reset while a layer runs: the accelerator stops, then runs the next layer."""
     conv, x, run = small_layer(seed=9)
     from hw.regs import CONTROL_SOFT_RESET, register_map
-    control = register_map(SMALL)["CONTROL"].offset
+    control = register_map(CFG)["CONTROL"].offset
     layers = [{"run": run, "writes": run.writes + [(control, 1), (control, CONTROL_SOFT_RESET)]},
               {"run": run}]
-    result = run_layers(SMALL, layers, latency=20)
+    result = run_layers(CFG, layers, latency=20)
     aborted, good = result["layers"]
     assert aborted["error_code"] == 0
-    check_run(SMALL, run, good, conv(x)[0])
+    check_run(CFG, run, good, conv(x)[0])
     check_guard(result, [run])

@@ -7,10 +7,9 @@ from host import simulator
 @pytest.mark.parametrize("in_bytes,out_bytes,row_bytes,rows,partial,pause", [
     (16, 16, 58, 9, False, 0.0),      # iAct rows: bus words -> row-aligned words
     (16, 16, 37, 7, True, 0.3),
-    (16, 9, 9, 20, True, 0.2),        # 3x3 weight slices
-    (16, 9, 1, 30, False, 0.0),       # 1x1 weights: one byte per slice
     (4, 16, 50, 6, True, 0.3),        # drain: YP bytes -> bus words
-    (4, 16, 16, 6, False, 0.0),
+    (4, 16, 9, 30, False, 0.0),       # rows shorter than a word
+    (4, 16, 1, 30, True, 0.0),
 ])
 def test_repacker(in_bytes, out_bytes, row_bytes, rows, partial, pause):
     simulator.run(Repacker(in_bytes=in_bytes, out_bytes=out_bytes, max_row=4096),
