@@ -9,18 +9,29 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from hw.config import AccelConfig
+from hw.core import ComputeCore
+from hw.dma import AxiReader, AxiWriter
 from hw.dpe import DPE
 from hw.dpe_array import DPEArray
+from hw.line_buffer import LineBuffer
+from hw.regs import register_map
 from hw.requant import Requantizer
+from hw.top import Accelerator
 
-__all__ = ["BLOCKS", "generate", "ports"]
+__all__ = ["BLOCKS", "DEFAULT_BLOCKS", "generate", "ports"]
 
 # Every block the generator can emit, built from a config.
 BLOCKS = {
+    "accelerator": Accelerator,
+    "core": ComputeCore,
     "dpe": lambda cfg: DPE(),
     "dpe_array": lambda cfg: DPEArray(kp=cfg.kp, yp=cfg.yp),
+    "line_buffer": lambda cfg: LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth),
     "requant": lambda cfg: Requantizer(),
+    "axi_reader": AxiReader.from_config,
+    "axi_writer": AxiWriter.from_config,
 }
+DEFAULT_BLOCKS = ("accelerator",)
 
 
 def ports(component):
@@ -34,14 +45,18 @@ def ports(component):
 
 
 def generate(cfg, out_dir, blocks=None):
-    """Write ``<block>.v`` for each block and ``manifest.json``; return the manifest."""
-    names = list(BLOCKS) if blocks is None else list(blocks)
+    """Write ``<block>.v`` for each block (default: the accelerator), ``manifest.json``
+    (configuration, ports, latencies, register map) and ``dpegen_regs.h``."""
+    names = list(DEFAULT_BLOCKS) if blocks is None else list(blocks)
     unknown = [n for n in names if n not in BLOCKS]
     if unknown:
         raise ValueError(f"unknown block {unknown[0]!r}; choose from {sorted(BLOCKS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"generator": "dpegen", "config": cfg.to_dict(), "modules": {}}
+    regs = register_map(cfg)
+    manifest = {"generator": "dpegen", "config": cfg.to_dict(), "modules": {},
+                "register_map": regs.to_json()}
+    (out_dir / "dpegen_regs.h").write_text(regs.c_header())
     for name in names:
         start = time.perf_counter()
         component = BLOCKS[name](cfg)

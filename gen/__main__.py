@@ -15,7 +15,7 @@ def main(argv=None):
         parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name),
                             help=f"(default {getattr(defaults, f.name)})")
     parser.add_argument("--block", action="append", choices=sorted(BLOCKS),
-                        help="emit only this block (repeatable); default: all")
+                        help="emit this block (repeatable); default: accelerator")
     parser.add_argument("--out", default="build/verilog", help="output directory")
     args = parser.parse_args(argv)
     try:
@@ -26,6 +26,7 @@ def main(argv=None):
     for name, module in manifest["modules"].items():
         print(f"{args.out}/{module['file']}: {len(module['ports'])} ports, {module['seconds']} s")
     print(f"{args.out}/manifest.json")
+    print(f"{args.out}/dpegen_regs.h")
 
 
 if __name__ == "__main__":

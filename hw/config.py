@@ -59,7 +59,7 @@ class AccelConfig:
         "stationary_buffer_depth": (16, 1 << 20),
         "output_buffer_depth": (64, 1 << 22),
         "axi_addr_width": (32, 64),
-        "max_outstanding_reads": (1, 32),
+        "max_outstanding_reads": (4, 32),
     }
     AXI_DATA_WIDTHS = (64, 128, 256, 512)
     POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth")

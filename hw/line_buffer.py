@@ -86,7 +86,7 @@ class LineBuffer(wiring.Component):
 
         # Commands go to the row writer first, then to the window generator.
         m.submodules.gen_queue = gen_queue = fifo.SyncFIFOBuffered(
-            width=self.command_layout.size, depth=2)
+            width=self.command_layout.size, depth=3)
         wcmd = Signal(self.command_layout)
         wcmd_valid = Signal()
         gcmd = Signal(self.command_layout)

@@ -29,7 +29,7 @@ def test_frozen():
     ("output_buffer_depth", 1000, "power of two"),
     ("axi_data_width", 32, "(64, 128, 256, 512)"), ("axi_data_width", 96, "(64, 128, 256, 512)"),
     ("axi_addr_width", 31, "[32, 64]"), ("axi_addr_width", 65, "[32, 64]"),
-    ("max_outstanding_reads", 0, "[1, 32]"), ("max_outstanding_reads", 33, "[1, 32]"),
+    ("max_outstanding_reads", 3, "[4, 32]"), ("max_outstanding_reads", 33, "[4, 32]"),
 ])
 def test_invalid_values_name_parameter_value_and_range(name, value, allowed):
     with pytest.raises(ValueError) as info:

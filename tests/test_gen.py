@@ -9,15 +9,32 @@ from hw.config import AccelConfig
 
 
 def test_generate_default_config(tmp_path):
+    """The default output: the accelerator, its manifest with the register map, a C header."""
     manifest = gen.generate(AccelConfig(), tmp_path)
-    assert set(manifest["modules"]) == set(gen.BLOCKS)
+    assert set(manifest["modules"]) == set(gen.DEFAULT_BLOCKS) == {"accelerator"}
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk["config"] == AccelConfig().to_dict()
+    names = {p["name"] for p in on_disk["modules"]["accelerator"]["ports"]}
+    assert {"s_axil__awaddr", "m_axi__arvalid", "m_axi__wstrb", "irq"} <= names
+    regs = {r["name"]: r for r in on_disk["register_map"]["registers"]}
+    assert regs["MAGIC"]["offset"] == 0 and regs["CFG_KP"]["reset"] == 3
+    header = (tmp_path / "dpegen_regs.h").read_text()
+    for name, reg in regs.items():
+        assert f"#define DPEGEN_{name}" in header and f"0x{reg['offset']:03x}u" in header
     for name, module in on_disk["modules"].items():
         text = (tmp_path / module["file"]).read_text()
         assert f"module {name}(" in text
         for port in module["ports"]:
             assert port["name"] in text
+        ok, messages = lint(tmp_path / module["file"], top=name)
+        assert ok, messages
+
+
+@pytest.mark.parametrize("blocks", [["dpe", "dpe_array", "requant", "line_buffer"],
+                                    ["axi_reader", "axi_writer"]])
+def test_blocks_lint(tmp_path, blocks):
+    manifest = gen.generate(AccelConfig(), tmp_path, blocks)
+    for name, module in manifest["modules"].items():
         ok, messages = lint(tmp_path / module["file"], top=name)
         assert ok, messages
 
