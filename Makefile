@@ -11,7 +11,7 @@ REPORT ?= build/report
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: verilog test lint clean setup report
+.PHONY: verilog test lint clean setup report sim bench
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ lint: verilog
 
 report: $(BASE_STAMP)
 	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT)
+
+sim: $(BASE_STAMP)
+	$(PY) -m host.sim --kp $(KP) --yp $(YP) $(if $(filter 1,$(WAVES)),--waves)
+
+bench: $(BASE_STAMP)
+	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
+	$(PY) -m bench.dma_bench
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -n $(JOBS) -q

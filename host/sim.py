@@ -94,3 +94,57 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
         for name, value in {**layer["counters"], "wall_cycles": layer["wall_cycles"]}.items():
             totals[name] = totals.get(name, 0) + value
     return np.stack(outputs), totals
+
+
+def main(argv=None):
+    """``python -m host.sim``: one demo layer end to end, with the bit-exact check."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m host.sim", description=main.__doc__)
+    parser.add_argument("--kp", type=int, default=AccelConfig.kp)
+    parser.add_argument("--yp", type=int, default=AccelConfig.yp)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--kernels", type=int, default=32)
+    parser.add_argument("--size", type=int, default=16, help="input height and width")
+    parser.add_argument("--latency", type=int, default=50, help="DRAM read latency, cycles")
+    parser.add_argument("--waves", action="store_true",
+                        help="write a waveform (FST if liblz4-dev is installed, else VCD)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = AccelConfig(kp=args.kp, yp=args.yp)
+    except ValueError as exc:
+        parser.error(str(exc))
+    rng = np.random.default_rng(0)
+    c, k = args.channels, args.kernels
+    weight = rng.integers(-128, 128, size=(k, c, 3, 3)).astype(np.int8)
+    conv = QuantConv(weight=weight, bias_q=rng.integers(-5000, 5000, size=k),
+                     multiplier=np.float32(1.0 / (np.sqrt(c * 9) * 128 * 74 / 128)),
+                     input_zero_point=128, output_zero_point=100, stride=1, padding=1)
+    x = rng.integers(0, 256, size=(1, c, args.size, args.size), dtype=np.uint8)
+    run = prepare_layer(cfg, conv, x)
+    print(f"config: KP={cfg.kp} YP={cfg.yp}; layer: C={c} K={k} {args.size}x{args.size} 3x3 "
+          f"stride 1 padding 1; tiles {({n: run.descriptor['tile_' + n] for n in ('k', 'c', 'xo', 'yo')})}")
+    start = time.perf_counter()
+    result = run_layers(cfg, [{"run": run}], latency=args.latency, waves=args.waves)
+    seconds = time.perf_counter() - start
+    layer = result["layers"][0]
+    y = np.asarray(layer["output"], dtype=np.uint8).reshape(run.output_shape)
+    expected = conv(x)[0]
+    mismatches = int((y != expected).sum())
+    counters = layer["counters"]
+    macs = k * c * 9 * y.shape[1] * y.shape[2]
+    print(f"bit-exact against the golden model: {'yes' if mismatches == 0 else 'NO'} "
+          f"({mismatches} of {y.size} outputs differ)")
+    for name, value in counters.items():
+        print(f"  {name:24} {value}")
+    print(f"  {'utilization':24} {macs / (counters['cycles'] * cfg.macs_per_cycle):.3f}")
+    print(f"  {'simulation':24} {seconds:.1f} s (build included on first use)")
+    if args.waves:
+        print(f"waveform: {result.get('waves', 'not written')}")
+    return 0 if mismatches == 0 and layer["error_code"] == 0 else 1
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

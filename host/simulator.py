@@ -46,6 +46,22 @@ def verilator_env():
     return root
 
 
+def fst_available():
+    """Verilator's FST writer needs lz4.h (Debian: liblz4-dev); without it, traces are VCD."""
+    import subprocess
+    probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n",
+                           capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+def trace_args():
+    if fst_available():
+        return ["--trace-fst", "--trace-structs"]
+    print("note: lz4.h not found (install liblz4-dev for FST); writing a VCD waveform instead",
+          file=sys.stderr)
+    return ["--trace", "--trace-structs"]
+
+
 def to_verilog(component, name):
     return verilog.convert(component, name=name, emit_src=False)
 
@@ -80,9 +96,9 @@ def build(verilog_text, name, *, extra_sources=(), waves=False):
             vfile = build_dir / f"{name}.v"
             vfile.write_text(verilog_text)
             runner = get_runner("verilator")
-            args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+            args = list(VERILATOR_ARGS) + (trace_args() if waves else [])
             runner.build(sources=[vfile, *extra_sources], hdl_toplevel=name, build_dir=build_dir,
-                         build_args=args, waves=False, log_file=build_dir / "build.log")
+                         build_args=args, waves=waves, log_file=build_dir / "build.log")
             stamp.write_text("ok\n")
     return build_dir
 
@@ -129,7 +145,11 @@ def run(component=None, *, name, test_module, params=None, verilog_text=None, te
         raise SimulationFailed(f"{failed} of {total} cocotb tests failed in {name}; log: "
                                f"{test_dir / 'sim.log'}\n" + _tail(test_dir / "sim.log"))
     out = json.loads(result_file.read_text()) if result else None
-    if not waves:
+    if waves:
+        traces = sorted(test_dir.glob("*.fst")) + sorted(test_dir.glob("*.vcd"))
+        if out is not None and traces:
+            out["waves"] = str(traces[0])
+    else:
         _remove_tree(test_dir)
     return out
 
