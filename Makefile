@@ -7,11 +7,14 @@ YP     ?= 4
 JOBS   ?= 2
 OUT    ?= build/verilog
 REPORT ?= build/report
+BOARD_OUT ?= build/zcu104
+CLOCK_MHZ ?= 200
+MODEL  ?= resnet50
 
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: verilog test lint clean setup report sim bench
+.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +43,15 @@ sim: $(BASE_STAMP)
 bench: $(BASE_STAMP)
 	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
 	$(PY) -m bench.dma_bench
+
+dse: $(BASE_STAMP)
+	$(PY) -m host.dse --model $(MODEL) --device zu7ev --out build/dse
+
+bitstream: $(BASE_STAMP)
+	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --jobs $(JOBS) --out $(BOARD_OUT)
+
+bitstream-plan: $(BASE_STAMP)
+	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --plan-only --out $(BOARD_OUT)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -n $(JOBS) -q

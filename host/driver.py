@@ -17,7 +17,8 @@ from .layout import DramImage, layer_descriptor
 from .quant import QuantConv, QuantError
 
 __all__ = ["LayerRun", "prepare_layer", "register_writes", "identification_errors",
-           "counters_from", "DriverError"]
+           "counters_from", "DriverError", "start_sequence", "finish_sequence",
+           "address_registers", "rebase_writes"]
 
 
 class DriverError(RuntimeError):
@@ -47,42 +48,10 @@ class LayerRun:
 
 
 def default_tiles(cfg, conv, height, width):
-    """The largest tiles that fit (whole layer if possible), shrinking T_C, T_K, then rows."""
-    xo, yo = conv.output_shape(height, width)
-    tiles = {"k": conv.out_channels, "c": conv.in_channels, "xo": xo, "yo": yo}
-    base = dict(input_addr=0, weight_addr=0, params_addr=0, output_addr=0,
-                channels=conv.in_channels, height=height, width=width, kernels=conv.out_channels,
-                kernel_size=conv.kernel_size, stride=conv.stride, padding=conv.padding)
-    from . import tiling
-
-    def shrink_k(k):
-        """About half, rounded to whole kernel groups so that no array row idles."""
-        groups = -(-k // cfg.kp)
-        return max(cfg.kp, (groups // 2 or 1) * cfg.kp)
-
-    for _ in range(200):
-        desc = tiling.descriptor(**base, **{f"tile_{k}": v for k, v in tiles.items()})
-        needs = schedule.buffer_needs(cfg, desc)
-        over = [n for n, v in needs.items() if v > getattr(cfg, n)]
-        if not over:
-            return tiles
-        if "line_buffer_depth" in over and tiles["yo"] > 1:
-            tiles["yo"] = max(1, tiles["yo"] // 2)
-        elif "stationary_buffer_depth" in over or ("streaming_buffer_depth" in over and tiles["c"] > 1):
-            if tiles["c"] > 1:
-                tiles["c"] = max(1, tiles["c"] // 2)
-            else:
-                tiles["k"] = shrink_k(tiles["k"])
-        elif "output_buffer_depth" in over and tiles["k"] > cfg.kp:
-            tiles["k"] = shrink_k(tiles["k"])
-        elif tiles["xo"] > 1:
-            tiles["xo"] = max(1, tiles["xo"] // 2)
-        elif tiles["yo"] > 1:
-            tiles["yo"] = max(1, tiles["yo"] // 2)
-        else:
-            break
-    schedule.check_fits(cfg, tiling.descriptor(**base, **{f"tile_{k}": v for k, v in tiles.items()}))
-    return tiles
+    """The planner's tiles for ``conv`` on a ``height`` x ``width`` input: the fewest
+    modelled cycles among tiles that fit every buffer (``host.planner.plan``)."""
+    from .planner import ConvShape, plan
+    return dict(plan(cfg, ConvShape.from_conv(conv, height, width)).tiles)
 
 
 def register_writes(cfg, desc, table_addr, zero_point):
@@ -156,3 +125,53 @@ def status_error(status, error_code):
     if error_code:
         return DriverError(f"accelerator error {ErrorCode(error_code).name} (status {status:#x})")
     return None
+
+
+def start_sequence(cfg: AccelConfig = AccelConfig()):
+    """(offset, value) writes that start a layer once its ``LayerRun.writes`` are in:
+    enable the interrupt, then START. Every backend writes exactly these, in this order."""
+    rm = register_map(cfg)
+    return [(rm["IRQ_ENABLE"].offset, 1), (rm["CONTROL"].offset, CONTROL_START)]
+
+
+def finish_sequence(cfg: AccelConfig = AccelConfig()):
+    """(offset, value) writes after a layer ended and its status was read: clear IRQ_STATUS."""
+    rm = register_map(cfg)
+    return [(rm["IRQ_STATUS"].offset, 1)]
+
+
+def address_registers(cfg: AccelConfig = AccelConfig()):
+    """{name: (lo offset, hi offset)} of every register pair that holds a DRAM address
+    (descriptor ``*_addr`` fields and the activation table address)."""
+    rm = register_map(cfg)
+    pairs = {}
+    for reg in rm.descriptor_registers():
+        if reg.field_name.endswith("_addr"):
+            pairs.setdefault(reg.field_name, [None, None])[reg.half] = reg.offset
+    pairs["table_addr"] = [rm["TABLE_ADDR_LO"].offset, rm["TABLE_ADDR_HI"].offset]
+    for name, (lo, hi) in pairs.items():
+        if lo is None or hi is None:
+            raise ValueError(f"address register {name} has no low/high pair")
+    return {name: tuple(pair) for name, pair in pairs.items()}
+
+
+def rebase_writes(cfg: AccelConfig, writes, offset):
+    """``writes`` with ``offset`` added to every DRAM address they program.
+
+    A :class:`LayerRun`'s addresses are offsets into its ``DramImage``; a backend that
+    places the image at physical address ``offset`` rebases them with this. Each address
+    is rebased as a 64-bit value (carry from the low into the high word); both halves of
+    every address must be among ``writes``. Order and other writes are unchanged.
+    """
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    values = dict(writes)
+    new = {}
+    for name, (lo, hi) in address_registers(cfg).items():
+        if lo not in values or hi not in values:
+            raise ValueError(f"writes do not program both halves of {name}")
+        addr = (values[lo] | values[hi] << 32) + int(offset)
+        if addr >> cfg.axi_addr_width:
+            raise ValueError(f"{name} {addr:#x} is beyond the {cfg.axi_addr_width}-bit address space")
+        new[lo], new[hi] = addr & 0xFFFFFFFF, addr >> 32
+    return [(reg, new.get(reg, value)) for reg, value in writes]

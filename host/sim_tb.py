@@ -5,8 +5,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, First, RisingEdge
 
-from hw.regs import CONTROL_SOFT_RESET, CONTROL_START, STATUS_BUSY, register_map
-from host.driver import counters_from
+from hw.regs import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
+from host.driver import counters_from, finish_sequence, start_sequence
 from host.simulator import params, store_result
 from sim_tests.axi_tb import CycleCounter, ErrorInjector, add_read_latency, add_write_latency, make_ram, set_axi_pauses
 from sim_tests.tb import start_clock_and_reset
@@ -50,9 +50,9 @@ async def run_layers(dut):
         faults.code = fault["code"] if fault else 2
         for offset, value in layer["writes"]:
             await axil.write(offset, int(value).to_bytes(4, "little"))
-        await axil.write(rm["IRQ_ENABLE"].offset, (1).to_bytes(4, "little"))
-        start = counter.cycle
-        await axil.write(rm["CONTROL"].offset, CONTROL_START.to_bytes(4, "little"))
+        for offset, value in start_sequence():
+            start = counter.cycle                    # the last write is START
+            await axil.write(offset, value.to_bytes(4, "little"))
         if not int(dut.irq.value):
             timer = ClockCycles(dut.clk, layer["timeout_cycles"])
             await First(RisingEdge(dut.irq), timer)
@@ -60,7 +60,8 @@ async def run_layers(dut):
         status = await read(rm["STATUS"].offset)
         error = await read(rm["ERROR_CODE"].offset)
         counters = await _counters(read)
-        await axil.write(rm["IRQ_STATUS"].offset, (1).to_bytes(4, "little"))
+        for offset, value in finish_sequence():
+            await axil.write(offset, value.to_bytes(4, "little"))
         addr, size = layer["output"]
         output = np.frombuffer(ram.read(addr, size), dtype=np.uint8)
         results.append({"status": status, "error_code": error, "counters": counters,

@@ -1,0 +1,28 @@
+"""Design-space exploration: pruned search equals exhaustive search on a reduced space."""
+
+from host import dse, networks
+from hw.config import AccelConfig
+
+
+def test_search_equals_exhaustive_on_reduced_space():
+    layers, cpu = dse.accelerator_layers(networks.resnet18())
+    assert [l["name"] for l in cpu] == ["conv1"]
+    shapes = [s for s in layers if s.height <= 14]
+    space = {"kp": (2, 4, 8), "yp": (2, 4), "streaming_buffer_depth": (1 << 16,),
+             "stationary_buffer_depth": (1 << 10, 1 << 12), "output_buffer_depth": (1 << 12, 1 << 14),
+             "line_buffer_depth": (256,)}
+    budget = {"LUT": 230_400, "FF": 460_800, "DSP": 400, "BRAM36": 312, "URAM": 96}
+    got, ref = dse.search(shapes, space, budget), dse.exhaustive_search(shapes, space, budget)
+    assert got["cycles"] == ref["cycles"]
+    assert got["config"] == ref["config"]
+
+
+def test_resource_model_matches_calibration():
+    r = dse.resources(AccelConfig(kp=8, yp=8))
+    assert r["DSP"] == 576 + 2 * 8
+    assert round(dse.LUT_ARRAY_BASE + dse.LUT_PER_DPE * 12) == 1603
+
+
+def test_cpu_layers_reported():
+    _, cpu = dse.accelerator_layers(networks.mobilenet_v2())
+    assert all("grouped" in l["reason"] for l in cpu) and len(cpu) == 17
