@@ -54,7 +54,7 @@ bitstream-plan: $(BASE_STAMP)
 	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --plan-only --out $(BOARD_OUT)
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -n $(JOBS) -q
+	$(PY) -m pytest -n $(JOBS) --dist worksteal -q
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -97,6 +97,8 @@ def accelerator_layers(layers):
             reason = f"stride {l['stride']}"
         elif l["padding"] > l["kernel"] - 1:
             reason = f"padding {l['padding']}"
+        elif not l.get("supported", True):
+            reason = l["reason"]
         if reason:
             cpu.append({**l, "reason": reason})
         else:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .quant import QuantError
 
-__all__ = ["quant_conv_from_module", "activation_table"]
+__all__ = ["quant_conv_from_module", "activation_table", "layer_table"]
 
 
 def _torch():
@@ -107,3 +107,78 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
                          f"can take outputs beyond int32 before clamping; output scale "
                          f"{float(s_o):g} is too small for this layer")
     return conv
+
+
+def layer_table(model, example_input=None):
+    """The 2-D convolutions of ``model`` (float or torch.ao-quantized) in execution order,
+    as ``host.networks`` layer dicts ``{name, C, K, H, W, kernel, stride, padding, groups}``
+    plus ``supported`` and ``reason`` (why the accelerator cannot run it, else None).
+
+    ``example_input``: what the model takes; default a 1 x C x 224 x 224 random tensor,
+    C being the first conv's input channels. Used by ``python -m host.dse --torch-module``.
+    """
+    torch = _torch()
+    import torch.nn as nn
+    import torch.ao.nn.quantized as nnq
+
+    from torch.ao.nn.quantized.modules.conv import _ConvNd as QuantizedConvNd
+    convs = [(n, m) for n, m in model.named_modules()
+             if isinstance(m, (nn.modules.conv._ConvNd, QuantizedConvNd))]
+    if example_input is None:
+        if not convs:
+            raise QuantError("the model has no convolution; pass example_input")
+        example_input = torch.randn(1, convs[0][1].in_channels, 224, 224)
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    rows, handles = [], []
+
+    def hook(name):
+        def record(module, inputs, output):
+            x = inputs[0]
+            kernel, stride, padding = (tuple(module.kernel_size), tuple(module.stride),
+                                       module.padding)
+            if isinstance(padding, str):
+                reason = f"padding mode {padding!r}"
+                padding = (-1, -1)
+            else:
+                padding, reason = tuple(padding), None
+            row = {"name": name, "C": module.in_channels, "K": module.out_channels,
+                   "H": int(x.shape[-2]), "W": int(x.shape[-1]),
+                   "kernel": kernel[0] if len(set(kernel)) == 1 else kernel,
+                   "stride": stride[0] if len(set(stride)) == 1 else stride,
+                   "padding": padding[0] if len(set(padding)) == 1 else padding,
+                   "groups": module.groups}
+            if x.dim() != 4:
+                reason = f"{x.dim() - 2}-D convolution"
+            elif reason is None and isinstance(module, nnq.Conv2d) and getattr(x, "is_quantized", False):
+                try:
+                    from .quant import QuantConv
+                    quant_conv_from_module(QuantConv, module, x.q_scale(), x.q_zero_point())
+                except (QuantError, RuntimeError) as exc:
+                    reason = str(exc)
+            elif reason is None:
+                if module.groups != 1:
+                    reason = f"grouped convolution (groups={module.groups})"
+                elif tuple(module.dilation) != (1,) * len(module.dilation):
+                    reason = f"dilation {tuple(module.dilation)}"
+                elif not isinstance(row["kernel"], int) or row["kernel"] not in (1, 3):
+                    reason = f"kernel {kernel} (the array runs 1x1 and 3x3)"
+                elif not isinstance(row["stride"], int) or row["stride"] not in (1, 2):
+                    reason = f"stride {stride}"
+                elif not isinstance(row["padding"], int) or not 0 <= row["padding"] <= row["kernel"] - 1:
+                    reason = f"padding {padding}"
+            row["supported"], row["reason"] = reason is None, reason
+            rows.append(row)
+        return record
+
+    for name, module in convs:
+        handles.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*args)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return rows

@@ -1,0 +1,421 @@
+"""Whole quantized PyTorch networks on the accelerator.
+
+``compile(model_q, example_input)`` takes a network quantized with ``torch.ao.quantization``
+(eager mode: QuantStub / DeQuantStub, ``torch.ao.nn.quantized`` modules, FloatFunctional
+converted to QFunctional; or an FX-converted GraphModule; engine qnnpack), runs it once on
+``example_input`` while recording every leaf module call and every tensor operation, and
+returns a :class:`Program`: a copy of the network in which each supported quantized conv
+(Conv2d / ConvReLU2d, kernel 1 or 3, stride 1 or 2, padding <= kernel - 1, groups 1,
+symmetric weights) is replaced by a module that runs it on the accelerator as a
+:class:`host.quant.QuantConv`. A quantized elementwise activation (ReLU6, LeakyReLU,
+Hardswish, ELU) that is the only consumer of a conv's output becomes the conv's 256-entry
+activation table. Every other module (stubs, pooling, QFunctional add, Linear, flatten, ...)
+runs on the CPU as the original PyTorch module, so ``program.run(x)`` returns exactly what
+``model_q(x)`` returns.
+
+A conv that the accelerator cannot run raises :class:`host.quant.QuantError` naming the
+module and the reason; ``cpu_modules={"name", ...}`` keeps named convs on the CPU knowingly.
+"""
+
+import copy
+import time
+
+import numpy as np
+
+from hw.config import AccelConfig
+
+from .quant import QuantConv, QuantError
+from .torch_frontend import activation_table, quant_conv_from_module
+
+__all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS"]
+
+BACKENDS = ("golden", "sim")
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _foldable_activations():
+    import torch.ao.nn.quantized as nnq
+    return (nnq.ReLU6, nnq.LeakyReLU, nnq.Hardswish, nnq.ELU)
+
+
+FOLDABLE_ACTIVATIONS = ("ReLU6", "LeakyReLU", "Hardswish", "ELU")
+
+
+def _is_conv(module):
+    import torch.nn as nn
+    from torch.ao.nn.quantized.modules.conv import _ConvNd as QuantizedConvNd
+    return isinstance(module, (nn.modules.conv._ConvNd, QuantizedConvNd))
+
+
+def _is_quantized_conv2d(module):
+    import torch.ao.nn.quantized as nnq
+    return isinstance(module, nnq.Conv2d)
+
+
+def _tensors(tree):
+    from torch.utils._pytree import tree_leaves
+    torch = _torch()
+    return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+
+
+class _Trace:
+    """One run of a model recording leaf-module calls and top-level tensor operations.
+
+    ``events``: dicts ``{"kind": "module" | "function", "name", "module", "inputs", "output"}``
+    in execution order. Operations inside a leaf module are part of that module's call.
+    Every tensor stays referenced, so identity comparisons are meaningful.
+    """
+
+    def __init__(self, model, args, kwargs):
+        torch = _torch()
+        from torch.overrides import TorchFunctionMode
+
+        self.events = []
+        depth = [0]
+        trace = self
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if depth[0] == 0:
+                    trace.events.append({"kind": "function", "name": getattr(func, "__name__", str(func)),
+                                         "module": None, "inputs": _tensors((args, kwargs)),
+                                         "output": None})
+                return func(*args, **kwargs)
+
+        handles = []
+        stack = []
+
+        def pre_hook(name):
+            def hook(module, inputs):
+                if depth[0] == 0:
+                    event = {"kind": "module", "name": name, "module": module,
+                             "inputs": _tensors(inputs), "output": None}
+                    trace.events.append(event)
+                    stack.append(event)
+                depth[0] += 1
+            return hook
+
+        def post_hook(module, inputs, output):
+            depth[0] -= 1
+            if depth[0] == 0:
+                stack.pop()["output"] = output
+
+        for name, module in model.named_modules():
+            if name and not any(True for _ in module.children()):
+                handles.append(module.register_forward_pre_hook(pre_hook(name)))
+                handles.append(module.register_forward_hook(post_hook))
+        try:
+            with torch.no_grad(), Mode():
+                self.result = model(*args, **kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+        self.result_tensors = _tensors(self.result)
+
+    def consumers(self, index):
+        """Events after ``index`` that take event ``index``'s output, plus "return"."""
+        out = self.events[index]["output"]
+        found = [j for j in range(index + 1, len(self.events))
+                 if any(t is out for t in self.events[j]["inputs"])]
+        if any(t is out for t in self.result_tensors):
+            found.append("return")
+        return found
+
+
+def _describe(name, module):
+    return f"module '{name}' ({type(module).__name__})"
+
+
+def _memory_format(t):
+    torch = _torch()
+    if t.is_contiguous():
+        return torch.contiguous_format
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    raise QuantError(f"output tensor with strides {t.stride()} is neither NCHW nor channels_last")
+
+
+class _Layer:
+    """A conv the accelerator runs (plus its folded activation)."""
+
+    def __init__(self, name, module, activation_name, activation, out_scale, out_zero_point,
+                 memory_format):
+        self.name = name
+        self.module = module
+        self.activation_name = activation_name
+        self.activation = activation
+        self.out_scale = out_scale
+        self.out_zero_point = out_zero_point
+        self.memory_format = memory_format
+        self._convs = {}
+
+    def quant_conv(self, scale, zero_point):
+        """The QuantConv for inputs quantized with (scale, zero_point), built once."""
+        key = (float(scale), int(zero_point))
+        if key not in self._convs:
+            try:
+                conv = quant_conv_from_module(QuantConv, self.module, scale, zero_point)
+                if self.activation is not None:
+                    # the table from the conv's exact (double) output qparams, as PyTorch sees them
+                    table, s, z = activation_table(self.activation, self.module.scale,
+                                                   self.module.zero_point)
+                    if z != self.out_zero_point or not np.isclose(s, self.out_scale, rtol=1e-6, atol=0):
+                        raise QuantError(f"{type(self.activation).__name__} output qparams ({s}, {z}) "
+                                         f"differ from the traced ({self.out_scale}, {self.out_zero_point})")
+                    conv.table = table
+                    conv.output_scale = self.out_scale
+                    conv.table_output_zero_point = z
+            except QuantError as exc:
+                raise QuantError(f"{_describe(self.name, self.module)}: {exc}") from None
+            self._convs[key] = conv
+        return self._convs[key]
+
+    def describe(self, conv, x_shape):
+        n, c, h, w = x_shape
+        return {"layer": self.name, "C": c, "K": conv.out_channels, "H": h, "W": w,
+                "kernel": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
+                "activation": self.activation_name}
+
+
+def _module_class():
+    import torch.nn as nn
+
+    class AcceleratedConv(nn.Module):
+        """Stands in for a quantized conv: runs it on the program's backend."""
+
+        def __init__(self, program, layer):
+            super().__init__()
+            self._program = (program,)           # not a submodule
+            self.layer_name = layer
+
+        def forward(self, x):
+            return self._program[0]._run_conv(self.layer_name, x)
+
+        def extra_repr(self):
+            layer = self._program[0]._layers[self.layer_name]
+            act = f", activation={layer.activation_name}" if layer.activation_name else ""
+            return f"{type(layer.module).__name__}{act}"
+
+    class FoldedActivation(nn.Module):
+        """Stands in for an activation folded into a conv's table: passes the conv's
+        (already activated) output through; any other input goes to the original module."""
+
+        def __init__(self, program, original):
+            super().__init__()
+            self._program = (program,)
+            self.original = original
+
+        def forward(self, x):
+            pending = self._program[0]._pending
+            for i, t in enumerate(pending):
+                if t is x:
+                    del pending[i]
+                    return x
+            return self.original(x)
+
+    return AcceleratedConv, FoldedActivation
+
+
+def _set_submodule(root, name, module):
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+class Program:
+    """A quantized network whose supported convs run on the accelerator.
+
+    ``run(*args, backend="golden" | "sim", **kwargs)`` takes what the model takes and
+    returns what it returns. After a ``"sim"`` run, ``counters`` holds one dict per
+    accelerator layer call (layer, shape, cycles, DRAM bytes, stalls, seconds).
+    ``layers`` describes every conv: where it runs, its shape and folded activation.
+    """
+
+    def __init__(self, model, layers, placements, cfg=None, *, latency=50, progress=True):
+        self.module = model
+        self._layers = layers
+        self.layers = placements
+        self.cfg = cfg if cfg is not None else AccelConfig()
+        self.latency = latency
+        self.progress = progress
+        self.counters = []
+        self._pending = []
+        self._backend = None
+        self._bar = None
+
+    def run(self, *args, backend="golden", **kwargs):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        torch = _torch()
+        self._backend = backend
+        self._pending = []
+        self.counters = []
+        calls = sum(p["calls"] for p in self.layers if p["placement"] == "accelerator")
+        self._bar = self._progress_bar(calls) if backend == "sim" and self.progress else None
+        self._done = 0
+        try:
+            with torch.no_grad():
+                return self.module(*args, **kwargs)
+        finally:
+            if self._bar is not None and hasattr(self._bar, "close"):
+                self._bar.close()
+            self._bar = None
+            self._backend = None
+            self._pending = []
+
+    __call__ = run
+
+    def _progress_bar(self, total):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return {"total": total}
+        return tqdm(total=total, unit="layer", desc="accelerator")
+
+    def _report(self, entry):
+        self._done += 1
+        if isinstance(self._bar, dict):
+            print(f"[{self._done}/{self._bar['total']}] {entry['layer']}: C={entry['C']} K={entry['K']} "
+                  f"{entry['H']}x{entry['W']} k{entry['kernel']} s{entry['stride']}: "
+                  f"{entry.get('cycles', 0)} cycles, {entry['seconds']:.1f} s", flush=True)
+        elif self._bar is not None:
+            self._bar.set_postfix_str(entry["layer"])
+            self._bar.update(1)
+
+    def _run_conv(self, name, x):
+        torch = _torch()
+        layer = self._layers[name]
+        if self._backend is None:
+            raise RuntimeError("call Program.run(), not the module directly")
+        if not isinstance(x, torch.Tensor) or not x.is_quantized or x.dtype != torch.quint8 \
+                or x.qscheme() != torch.per_tensor_affine or x.dim() != 4:
+            raise QuantError(f"{_describe(name, layer.module)}: input must be a 4-D per-tensor quint8 "
+                             f"tensor, got {getattr(x, 'dtype', type(x))}")
+        conv = layer.quant_conv(x.q_scale(), x.q_zero_point())
+        x_u8 = x.int_repr().contiguous().numpy()
+        start = time.perf_counter()
+        if self._backend == "golden":
+            y = conv(x_u8)
+        else:
+            from .sim import run_conv
+            y, counters = run_conv(self.cfg, conv, x_u8, latency=self.latency)
+            entry = {**layer.describe(conv, x_u8.shape), "input_shape": tuple(x_u8.shape),
+                     "output_shape": tuple(y.shape), **counters,
+                     "seconds": time.perf_counter() - start}
+            self.counters.append(entry)
+            self._report(entry)
+        t = torch.from_numpy(np.ascontiguousarray(y)).contiguous(memory_format=layer.memory_format)
+        out = torch._make_per_tensor_quantized_tensor(t, layer.out_scale, layer.out_zero_point)
+        if layer.activation is not None:
+            self._pending.append(out)
+        return out
+
+    def summary(self):
+        lines = []
+        for p in self.layers:
+            where = p["placement"] + (f" ({p['reason']})" if p.get("reason") else "")
+            act = f" + {p['activation']}" if p.get("activation") else ""
+            lines.append(f"{p['name']:28} {p['type']}{act}: {where}")
+        return "\n".join(lines)
+
+
+def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activations=True,
+            latency=50, progress=True):
+    """Compile ``model_q`` (torch.ao-quantized, engine qnnpack) for the accelerator.
+
+    ``example_input``: what ``model_q`` takes (a tensor, or a tuple of positional
+    arguments). ``cpu_modules``: names of convs to run on the CPU deliberately.
+    ``fold_activations``: fold a ReLU6 / LeakyReLU / Hardswish / ELU that alone consumes
+    a conv's output into the conv's activation table. Raises QuantError naming the module
+    for any conv the accelerator cannot run.
+    """
+    torch = _torch()
+    if getattr(torch.backends.quantized, "engine", None) != "qnnpack":
+        raise QuantError(f"the quantized engine is {torch.backends.quantized.engine!r}; "
+                         f"set torch.backends.quantized.engine = 'qnnpack'")
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    cpu_modules = set(cpu_modules)
+    names = {name for name, _ in model_q.named_modules()}
+    unknown = cpu_modules - names
+    if unknown:
+        raise QuantError(f"cpu_modules names no module of the model: {sorted(unknown)}")
+    was_training = model_q.training
+    model_q.eval()
+    try:
+        trace = _Trace(model_q, args, {})
+    finally:
+        model_q.train(was_training)
+    foldable = _foldable_activations()
+
+    calls = {}                 # conv name -> list of event indices
+    for i, e in enumerate(trace.events):
+        if e["kind"] == "module" and _is_conv(e["module"]):
+            calls.setdefault(e["name"], []).append(i)
+
+    layers, placements, folds = {}, [], {}
+    for name, indices in calls.items():
+        module = trace.events[indices[0]]["module"]
+        first = trace.events[indices[0]]
+        x = first["inputs"][0] if first["inputs"] else None
+        place = {"name": name, "type": type(module).__name__, "calls": len(indices),
+                 "C": module.in_channels, "K": module.out_channels,
+                 "H": None if x is None else x.shape[-2], "W": None if x is None else x.shape[-1],
+                 "kernel": module.kernel_size[0], "stride": module.stride[0],
+                 "padding": module.padding[0] if isinstance(module.padding, tuple) else module.padding,
+                 "activation": None, "placement": "accelerator", "reason": None}
+        placements.append(place)
+        if name in cpu_modules:
+            place.update(placement="cpu", reason="cpu_modules")
+            continue
+        if not _is_quantized_conv2d(module):
+            raise QuantError(f"{_describe(name, module)}: not a torch.ao.nn.quantized Conv2d / "
+                             f"ConvReLU2d; the accelerator runs quantized 2-D convolutions only "
+                             f"(pass cpu_modules={{'{name}'}} to run it on the CPU)")
+        acts = []
+        for i in indices:
+            e = trace.events[i]
+            xin = e["inputs"][0] if e["inputs"] else None
+            if xin is None or not xin.is_quantized or xin.dtype != torch.quint8 \
+                    or xin.qscheme() != torch.per_tensor_affine:
+                raise QuantError(f"{_describe(name, module)}: input must be a per-tensor quint8 tensor")
+            try:
+                quant_conv_from_module(QuantConv, module, xin.q_scale(), xin.q_zero_point())
+            except QuantError as exc:
+                raise QuantError(f"{_describe(name, module)}: {exc}") from None
+            users = trace.consumers(i)
+            act = None
+            if fold_activations and len(users) == 1 and users[0] != "return":
+                user = trace.events[users[0]]
+                if user["kind"] == "module" and isinstance(user["module"], foldable) \
+                        and len(user["inputs"]) == 1 and user["name"] not in cpu_modules:
+                    act = user
+            acts.append(act)
+        # fold only when every call of the conv feeds the same activation module alone
+        activation = acts[0] if all(a is not None and a["name"] == acts[0]["name"] for a in acts) else None
+        final = activation["output"] if activation else trace.events[indices[0]]["output"]
+        if not final.is_quantized or final.dtype != torch.quint8 or final.qscheme() != torch.per_tensor_affine:
+            raise QuantError(f"{_describe(name, module)}: output is not a per-tensor quint8 tensor")
+        layer = _Layer(name, module, activation["name"] if activation else None,
+                       activation["module"] if activation else None,
+                       final.q_scale(), final.q_zero_point(), _memory_format(final))
+        for i in indices:
+            e = trace.events[i]
+            layer.quant_conv(e["inputs"][0].q_scale(), e["inputs"][0].q_zero_point())
+        layers[name] = layer
+        if activation:
+            place["activation"] = f"{activation['name']} ({type(activation['module']).__name__})"
+            folds.setdefault(activation["name"], []).append(name)
+
+    model = copy.deepcopy(model_q)
+    model.eval()
+    program = Program(model, layers, placements, cfg, latency=latency, progress=progress)
+    AcceleratedConv, FoldedActivation = _module_class()
+    for name in layers:
+        _set_submodule(model, name, AcceleratedConv(program, name))
+    for act_name in folds:
+        _set_submodule(model, act_name, FoldedActivation(program, model.get_submodule(act_name)))
+    return program

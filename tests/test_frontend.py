@@ -1,0 +1,296 @@
+"""Whole quantized networks (torch.ao eager mode, qnnpack) compiled with host.program:
+the golden backend equals PyTorch's own output exactly; unsupported convs are refused."""
+
+import pytest
+import torch
+import torch.ao.nn.quantized as nnq
+import torch.ao.quantization as tq
+import torch.nn as nn
+
+from host import dse
+from host.program import compile
+from host.quant import QuantError
+from host.torch_frontend import layer_table
+
+torch.backends.quantized.engine = "qnnpack"
+
+
+def symmetric_qconfig():
+    """qnnpack's default qconfig if its weight observer is symmetric, else one that is."""
+    qconfig = tq.get_default_qconfig("qnnpack")
+    if qconfig.weight().qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric):
+        return qconfig
+    return tq.QConfig(activation=qconfig.activation,
+                      weight=tq.MinMaxObserver.with_args(dtype=torch.qint8,
+                                                         qscheme=torch.per_tensor_symmetric))
+
+
+class SmallCNN(nn.Module):
+    """3x32x32 -> conv 3->16 + ReLU (fused) -> conv 16->32 stride 2 -> activation ->
+    conv 32->32, residual add of the stride-2 output, ReLU -> average pool -> FC 32->10."""
+
+    def __init__(self, activation="relu6", kernel=3, groups=1):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.act2 = {"relu6": nn.ReLU6(), "hardswish": nn.Hardswish()}[activation]
+        self.conv3 = nn.Conv2d(32, 32, kernel, padding=kernel // 2, groups=groups)
+        self.add = nnq.FloatFunctional()
+        self.relu3 = nn.ReLU()
+        self.pool = nn.AvgPool2d(16)
+        self.fc = nn.Linear(32, 10)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = self.relu1(self.conv1(self.quant(x)))
+        s = self.act2(self.conv2(x))
+        y = self.relu3(self.add.add(self.conv3(s), s))
+        y = torch.flatten(self.pool(y), 1)
+        return self.dequant(self.fc(y))
+
+
+def quantize(model, shape, seed=0, qconfig=None, fuse=(("conv1", "relu1"),)):
+    torch.manual_seed(seed)
+    model.eval()
+    if fuse:
+        model = tq.fuse_modules(model, [list(f) for f in fuse])
+    model.qconfig = qconfig or symmetric_qconfig()
+    prepared = tq.prepare(model)
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(*shape))
+    return tq.convert(prepared)
+
+
+def small_cnn(activation="relu6", seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return quantize(SmallCNN(activation, **kwargs), (2, 3, 32, 32), seed)
+
+
+def reference(model_q, *args):
+    """model_q's own output, with the known PyTorch 2.13 quirk avoided: quantized ReLU6 on a
+    channels_last tensor (what qnnpack's conv returns) misplaces elements, so every ReLU6
+    gets its input in NCHW order (README, "Arithmetic"). All other ops are untouched."""
+    handles = [m.register_forward_pre_hook(lambda mod, inp: (inp[0].contiguous(),))
+               for m in model_q.modules() if isinstance(m, nnq.ReLU6)]
+    try:
+        with torch.no_grad():
+            return model_q(*args)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def inputs(count, shape, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*shape, generator=g) * (0.5 + i) for i in range(count)]
+
+
+def test_default_qconfig_weights_are_symmetric():
+    assert symmetric_qconfig().weight().qscheme in (torch.per_tensor_symmetric,
+                                                    torch.per_channel_symmetric)
+
+
+@pytest.mark.parametrize("activation", ["relu6", "hardswish"])
+def test_small_cnn_golden_equals_pytorch(activation):
+    model_q = small_cnn(activation)
+    example = torch.randn(1, 3, 32, 32)
+    program = compile(model_q, example)
+    placed = {p["name"]: p for p in program.layers}
+    assert sorted(placed) == ["conv1", "conv2", "conv3"]
+    assert all(p["placement"] == "accelerator" for p in placed.values())
+    assert placed["conv2"]["activation"].startswith("act2")           # folded into the table
+    assert placed["conv1"]["activation"] is None and placed["conv3"]["activation"] is None
+    for x in inputs(3, (1, 3, 32, 32)) + inputs(1, (2, 3, 32, 32), seed=5):
+        got = program.run(x, backend="golden")
+        if activation == "hardswish":
+            assert torch.equal(got, model_q(x))
+        assert torch.equal(got, reference(model_q, x))
+        assert program.counters == []
+
+
+def test_unfolded_activation_runs_on_cpu_like_pytorch():
+    """Without folding, ReLU6 runs as PyTorch's module on the accelerator's output, which
+    has the memory format of qnnpack's conv: the result equals model_q's own, quirk included."""
+    model_q = small_cnn("relu6", seed=3)
+    program = compile(model_q, torch.randn(1, 3, 32, 32), fold_activations=False)
+    assert all(p["activation"] is None for p in program.layers)
+    for x in inputs(2, (1, 3, 32, 32), seed=7):
+        assert torch.equal(program.run(x), model_q(x))
+
+
+def test_shared_activation_is_not_folded_where_the_conv_output_has_other_users():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+            self.conv1 = nn.Conv2d(4, 8, 3, padding=1)
+            self.conv2 = nn.Conv2d(8, 8, 1)
+            self.act = nn.Hardswish()
+            self.add = nnq.FloatFunctional()
+
+        def forward(self, x):
+            a = self.conv1(self.quant(x))
+            b = self.act(self.conv2(self.act(a)))      # act used twice; conv1's output also added
+            return self.dequant(self.add.add(b, a))
+
+    model_q = quantize(Net(), (2, 4, 12, 12), fuse=())
+    program = compile(model_q, torch.randn(1, 4, 12, 12))
+    placed = {p["name"]: p for p in program.layers}
+    assert placed["conv1"]["activation"] is None
+    assert placed["conv2"]["activation"] is not None
+    for x in inputs(2, (1, 4, 12, 12)):
+        assert torch.equal(program.run(x), model_q(x))
+
+
+def test_7x7_conv_is_refused_naming_the_module():
+    model_q = small_cnn(kernel=7)
+    with pytest.raises(QuantError, match=r"'conv3'.*7x7"):
+        compile(model_q, torch.randn(1, 3, 32, 32))
+
+
+def test_grouped_conv_is_refused_naming_the_module():
+    model_q = small_cnn(groups=4)
+    with pytest.raises(QuantError, match=r"'conv3'.*grouped"):
+        compile(model_q, torch.randn(1, 3, 32, 32))
+
+
+def test_asymmetric_weights_are_refused_naming_the_module():
+    qconfig = tq.QConfig(activation=tq.MinMaxObserver.with_args(dtype=torch.quint8),
+                         weight=tq.MinMaxObserver.with_args(dtype=torch.qint8,
+                                                            qscheme=torch.per_tensor_affine))
+    torch.manual_seed(0)
+    model = SmallCNN()
+    with torch.no_grad():
+        model.conv1.weight.add_(0.3)         # all-positive weights: a non-zero weight zero point
+    model_q = quantize(model, (2, 3, 32, 32), qconfig=qconfig)
+    with pytest.raises(QuantError, match=r"'conv1'.*symmetric"):
+        compile(model_q, torch.randn(1, 3, 32, 32))
+
+
+def test_cpu_modules_keeps_a_conv_on_the_cpu_knowingly():
+    model_q = small_cnn(kernel=7)
+    program = compile(model_q, torch.randn(1, 3, 32, 32), cpu_modules={"conv3"})
+    placed = {p["name"]: p for p in program.layers}
+    assert placed["conv3"]["placement"] == "cpu"
+    for x in inputs(2, (1, 3, 32, 32)):
+        assert torch.equal(program.run(x), reference(model_q, x))
+    with pytest.raises(QuantError, match="nope"):
+        compile(model_q, torch.randn(1, 3, 32, 32), cpu_modules={"nope"})
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c, k, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, k, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(k)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(k, k, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(k)
+        self.downsample = None
+        if stride != 1 or c != k:
+            self.downsample = nn.Sequential(nn.Conv2d(c, k, 1, stride=stride, bias=False), nn.BatchNorm2d(k))
+        self.add = nnq.FloatFunctional()
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        skip = x if self.downsample is None else self.downsample(x)
+        return self.add.add_relu(y, skip)
+
+    def fuse(self):
+        groups = [["conv1", "bn1", "relu1"], ["conv2", "bn2"]]
+        if self.downsample is not None:
+            groups.append(["downsample.0", "downsample.1"])
+        tq.fuse_modules(self, groups, inplace=True)
+
+
+class ResNetStem(nn.Module):
+    """ResNet-18's 7x7 stem, max pool and two basic blocks (the second with stride 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = BasicBlock(64, 64, 1)
+        self.layer2 = BasicBlock(64, 128, 2)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(self.quant(x)))))
+        return self.dequant(self.layer2(self.layer1(x)))
+
+
+def resnet_stem(seed=0):
+    torch.manual_seed(seed)
+    model = ResNetStem().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):          # non-trivial folded batch norms
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    tq.fuse_modules(model, [["conv1", "bn1", "relu"]], inplace=True)
+    model.layer1.fuse()
+    model.layer2.fuse()
+    return quantize(model, (2, 3, 64, 64), seed, fuse=())
+
+
+def test_resnet_stem_blocks_with_the_7x7_stem_on_the_cpu():
+    model_q = resnet_stem()
+    x = torch.randn(1, 3, 64, 64)
+    with pytest.raises(QuantError, match=r"'conv1'.*7x7"):
+        compile(model_q, x)
+    program = compile(model_q, x, cpu_modules={"conv1"})
+    placed = {p["name"]: p["placement"] for p in program.layers}
+    assert placed.pop("conv1") == "cpu"
+    assert set(placed.values()) == {"accelerator"} and len(placed) == 5
+    for x in inputs(2, (1, 3, 64, 64), seed=11):
+        assert torch.equal(program.run(x), model_q(x))
+
+
+def test_layer_table_matches_the_modules_and_feeds_dse():
+    model_q = resnet_stem()
+    rows = layer_table(model_q, torch.randn(1, 3, 64, 64))
+    assert [r["name"] for r in rows] == ["conv1", "layer1.conv1", "layer1.conv2", "layer2.conv1",
+                                         "layer2.conv2", "layer2.downsample.0"]
+    shapes = {r["name"]: (r["C"], r["K"], r["H"], r["W"], r["kernel"], r["stride"], r["padding"])
+              for r in rows}
+    assert shapes["conv1"] == (3, 64, 64, 64, 7, 2, 3)
+    assert shapes["layer1.conv1"] == (64, 64, 16, 16, 3, 1, 1)
+    assert shapes["layer2.conv1"] == (64, 128, 16, 16, 3, 2, 1)
+    assert shapes["layer2.downsample.0"] == (64, 128, 16, 16, 1, 2, 0)
+    assert [r["supported"] for r in rows] == [False] + [True] * 5
+    acc, cpu = dse.accelerator_layers(rows)
+    assert [l["name"] for l in cpu] == ["conv1"] and len(acc) == 5
+    # float models; without an example input, 224 x 224
+    float_rows = layer_table(ResNetStem())
+    assert [(r["name"], r["H"], r["supported"]) for r in float_rows][:3] == \
+        [("conv1", 224, False), ("layer1.conv1", 56, True), ("layer1.conv2", 56, True)]
+    grouped = layer_table(SmallCNN(groups=4), torch.randn(1, 3, 32, 32))
+    assert [(r["name"], r["H"], r["groups"], r["supported"]) for r in grouped] == \
+        [("conv1", 32, 1, True), ("conv2", 32, 1, True), ("conv3", 16, 4, False)]
+    assert "grouped" in grouped[2]["reason"]
+
+
+@pytest.mark.parametrize("activation", ["relu6", "hardswish"])
+def test_fx_quantized_small_cnn_golden_equals_pytorch(activation):
+    from torch.ao.quantization import QConfigMapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    torch.manual_seed(2)
+    model = SmallCNN(activation).eval()
+    example = torch.randn(1, 3, 32, 32)
+    prepared = prepare_fx(model, QConfigMapping().set_global(symmetric_qconfig()), (example,))
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(2, 3, 32, 32))
+    model_q = convert_fx(prepared)
+    program = compile(model_q, example)
+    placed = {p["name"]: p for p in program.layers}
+    assert sorted(placed) == ["conv1", "conv2", "conv3"]
+    assert all(p["placement"] == "accelerator" for p in placed.values())
+    for x in inputs(3, (1, 3, 32, 32), seed=4):
+        assert torch.equal(program.run(x), reference(model_q, x))
