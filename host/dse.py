@@ -39,10 +39,15 @@ FF_PER_DPE = (15878 - 3378) / (64 - 12)
 LUT_ARRAY_BASE = 1603 - LUT_PER_DPE * 12
 FF_ARRAY_BASE = 3378 - FF_PER_DPE * 12
 REQUANT = {"LUT": 629, "FF": 408, "DSP": 2}
-# DMA, tiler, controller, CSRs, line buffer logic: an estimate (not yet synthesized).
-FIXED = {"LUT": 12_000, "FF": 14_000}
-BRAM_BITS, BRAM_WIDTH = 36 * 1024, 72
-URAM_BITS, URAM_WIDTH = 288 * 1024, 72
+# Everything outside the array and the requantizers (DMA, tiler, sequencer, controller,
+# CSRs, buffers' logic, line buffer), calibrated on the yosys estimate of the whole default
+# accelerator (KP=3, YP=4): 28,277 LUT, 15,911 FF, 172 DSP, 104.5 BRAM36.
+FIXED = {"LUT": 28_277 - 1_603 - 4 * 629, "FF": 15_911 - 3_378 - 4 * 408, "DSP": 172 - 108 - 4 * 2}
+# FIFOs of the DMA reader (512 x 134 bit) and the controller's write queues (512 x 72, 512 x 32)
+FIXED_BRAM36 = 4
+# BRAM36 aspect ratios (depth, width); URAM288 is 4K x 72
+BRAM_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+URAM_SHAPES = ((4096, 72),)
 
 SPACE = {
     "kp": (2, 3, 4, 6, 8, 12, 16, 24, 32),
@@ -54,8 +59,9 @@ SPACE = {
 }
 
 
-def _memory(bits, width, cap_bits, cap_width):
-    return max(math.ceil(bits / cap_bits), math.ceil(width / cap_width))
+def _memory(depth, width, shapes=BRAM_SHAPES):
+    """Blocks for one ``depth`` x ``width`` memory: the best of the block's aspect ratios."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in shapes)
 
 
 def resources(cfg: AccelConfig):
@@ -63,20 +69,24 @@ def resources(cfg: AccelConfig):
     n = cfg.kp * cfg.yp
     word = word_bytes_for(cfg.yp)
     res = {
-        "DSP": 9 * n + REQUANT["DSP"] * cfg.yp,
+        "DSP": 9 * n + REQUANT["DSP"] * cfg.yp + FIXED["DSP"],
         "LUT": round(LUT_ARRAY_BASE + LUT_PER_DPE * n + REQUANT["LUT"] * cfg.yp + FIXED["LUT"]),
         "FF": round(FF_ARRAY_BASE + FF_PER_DPE * n + REQUANT["FF"] * cfg.yp + FIXED["FF"]),
     }
-    # ping-pong halves; widths are what one cycle reads
-    bram = (_memory(2 * cfg.streaming_buffer_depth * 8, 2 * word * 8, BRAM_BITS, BRAM_WIDTH) +
-            _memory(2 * cfg.stationary_buffer_depth * 72, cfg.kp * 72, BRAM_BITS, BRAM_WIDTH) +
-            _memory(8 * cfg.line_buffer_depth * 8, 6 * word * 8, BRAM_BITS, BRAM_WIDTH))
-    out_bits, out_width = 2 * cfg.output_buffer_depth * 32, n * 32
-    res["BRAM36"] = bram + _memory(out_bits, out_width, BRAM_BITS, BRAM_WIDTH)
+    # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
+    kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
+    out_words = cfg.output_buffer_depth // n
+    bram = (_memory(2 * cfg.streaming_buffer_depth // word, word * 8) +
+            _memory(2 * kernel_groups_words, cfg.kp * 72) + FIXED_BRAM36)
+    # per-kernel parameters (88 bits) of both halves, in the output buffer
+    params = 2 * (1 << max(0, math.ceil(math.log2(max(1, min(4096, out_words * cfg.kp))))))
+    bram += _memory(params, 88)
+    out = 2 * _memory(out_words, n * 32)
+    res["BRAM36"] = bram + out
     res["URAM"] = 0
-    if res["BRAM36"] > BUDGET["BRAM36"] or cfg.output_buffer_depth >= 1 << 16:
+    if res["BRAM36"] > BUDGET["BRAM36"]:
         res["BRAM36"] = bram
-        res["URAM"] = _memory(out_bits, out_width, URAM_BITS, URAM_WIDTH)
+        res["URAM"] = 2 * _memory(out_words, n * 32, URAM_SHAPES)
     return res
 
 

@@ -18,9 +18,14 @@ def test_search_equals_exhaustive_on_reduced_space():
 
 
 def test_resource_model_matches_calibration():
+    """The model reproduces the yosys estimates it was calibrated on: the (8, 8) array's
+    DSPs plus the requantizers and the fixed logic, and the whole default accelerator."""
     r = dse.resources(AccelConfig(kp=8, yp=8))
-    assert r["DSP"] == 576 + 2 * 8
+    assert r["DSP"] == 576 + 2 * 8 + dse.FIXED["DSP"]
     assert round(dse.LUT_ARRAY_BASE + dse.LUT_PER_DPE * 12) == 1603
+    default = dse.resources(AccelConfig())
+    assert (default["LUT"], default["FF"], default["DSP"]) == (28_277, 15_911, 172)
+    assert abs(default["BRAM36"] - 104.5) / 104.5 < 0.10
 
 
 def test_cpu_layers_reported():
