@@ -8,12 +8,9 @@ A pass is one channel tile of an output tile: the DPE array's sums for channels
 import numpy as np
 
 from .quant import requantize, wrap_int32
+from .tile_model import groups_for
 
 __all__ = ["groups_for", "sums_beats", "accumulate_passes", "drain_tile", "drain_beats"]
-
-
-def groups_for(out_cols, yp):
-    return -(-out_cols // yp)
 
 
 def sums_beats(sums, kp, yp):

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.regs import ErrorCode
 
 from . import simulator
-from .driver import DriverError, prepare_layer
+from .driver import DriverError, prepare_layer, status_error
 from .quant import QuantConv
 
 __all__ = ["run_conv", "run_layers", "accelerator_verilog"]
@@ -86,8 +85,9 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
         run = prepare_layer(cfg, conv, image[None], tiles)
         result = run_layers(cfg, [{"run": run}], latency=latency, pause=pause, seed=seed, waves=waves)
         layer = result["layers"][0]
-        if layer["error_code"]:
-            raise DriverError(f"accelerator error {ErrorCode(layer['error_code']).name}")
+        error = status_error(layer["status"], layer["error_code"])
+        if error:
+            raise error
         if not layer["irq"]:
             raise DriverError(f"layer did not finish within {timeout_cycles(cfg, run.descriptor)} cycles")
         outputs.append(np.asarray(layer["output"], dtype=np.uint8).reshape(run.output_shape))
