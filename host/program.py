@@ -5,13 +5,22 @@
 converted to QFunctional; or an FX-converted GraphModule; engine qnnpack), runs it once on
 ``example_input`` while recording every leaf module call and every tensor operation, and
 returns a :class:`Program`: a copy of the network in which each supported quantized conv
-(Conv2d / ConvReLU2d, kernel 1 or 3, stride 1 or 2, padding <= kernel - 1, groups 1,
-symmetric weights) is replaced by a module that runs it on the accelerator as a
-:class:`host.quant.QuantConv`. A quantized elementwise activation (ReLU6, LeakyReLU,
+(Conv2d / ConvReLU2d, square kernel up to 9x9, stride 1 or 2, padding <= kernel - 1,
+groups 1, dilation 1, symmetric weights) is replaced by a module that runs it on the
+accelerator as a :class:`host.quant.QuantConv`. A quantized elementwise activation (ReLU6, LeakyReLU,
 Hardswish, ELU) that is the only consumer of a conv's output becomes the conv's 256-entry
 activation table. Every other module (stubs, pooling, QFunctional add, Linear, flatten, ...)
 runs on the CPU as the original PyTorch module, so ``program.run(x)`` returns exactly what
 ``model_q(x)`` returns.
+
+Kernels other than 1x1 and 3x3 (2x2, 4x4 ... 9x9, e.g. ResNet's 7x7 stem) run through
+:func:`host.decompose.decompose`: one 3x3 conv (padding 0, same stride) over an input the
+host rearranges before the accelerator call -- ``ceil(R / 3)**2`` copies of the
+zero-point-padded input, each shifted by a multiple of 3 rows / columns. That costs DRAM
+traffic: the accelerator reads ``ceil(R / 3)**2`` times the (padded, cropped) input, 9x for
+a 7x7 kernel (4x for 5x5), plus the host's write of that rearranged input, and does
+``81 / 49`` of a 7x7 conv's MACs. ResNet-18's stem at 224x224 (3 x 224 x 224 = 147 KiB in)
+reads 9 x 3 x 229 x 229 = 1.38 MiB instead.
 
 A conv that the accelerator cannot run raises :class:`host.quant.QuantError` naming the
 module and the reason; ``cpu_modules={"name", ...}`` keeps named convs on the CPU knowingly.
@@ -24,7 +33,8 @@ import numpy as np
 
 from hw.config import AccelConfig
 
-from .quant import QuantConv, QuantError
+from .decompose import decompose, large_conv_from_module
+from .quant import SUPPORTED_KERNELS, QuantConv, QuantError
 from .torch_frontend import activation_table, quant_conv_from_module
 
 __all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS"]
@@ -127,6 +137,16 @@ class _Trace:
         return found
 
 
+def _accelerator_conv(module, input_scale, input_zero_point):
+    """``(QuantConv, input_transform or None)`` for a quantized conv module: 1x1 and 3x3
+    directly, other square kernels up to 9x9 decomposed into a 3x3 conv whose input the
+    host rearranges with ``input_transform`` (u8 NCHW -> u8 NCHW)."""
+    kh, kw = module.kernel_size
+    if kh == kw and kh not in SUPPORTED_KERNELS:
+        return decompose(large_conv_from_module(module, input_scale, input_zero_point))
+    return quant_conv_from_module(QuantConv, module, input_scale, input_zero_point), None
+
+
 def _describe(name, module):
     return f"module '{name}' ({type(module).__name__})"
 
@@ -155,11 +175,16 @@ class _Layer:
         self._convs = {}
 
     def quant_conv(self, scale, zero_point):
-        """The QuantConv for inputs quantized with (scale, zero_point), built once."""
+        """The QuantConv the accelerator runs for inputs quantized with (scale, zero_point)."""
+        return self.plan(scale, zero_point)[0]
+
+    def plan(self, scale, zero_point):
+        """``(QuantConv, input_transform or None)`` for inputs quantized with (scale,
+        zero_point), built once; the transform (kernels other than 1 and 3) runs on the host."""
         key = (float(scale), int(zero_point))
         if key not in self._convs:
             try:
-                conv = quant_conv_from_module(QuantConv, self.module, scale, zero_point)
+                conv, transform = _accelerator_conv(self.module, scale, zero_point)
                 if self.activation is not None:
                     # the table from the conv's exact (double) output qparams, as PyTorch sees them
                     table, s, z = activation_table(self.activation, self.module.scale,
@@ -172,14 +197,21 @@ class _Layer:
                     conv.table_output_zero_point = z
             except QuantError as exc:
                 raise QuantError(f"{_describe(self.name, self.module)}: {exc}") from None
-            self._convs[key] = conv
+            self._convs[key] = (conv, transform)
         return self._convs[key]
 
-    def describe(self, conv, x_shape):
+    def describe(self, conv, x_shape, source_shape=None):
+        """What the accelerator ran (``C``, ``H``, ``W``, ``kernel``, ``padding`` of the 3x3
+        conv for a decomposed layer; ``source`` then gives the original conv's)."""
         n, c, h, w = x_shape
-        return {"layer": self.name, "C": c, "K": conv.out_channels, "H": h, "W": w,
-                "kernel": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
-                "activation": self.activation_name}
+        entry = {"layer": self.name, "C": c, "K": conv.out_channels, "H": h, "W": w,
+                 "kernel": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
+                 "activation": self.activation_name, "source": None}
+        if source_shape is not None:
+            padding = self.module.padding[0]
+            entry["source"] = {"C": source_shape[1], "H": source_shape[2], "W": source_shape[3],
+                               "kernel": self.module.kernel_size[0], "padding": padding}
+        return entry
 
 
 def _module_class():
@@ -233,6 +265,8 @@ class Program:
     returns what it returns. After a ``"sim"`` run, ``counters`` holds one dict per
     accelerator layer call (layer, shape, cycles, DRAM bytes, stalls, seconds).
     ``layers`` describes every conv: where it runs, its shape and folded activation.
+    ``run(..., record=True)`` also fills ``layer_outputs``: accelerator layer name -> list
+    of its quint8 outputs (one per call, in call order; after a folded activation).
     """
 
     def __init__(self, model, layers, placements, cfg=None, *, latency=50, progress=True):
@@ -243,17 +277,21 @@ class Program:
         self.latency = latency
         self.progress = progress
         self.counters = []
+        self.layer_outputs = {}
+        self._record = False
         self._pending = []
         self._backend = None
         self._bar = None
 
-    def run(self, *args, backend="golden", **kwargs):
+    def run(self, *args, backend="golden", record=False, **kwargs):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         torch = _torch()
         self._backend = backend
+        self._record = bool(record)
         self._pending = []
         self.counters = []
+        self.layer_outputs = {}
         calls = sum(p["calls"] for p in self.layers if p["placement"] == "accelerator")
         self._bar = self._progress_bar(calls) if backend == "sim" and self.progress else None
         self._done = 0
@@ -265,6 +303,7 @@ class Program:
                 self._bar.close()
             self._bar = None
             self._backend = None
+            self._record = False
             self._pending = []
 
     __call__ = run
@@ -295,15 +334,19 @@ class Program:
                 or x.qscheme() != torch.per_tensor_affine or x.dim() != 4:
             raise QuantError(f"{_describe(name, layer.module)}: input must be a 4-D per-tensor quint8 "
                              f"tensor, got {getattr(x, 'dtype', type(x))}")
-        conv = layer.quant_conv(x.q_scale(), x.q_zero_point())
+        conv, transform = layer.plan(x.q_scale(), x.q_zero_point())
         x_u8 = x.int_repr().contiguous().numpy()
+        source_shape = None
         start = time.perf_counter()
+        if transform is not None:             # kernel > 3: the 3x3 conv's rearranged input
+            source_shape = x_u8.shape
+            x_u8 = transform(x_u8)
         if self._backend == "golden":
             y = conv(x_u8)
         else:
             from .sim import run_conv
             y, counters = run_conv(self.cfg, conv, x_u8, latency=self.latency)
-            entry = {**layer.describe(conv, x_u8.shape), "input_shape": tuple(x_u8.shape),
+            entry = {**layer.describe(conv, x_u8.shape, source_shape), "input_shape": tuple(x_u8.shape),
                      "output_shape": tuple(y.shape), **counters,
                      "seconds": time.perf_counter() - start}
             self.counters.append(entry)
@@ -312,6 +355,8 @@ class Program:
         out = torch._make_per_tensor_quantized_tensor(t, layer.out_scale, layer.out_zero_point)
         if layer.activation is not None:
             self._pending.append(out)
+        if self._record:
+            self.layer_outputs.setdefault(name, []).append(out)
         return out
 
     def summary(self):
@@ -319,6 +364,9 @@ class Program:
         for p in self.layers:
             where = p["placement"] + (f" ({p['reason']})" if p.get("reason") else "")
             act = f" + {p['activation']}" if p.get("activation") else ""
+            if p.get("decomposed"):
+                d = p["decomposed"]
+                act += f" (as 3x3 over {d['pieces']} x {p['C']} = {d['C']} channels)"
             lines.append(f"{p['name']:28} {p['type']}{act}: {where}")
         return "\n".join(lines)
 
@@ -330,8 +378,10 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
     ``example_input``: what ``model_q`` takes (a tensor, or a tuple of positional
     arguments). ``cpu_modules``: names of convs to run on the CPU deliberately.
     ``fold_activations``: fold a ReLU6 / LeakyReLU / Hardswish / ELU that alone consumes
-    a conv's output into the conv's activation table. Raises QuantError naming the module
-    for any conv the accelerator cannot run.
+    a conv's output into the conv's activation table. Convs with kernels other than 1 and 3
+    (square, up to 9x9) run decomposed into a 3x3 conv (``host.decompose``); their placement's
+    ``decomposed`` says into how many pieces. Raises QuantError naming the module for any
+    conv the accelerator cannot run (grouped, dilated, kernel above 9x9, asymmetric weights).
     """
     torch = _torch()
     if getattr(torch.backends.quantized, "engine", None) != "qnnpack":
@@ -366,7 +416,7 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
                  "H": None if x is None else x.shape[-2], "W": None if x is None else x.shape[-1],
                  "kernel": module.kernel_size[0], "stride": module.stride[0],
                  "padding": module.padding[0] if isinstance(module.padding, tuple) else module.padding,
-                 "activation": None, "placement": "accelerator", "reason": None}
+                 "activation": None, "placement": "accelerator", "reason": None, "decomposed": None}
         placements.append(place)
         if name in cpu_modules:
             place.update(placement="cpu", reason="cpu_modules")
@@ -383,9 +433,12 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
                     or xin.qscheme() != torch.per_tensor_affine:
                 raise QuantError(f"{_describe(name, module)}: input must be a per-tensor quint8 tensor")
             try:
-                quant_conv_from_module(QuantConv, module, xin.q_scale(), xin.q_zero_point())
+                _, transform = _accelerator_conv(module, xin.q_scale(), xin.q_zero_point())
             except QuantError as exc:
                 raise QuantError(f"{_describe(name, module)}: {exc}") from None
+            if transform is not None:
+                place["decomposed"] = {"pieces": transform.pieces ** 2,
+                                       "C": transform.pieces ** 2 * module.in_channels}
             users = trace.consumers(i)
             act = None
             if fold_activations and len(users) == 1 and users[0] != "return":

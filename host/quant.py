@@ -4,8 +4,9 @@ This module is the arithmetic specification the RTL must match:
 
 * the array accumulates raw products ``acc = sum(x_u8 * w_s8)`` in int32, with padded
   positions holding the input zero point ``z_x``;
-* the host folds the zero-point term into the bias:
-  ``bias_q = round_f32(bias / f32(s_x * s_w[k])) - z_x * sum(w[k])``;
+* the host folds the zero-point term into the bias, quantizing it as PyTorch does:
+  ``bias_q = rne(f32(bias * f32(1 / f32(s_x * s_w[k])))) - z_x * sum(w[k])`` (the product
+  ``s_x * s_w[k]`` in double);
 * requantization per output channel ``k``: ``a = f32(acc + bias_q)``,
   ``p = f32(a * M[k])`` with ``M[k] = f32(f32(s_x * s_w[k]) / s_o)``,
   ``q = clamp(rne(p) + z_o, lo, hi)``; every rounding is round-half-to-even;

@@ -82,8 +82,11 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
     if bias is None:
         bias_int = np.zeros(k, dtype=np.int64)
     else:
+        # as PyTorch quantizes the bias: scale s_x * s_w in double, its float32
+        # reciprocal, then a float32 product rounded half to even
         b = bias.detach().float().numpy().astype(np.float32)
-        bias_int = np.rint((b / s_xw).astype(np.float32)).astype(np.int64)
+        inverse = (np.float32(1) / (w_scales * float(input_scale)).astype(np.float32)).astype(np.float32)
+        bias_int = np.rint((b * inverse).astype(np.float32)).astype(np.int64)
     bias_q = bias_int - z_x * w_int.astype(np.int64).reshape(k, -1).sum(axis=1)
 
     lo, hi = 0, 255

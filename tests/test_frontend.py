@@ -145,10 +145,24 @@ def test_shared_activation_is_not_folded_where_the_conv_output_has_other_users()
         assert torch.equal(program.run(x), model_q(x))
 
 
-def test_7x7_conv_is_refused_naming_the_module():
-    model_q = small_cnn(kernel=7)
-    with pytest.raises(QuantError, match=r"'conv3'.*7x7"):
+def test_kernel_above_9x9_is_refused_naming_the_module():
+    model_q = small_cnn(kernel=11)
+    with pytest.raises(QuantError, match=r"'conv3'.*11x11.*at most 9x9"):
         compile(model_q, torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("kernel", [5, 7])
+def test_large_kernel_runs_decomposed_on_the_accelerator(kernel):
+    model_q = small_cnn(kernel=kernel, seed=kernel)
+    program = compile(model_q, torch.randn(1, 3, 32, 32))
+    placed = {p["name"]: p for p in program.layers}
+    assert all(p["placement"] == "accelerator" for p in placed.values())
+    pieces = (-(-kernel // 3)) ** 2
+    assert placed["conv3"]["kernel"] == kernel
+    assert placed["conv3"]["decomposed"] == {"pieces": pieces, "C": pieces * 32}
+    assert placed["conv1"]["decomposed"] is None
+    for x in inputs(2, (1, 3, 32, 32), seed=kernel):
+        assert torch.equal(program.run(x), reference(model_q, x))
 
 
 def test_grouped_conv_is_refused_naming_the_module():
@@ -239,17 +253,42 @@ def resnet_stem(seed=0):
     return quantize(model, (2, 3, 64, 64), seed, fuse=())
 
 
-def test_resnet_stem_blocks_with_the_7x7_stem_on_the_cpu():
+def conv_outputs(model_q, names, *args):
+    """PyTorch's own output of each named module of model_q (forward hooks): name -> list."""
+    outputs, handles = {}, []
+    for name in names:
+        hook = (lambda n: lambda mod, inp, out: outputs.setdefault(n, []).append(out))(name)
+        handles.append(model_q.get_submodule(name).register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            result = model_q(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    return result, outputs
+
+
+def test_resnet_stem_blocks_with_the_7x7_stem_on_the_accelerator():
     model_q = resnet_stem()
     x = torch.randn(1, 3, 64, 64)
-    with pytest.raises(QuantError, match=r"'conv1'.*7x7"):
-        compile(model_q, x)
+    program = compile(model_q, x)
+    placed = {p["name"]: p for p in program.layers}
+    assert set(p["placement"] for p in placed.values()) == {"accelerator"} and len(placed) == 6
+    assert placed["conv1"]["decomposed"] == {"pieces": 9, "C": 27}
+    for x in inputs(2, (1, 3, 64, 64), seed=11):
+        got = program.run(x, record=True)
+        expected, per_layer = conv_outputs(model_q, list(placed), x)
+        assert torch.equal(got, expected)
+        assert sorted(program.layer_outputs) == sorted(per_layer)
+        for name, outs in per_layer.items():
+            assert len(program.layer_outputs[name]) == len(outs) == 1
+            assert torch.equal(program.layer_outputs[name][0], outs[0]), name
+    # the stem on the CPU knowingly
     program = compile(model_q, x, cpu_modules={"conv1"})
     placed = {p["name"]: p["placement"] for p in program.layers}
     assert placed.pop("conv1") == "cpu"
     assert set(placed.values()) == {"accelerator"} and len(placed) == 5
-    for x in inputs(2, (1, 3, 64, 64), seed=11):
-        assert torch.equal(program.run(x), model_q(x))
+    assert torch.equal(program.run(x), model_q(x))
 
 
 def test_layer_table_matches_the_modules_and_feeds_dse():
