@@ -23,12 +23,9 @@ copies of the (cropped, padded) input -- about ``9 x`` the input for ResNet's 7x
 stem -- and does ``9 n**2 / R**2`` times the MACs (81/49 for 7x7).
 """
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from .quant import (INT32_MAX, INT32_MIN, QuantConv, QuantError, conv_accumulate, multiplier_fields,
-                    output_size, requantize, wrap_int32)
+from .quant import QuantConv, QuantError, output_size
 
 __all__ = ["LargeConv", "decompose", "large_conv_from_module", "MAX_KERNEL", "SUPPORTED_STRIDES"]
 
@@ -36,71 +33,12 @@ MAX_KERNEL = 9
 SUPPORTED_STRIDES = (1, 2)
 
 
-@dataclass(eq=False)
-class LargeConv:
+class LargeConv(QuantConv):
     """A quint8 R x R convolution (R <= 9) in the accelerator's terms, fields as in
     :class:`host.quant.QuantConv`. Calling it is the direct golden model (no decomposition)."""
 
-    weight: np.ndarray
-    bias_q: np.ndarray
-    multiplier: np.ndarray
-    input_zero_point: int
-    output_zero_point: int
-    stride: int = 1
-    padding: int = 0
-    lo: int = 0
-    hi: int = 255
-    table: np.ndarray = field(default_factory=lambda: np.arange(256, dtype=np.uint8))
-    input_scale: float = 1.0
-    output_scale: float = 1.0
-
-    def __post_init__(self):
-        self.weight = np.asarray(self.weight, dtype=np.int8)
-        if self.weight.ndim != 4:
-            raise QuantError(f"weight must be (K, C, R, S), got shape {self.weight.shape}")
-        k, _, r, s = self.weight.shape
-        if r != s:
-            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be square")
-        if not 1 <= r <= MAX_KERNEL:
-            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be at most "
-                             f"{MAX_KERNEL}x{MAX_KERNEL}")
-        if self.stride not in SUPPORTED_STRIDES:
-            raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2")
-        if not 0 <= self.padding <= r - 1:
-            raise QuantError(f"padding {self.padding} is not supported for a {r}x{r} kernel; "
-                             f"it must be in [0, {r - 1}]")
-        self.bias_q = np.asarray(self.bias_q, dtype=np.int64)
-        if self.bias_q.shape != (k,) or np.any(self.bias_q < INT32_MIN) or np.any(self.bias_q > INT32_MAX):
-            raise QuantError(f"bias_q must be {k} int32 values")
-        self.bias_q = self.bias_q.astype(np.int32)
-        self.multiplier = np.broadcast_to(np.asarray(self.multiplier, dtype=np.float32), (k,)).copy()
-        for m in self.multiplier:
-            multiplier_fields(m)
-        for name in ("input_zero_point", "output_zero_point", "lo", "hi"):
-            v = int(getattr(self, name))
-            if not 0 <= v <= 255:
-                raise QuantError(f"{name} must be in [0, 255], got {v}")
-            setattr(self, name, v)
-        if self.lo > self.hi:
-            raise QuantError(f"clamp bounds are empty: lo={self.lo} > hi={self.hi}")
-        self.table = np.asarray(self.table, dtype=np.uint8)
-        if self.table.shape != (256,):
-            raise QuantError(f"activation table must have 256 entries, got {self.table.shape}")
-
-    kernel_size = QuantConv.kernel_size
-    in_channels = QuantConv.in_channels
-    out_channels = QuantConv.out_channels
-    output_shape = QuantConv.output_shape
-    max_abs_accumulator = QuantConv.max_abs_accumulator
-
-    def __call__(self, x_u8):
-        x_u8 = np.asarray(x_u8)
-        if x_u8.dtype != np.uint8 or x_u8.ndim != 4:
-            raise QuantError(f"input must be u8 (N, C, H, W), got {x_u8.dtype} {x_u8.shape}")
-        self.output_shape(*x_u8.shape[2:])
-        acc = conv_accumulate(x_u8, self.weight, self.stride, self.padding, self.input_zero_point)
-        acc = wrap_int32(acc + self.bias_q.astype(np.int64)[None, :, None, None])
-        return requantize(acc, self.multiplier, self.output_zero_point, self.lo, self.hi, self.table)
+    KERNELS = tuple(range(1, MAX_KERNEL + 1))
+    KERNEL_RULE = f"kernels must be at most {MAX_KERNEL}x{MAX_KERNEL}"
 
 
 def large_conv_from_module(module, input_scale, input_zero_point, activation=None):

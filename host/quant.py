@@ -129,6 +129,9 @@ class QuantConv:
     Calling it maps u8 (N, C, H, W) to u8 (N, K, X_O, Y_O).
     """
 
+    KERNELS = SUPPORTED_KERNELS           # kernel sizes the class accepts
+    KERNEL_RULE = "kernels must be 1x1 or 3x3"
+
     weight: np.ndarray
     bias_q: np.ndarray
     multiplier: np.ndarray
@@ -147,8 +150,10 @@ class QuantConv:
         if self.weight.ndim != 4:
             raise QuantError(f"weight must be (K, C, R, S), got shape {self.weight.shape}")
         k, _, r, s = self.weight.shape
-        if r != s or r not in SUPPORTED_KERNELS:
-            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be 1x1 or 3x3")
+        if r != s:
+            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be square")
+        if r not in self.KERNELS:
+            raise QuantError(f"kernel {r}x{s} is not supported; {self.KERNEL_RULE}")
         if self.stride not in SUPPORTED_STRIDES:
             raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2")
         if not 0 <= self.padding <= r - 1:
