@@ -10,7 +10,7 @@ CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)
 
 LAYERS = {
-    # the reference tile: C=16, K=8, 12x12, stride 1, padding 1, one L3 tile
+    # a whole L3 tile: C=16, K=8, 12x12, stride 1, padding 1
     "3x3_single_tile": dict(layer=dict(c=16, k=8, h=12, w=12, kernel=3, stride=1, padding=1)),
     "3x3_tiled_every_dim": dict(layer=dict(c=10, k=7, h=13, w=11, kernel=3, stride=1, padding=1),
                                 tiles=dict(k=4, c=4, xo=5, yo=6), table=True),
