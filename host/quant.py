@@ -8,7 +8,9 @@ This module is the arithmetic specification the RTL must match:
   ``bias_q = rne(f32(bias * f32(1 / f32(s_x * s_w[k])))) - z_x * sum(w[k])`` (the product
   ``s_x * s_w[k]`` in double);
 * requantization per output channel ``k``: ``a = f32(acc + bias_q)``,
-  ``p = f32(a * M[k])`` with ``M[k] = f32(f32(s_x * s_w[k]) / s_o)``,
+  ``p = f32(a * M[k])`` with ``M[k] = f32(f32(s_w[k] * s_x) * f32(1 / s_o))``, every
+  operand float32, exactly as PyTorch's qnnpack conv and linear compute it
+  (``generate_requantization_scales``, ATen ``quantized/cpu/QnnpackUtils.h``),
   ``q = clamp(rne(p) + z_o, lo, hi)``; every rounding is round-half-to-even;
 * an optional 256-entry u8 -> u8 table realises any elementwise activation.
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .quant import QuantError
 
-__all__ = ["quant_conv_from_module", "activation_table", "layer_table"]
+__all__ = ["requantization_multiplier", "quant_conv_from_module", "activation_table", "layer_table"]
 
 
 def _torch():
@@ -29,6 +29,17 @@ def activation_table(activation, scale, zero_point):
     if y.shape != x.shape:
         raise QuantError(f"{type(activation).__name__} is not elementwise")
     return y.int_repr().reshape(256).numpy().astype(np.uint8), float(y.q_scale()), int(y.q_zero_point())
+
+
+def requantization_multiplier(weight_scales, input_scale, output_scale):
+    """``M[k]`` operation for operation as PyTorch's qnnpack conv and linear compute it
+    (``generate_requantization_scales`` in ATen's ``quantized/cpu/QnnpackUtils.h``): every
+    operand in float32, ``M[k] = f32(f32(s_w[k] * s_x) * f32(1 / s_o))``. Dividing by
+    ``s_o`` instead is one ulp off on some scales, which flips outputs at near-ties."""
+    s_w = np.asarray(weight_scales, dtype=np.float64).astype(np.float32)
+    s_x, s_o = np.float32(input_scale), np.float32(output_scale)
+    inverse_output_scale = np.float32(np.float32(1) / s_o)
+    return ((s_w * s_x).astype(np.float32) * inverse_output_scale).astype(np.float32)
 
 
 def quant_conv_from_module(cls, module, input_scale, input_zero_point, activation=None):
@@ -75,8 +86,7 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
     z_x = int(input_zero_point)
     s_o = np.float32(module.scale)
     z_o = int(module.zero_point)
-    s_xw = (s_x * w_scales.astype(np.float32)).astype(np.float32)
-    multiplier = (s_xw / s_o).astype(np.float32)
+    multiplier = requantization_multiplier(w_scales, input_scale, module.scale)
 
     bias = module.bias()
     if bias is None:
