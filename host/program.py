@@ -56,14 +56,42 @@ FOLDABLE_ACTIVATIONS = ("ReLU6", "LeakyReLU", "Hardswish", "ELU")
 
 
 def _is_conv(module):
+    """Convolutions and fully connected layers, float or quantized: the layers a program
+    places on the accelerator or the CPU."""
     import torch.nn as nn
-    from torch.ao.nn.quantized.modules.conv import _ConvNd as QuantizedConvNd
-    return isinstance(module, (nn.modules.conv._ConvNd, QuantizedConvNd))
-
-
-def _is_quantized_conv2d(module):
     import torch.ao.nn.quantized as nnq
-    return isinstance(module, nnq.Conv2d)
+    from torch.ao.nn.quantized.modules.conv import _ConvNd as QuantizedConvNd
+    return isinstance(module, (nn.modules.conv._ConvNd, QuantizedConvNd, nn.Linear, nnq.Linear))
+
+
+def _is_linear(module):
+    import torch.nn as nn
+    import torch.ao.nn.quantized as nnq
+    return isinstance(module, (nn.Linear, nnq.Linear))
+
+
+def _is_quantized_layer(module):
+    import torch.ao.nn.quantized as nnq
+    import torch.ao.nn.quantized.dynamic as nnqd
+    return isinstance(module, (nnq.Conv2d, nnq.Linear)) and not isinstance(module, nnqd.Linear)
+
+
+def _geometry(module):
+    """``(C, K, (R, S), stride, padding, groups)`` of a conv or Linear (a 1x1 conv)."""
+    if _is_linear(module):
+        return module.in_features, module.out_features, (1, 1), 1, 0, 1
+    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+    stride = tuple(module.stride)
+    return (module.in_channels, module.out_channels, tuple(module.kernel_size),
+            stride[0] if len(set(stride)) == 1 else stride,
+            padding if isinstance(padding, str) or len(set(padding)) > 1 else padding[0],
+            module.groups)
+
+
+def _macs(module, output):
+    """Multiply-accumulates of one call: output elements x (C / groups) x R x S."""
+    c, _, (r, s), _, _, groups = _geometry(module)
+    return int(np.prod(output.shape)) * (c // groups) * r * s
 
 
 def _tensors(tree):
@@ -116,7 +144,7 @@ class _Trace:
                 stack.pop()["output"] = output
 
         for name, module in model.named_modules():
-            if name and not any(True for _ in module.children()):
+            if name and (_is_conv(module) or not any(True for _ in module.children())):
                 handles.append(module.register_forward_pre_hook(pre_hook(name)))
                 handles.append(module.register_forward_hook(post_hook))
         try:
@@ -138,12 +166,14 @@ class _Trace:
 
 
 def _accelerator_conv(module, input_scale, input_zero_point):
-    """``(QuantConv, input_transform or None)`` for a quantized conv module: 1x1 and 3x3
-    directly, other square kernels up to 9x9 decomposed into a 3x3 conv whose input the
-    host rearranges with ``input_transform`` (u8 NCHW -> u8 NCHW)."""
-    kh, kw = module.kernel_size
-    if kh == kw and kh not in SUPPORTED_KERNELS:
-        return decompose(large_conv_from_module(module, input_scale, input_zero_point))
+    """``(QuantConv, input_transform or None)`` for a quantized conv or Linear module:
+    Linear as a 1x1 conv, 1x1 and 3x3 with equal padding directly, every other kernel up to
+    9x9 (square or not, unequal padding) decomposed into a 3x3 conv whose input the host
+    rearranges with ``input_transform`` (u8 NCHW -> u8 NCHW)."""
+    if not _is_linear(module):
+        (kh, kw), (ph, pw) = module.kernel_size, module.padding
+        if not (kh == kw and kh in SUPPORTED_KERNELS and ph == pw):
+            return decompose(large_conv_from_module(module, input_scale, input_zero_point))
     return quant_conv_from_module(QuantConv, module, input_scale, input_zero_point), None
 
 
@@ -208,9 +238,9 @@ class _Layer:
                  "kernel": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
                  "activation": self.activation_name, "source": None}
         if source_shape is not None:
-            padding = self.module.padding[0]
+            _, _, (r, s), _, padding, _ = _geometry(self.module)
             entry["source"] = {"C": source_shape[1], "H": source_shape[2], "W": source_shape[3],
-                               "kernel": self.module.kernel_size[0], "padding": padding}
+                               "kernel": r if r == s else (r, s), "padding": padding}
         return entry
 
 
@@ -331,11 +361,19 @@ class Program:
         if self._backend is None:
             raise RuntimeError("call Program.run(), not the module directly")
         if not isinstance(x, torch.Tensor) or not x.is_quantized or x.dtype != torch.quint8 \
-                or x.qscheme() != torch.per_tensor_affine or x.dim() != 4:
-            raise QuantError(f"{_describe(name, layer.module)}: input must be a 4-D per-tensor quint8 "
+                or x.qscheme() != torch.per_tensor_affine:
+            raise QuantError(f"{_describe(name, layer.module)}: input must be a per-tensor quint8 "
                              f"tensor, got {getattr(x, 'dtype', type(x))}")
+        linear = _is_linear(layer.module)
+        if linear and (x.dim() < 1 or x.shape[-1] != layer.module.in_features):
+            raise QuantError(f"{_describe(name, layer.module)}: input of shape {tuple(x.shape)} "
+                             f"does not end in {layer.module.in_features} features")
+        if not linear and x.dim() != 4:
+            raise QuantError(f"{_describe(name, layer.module)}: input must be 4-D, got {tuple(x.shape)}")
         conv, transform = layer.plan(x.q_scale(), x.q_zero_point())
         x_u8 = x.int_repr().contiguous().numpy()
+        if linear:      # the rows of (..., C) as the columns of one 1 x M image: (1, C, 1, M)
+            x_u8 = np.ascontiguousarray(x_u8.reshape(-1, x_u8.shape[-1]).T[None, :, None, :])
         source_shape = None
         start = time.perf_counter()
         if transform is not None:             # kernel > 3: the 3x3 conv's rearranged input
@@ -351,6 +389,8 @@ class Program:
                      "seconds": time.perf_counter() - start}
             self.counters.append(entry)
             self._report(entry)
+        if linear:
+            y = y[0, :, 0, :].T.reshape(*x.shape[:-1], conv.out_channels)
         t = torch.from_numpy(np.ascontiguousarray(y)).contiguous(memory_format=layer.memory_format)
         out = torch._make_per_tensor_quantized_tensor(t, layer.out_scale, layer.out_zero_point)
         if layer.activation is not None:
@@ -359,7 +399,22 @@ class Program:
             self.layer_outputs.setdefault(name, []).append(out)
         return out
 
+    def stats(self):
+        """Layer counts and MACs per placement (per example input, every call counted):
+        ``{accelerator_layers, cpu_layers, accelerator_macs, cpu_macs, accelerator_share}``.
+        Layers are the convs and fully connected layers; pooling, additions and other
+        element-wise ops always run on the CPU and are not counted."""
+        acc = [p for p in self.layers if p["placement"] == "accelerator"]
+        cpu = [p for p in self.layers if p["placement"] != "accelerator"]
+        acc_macs, cpu_macs = sum(p["macs"] for p in acc), sum(p["macs"] for p in cpu)
+        total = acc_macs + cpu_macs
+        return {"accelerator_layers": len(acc), "cpu_layers": len(cpu),
+                "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
+                "accelerator_share": acc_macs / total if total else 0.0}
+
     def summary(self):
+        """One line per conv / Linear (where it runs, its shape, folded activation, MACs),
+        then the totals of :meth:`stats`."""
         lines = []
         for p in self.layers:
             where = p["placement"] + (f" ({p['reason']})" if p.get("reason") else "")
@@ -367,7 +422,17 @@ class Program:
             if p.get("decomposed"):
                 d = p["decomposed"]
                 act += f" (as 3x3 over {d['pieces']} x {p['C']} = {d['C']} channels)"
-            lines.append(f"{p['name']:28} {p['type']}{act}: {where}")
+            kernel = p["kernel"] if isinstance(p["kernel"], int) else "x".join(map(str, p["kernel"]))
+            kernel = f"{kernel}x{kernel}" if isinstance(p["kernel"], int) else kernel
+            groups = f" g{p['groups']}" if p.get("groups", 1) != 1 else ""
+            shape = f"{p['C']}->{p['K']} {kernel} s{p['stride']}{groups} @{p['H']}x{p['W']}"
+            lines.append(f"{p['name']:32} {p['type']:14} {shape:32} {p['macs'] / 1e6:9.2f} MMAC  "
+                         f"{where}{act}")
+        st = self.stats()
+        lines.append(f"accelerator: {st['accelerator_layers']} layers, "
+                     f"{st['accelerator_macs'] / 1e6:.1f} MMAC; cpu: {st['cpu_layers']} layers, "
+                     f"{st['cpu_macs'] / 1e6:.1f} MMAC; accelerator share of MACs: "
+                     f"{100 * st['accelerator_share']:.2f}%")
         return "\n".join(lines)
 
 
@@ -411,19 +476,22 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
         module = trace.events[indices[0]]["module"]
         first = trace.events[indices[0]]
         x = first["inputs"][0] if first["inputs"] else None
+        c, k, (r, s), stride, padding, groups = _geometry(module)
+        spatial = x is not None and not _is_linear(module) and x.dim() >= 2
         place = {"name": name, "type": type(module).__name__, "calls": len(indices),
-                 "C": module.in_channels, "K": module.out_channels,
-                 "H": None if x is None else x.shape[-2], "W": None if x is None else x.shape[-1],
-                 "kernel": module.kernel_size[0], "stride": module.stride[0],
-                 "padding": module.padding[0] if isinstance(module.padding, tuple) else module.padding,
+                 "C": c, "K": k, "H": x.shape[-2] if spatial else (1 if x is not None else None),
+                 "W": x.shape[-1] if spatial else (1 if x is not None else None),
+                 "kernel": r if r == s else (r, s), "stride": stride, "padding": padding,
+                 "groups": groups, "macs": sum(_macs(module, trace.events[i]["output"]) for i in indices),
                  "activation": None, "placement": "accelerator", "reason": None, "decomposed": None}
         placements.append(place)
         if name in cpu_modules:
             place.update(placement="cpu", reason="cpu_modules")
             continue
-        if not _is_quantized_conv2d(module):
-            raise QuantError(f"{_describe(name, module)}: not a torch.ao.nn.quantized Conv2d / "
-                             f"ConvReLU2d; the accelerator runs quantized 2-D convolutions only "
+        if not _is_quantized_layer(module):
+            raise QuantError(f"{_describe(name, module)}: not a torch.ao.nn.quantized Conv2d, "
+                             f"ConvReLU2d, Linear or LinearReLU; the accelerator runs statically "
+                             f"quantized 2-D convolutions and fully connected layers only "
                              f"(pass cpu_modules={{'{name}'}} to run it on the CPU)")
         acts = []
         for i in indices:
@@ -437,8 +505,8 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
             except QuantError as exc:
                 raise QuantError(f"{_describe(name, module)}: {exc}") from None
             if transform is not None:
-                place["decomposed"] = {"pieces": transform.pieces ** 2,
-                                       "C": transform.pieces ** 2 * module.in_channels}
+                pieces = transform.pieces[0] * transform.pieces[1]
+                place["decomposed"] = {"pieces": pieces, "C": pieces * module.in_channels}
             users = trace.consumers(i)
             act = None
             if fold_activations and len(users) == 1 and users[0] != "return":
@@ -472,3 +540,43 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
     for act_name in folds:
         _set_submodule(model, act_name, FoldedActivation(program, model.get_submodule(act_name)))
     return program
+
+
+def main(argv=None):
+    """``python -m host.program --model NAME``: build a reference network (``host.models``),
+    quantize it (eager or FX, qnnpack, calibrated on random inputs), compile it and print
+    where each layer runs and the accelerator's share of the MACs; ``--check`` also runs it
+    on the golden backend and compares with PyTorch's own output."""
+    import argparse
+
+    from . import models
+
+    parser = argparse.ArgumentParser(prog="python -m host.program", description=main.__doc__)
+    parser.add_argument("--model", default="resnet50", choices=sorted(models.MODELS))
+    parser.add_argument("--mode", default="eager", choices=["eager", "fx"])
+    parser.add_argument("--size", type=int, default=224, help="input height and width")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check", action="store_true",
+                        help="run on the golden backend and compare with model_q(x)")
+    args = parser.parse_args(argv)
+    torch = _torch()
+    torch.backends.quantized.engine = "qnnpack"
+    model = models.build(args.model, seed=args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    calibration = [torch.randn(2, 3, args.size, args.size, generator=g) for _ in range(2)]
+    quantize = models.quantize_eager if args.mode == "eager" else models.quantize_fx
+    model_q = quantize(model, calibration)
+    x = torch.randn(1, 3, args.size, args.size, generator=g)
+    program = compile(model_q, x, cpu_modules=models.depthwise_modules(model_q))
+    print(f"{args.model} ({args.mode} quantization, qnnpack) at {args.size}x{args.size}")
+    print(program.summary())
+    if args.check:
+        same = torch.equal(program.run(x, backend="golden"), model_q(x))
+        print(f"golden backend equals model_q(x): {'yes' if same else 'NO'}")
+        return 0 if same else 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

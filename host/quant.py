@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["QuantConv", "QuantError", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
-           "pad_input", "output_size", "INT32_MIN", "INT32_MAX"]
+           "pad_input", "pair", "output_size", "INT32_MIN", "INT32_MAX"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -88,12 +88,21 @@ def output_size(size, kernel, stride, padding):
     return out
 
 
+def pair(value):
+    """``(rows, columns)`` of a square int or a 2-tuple (kernel, stride, padding)."""
+    if isinstance(value, (tuple, list)):
+        rows, cols = (int(v) for v in value)
+        return rows, cols
+    return int(value), int(value)
+
+
 def pad_input(x, padding, zero_point):
-    """Pad H and W of an (N, C, H, W) u8 tensor with the input zero point."""
-    if padding == 0:
+    """Pad H and W of an (N, C, H, W) u8 tensor with the input zero point; ``padding`` is
+    an int or ``(rows, columns)``."""
+    ph, pw = pair(padding)
+    if ph == pw == 0:
         return np.asarray(x, dtype=np.uint8)
-    return np.pad(np.asarray(x, dtype=np.uint8),
-                  ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+    return np.pad(np.asarray(x, dtype=np.uint8), ((0, 0), (0, 0), (ph, ph), (pw, pw)),
                   constant_values=zero_point)
 
 
@@ -152,15 +161,7 @@ class QuantConv:
         if self.weight.ndim != 4:
             raise QuantError(f"weight must be (K, C, R, S), got shape {self.weight.shape}")
         k, _, r, s = self.weight.shape
-        if r != s:
-            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be square")
-        if r not in self.KERNELS:
-            raise QuantError(f"kernel {r}x{s} is not supported; {self.KERNEL_RULE}")
-        if self.stride not in SUPPORTED_STRIDES:
-            raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2")
-        if not 0 <= self.padding <= r - 1:
-            raise QuantError(f"padding {self.padding} is not supported for a {r}x{r} kernel; "
-                             f"it must be in [0, {r - 1}]")
+        self._check_geometry(r, s)
         self.bias_q = np.asarray(self.bias_q, dtype=np.int64)
         if self.bias_q.shape != (k,) or np.any(self.bias_q < INT32_MIN) or np.any(self.bias_q > INT32_MAX):
             raise QuantError(f"bias_q must be {k} int32 values")
@@ -179,9 +180,27 @@ class QuantConv:
         if self.table.shape != (256,):
             raise QuantError(f"activation table must have 256 entries, got {self.table.shape}")
 
+    def _check_geometry(self, r, s):
+        """Kernel, stride and padding the class accepts: square kernels of ``KERNELS``,
+        stride 1 or 2, padding up to kernel - 1 (the array's own limits)."""
+        if r != s:
+            raise QuantError(f"kernel {r}x{s} is not supported; kernels must be square")
+        if r not in self.KERNELS:
+            raise QuantError(f"kernel {r}x{s} is not supported; {self.KERNEL_RULE}")
+        if self.stride not in SUPPORTED_STRIDES:
+            raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2")
+        if not isinstance(self.padding, (int, np.integer)) or not 0 <= self.padding <= r - 1:
+            raise QuantError(f"padding {self.padding} is not supported for a {r}x{r} kernel; "
+                             f"it must be an int in [0, {r - 1}]")
+
     @property
     def kernel_size(self):
         return self.weight.shape[2]
+
+    @property
+    def kernel_shape(self):
+        """``(R, S)``: kernel rows and columns."""
+        return tuple(self.weight.shape[2:])
 
     @property
     def in_channels(self):
@@ -192,8 +211,8 @@ class QuantConv:
         return self.weight.shape[0]
 
     def output_shape(self, height, width):
-        return (output_size(height, self.kernel_size, self.stride, self.padding),
-                output_size(width, self.kernel_size, self.stride, self.padding))
+        (r, s), (ph, pw) = self.kernel_shape, pair(self.padding)
+        return (output_size(height, r, self.stride, ph), output_size(width, s, self.stride, pw))
 
     def accumulate(self, x_u8):
         """int32 accumulators with the folded bias: what the output buffer holds at the end."""

@@ -43,25 +43,38 @@ def requantization_multiplier(weight_scales, input_scale, output_scale):
 
 
 def quant_conv_from_module(cls, module, input_scale, input_zero_point, activation=None):
+    """``cls`` (a QuantConv class) from a ``torch.ao.nn.quantized`` Conv2d / ConvReLU2d, or a
+    Linear / LinearReLU as a 1x1 conv (weights (K, C) -> (K, C, 1, 1)); the class checks the
+    geometry it accepts. Refuses, naming the module, what PyTorch computes differently."""
     torch = _torch()
-    import torch.ao.nn.quantized as nnq
     import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+    import torch.ao.nn.quantized.dynamic as nnqd
 
     name = type(module).__name__
-    if not isinstance(module, nnq.Conv2d):
-        raise QuantError(f"{name}: only torch.ao.nn.quantized Conv2d and ConvReLU2d are supported")
-    if module.groups != 1:
-        raise QuantError(f"{name}: grouped convolution (groups={module.groups}) is not supported")
-    if tuple(module.dilation) != (1, 1):
-        raise QuantError(f"{name}: dilation {tuple(module.dilation)} is not supported")
-    if module.padding_mode != "zeros":
-        raise QuantError(f"{name}: padding mode {module.padding_mode!r} is not supported")
-    kh, kw = module.kernel_size
-    sh, sw = module.stride
-    ph, pw = module.padding
-    if kh != kw or sh != sw or ph != pw:
-        raise QuantError(f"{name}: kernel, stride and padding must be square, got "
-                         f"kernel {module.kernel_size}, stride {module.stride}, padding {module.padding}")
+    if isinstance(module, nnqd.Linear):
+        raise QuantError(f"{name}: dynamically quantized Linear (float activations) is not "
+                         f"supported; quantize it statically (quint8 activations)")
+    linear = isinstance(module, nnq.Linear)
+    if linear:
+        sh = 1
+        padding = 0
+    elif isinstance(module, nnq.Conv2d):
+        if module.groups != 1:
+            raise QuantError(f"{name}: grouped convolution (groups={module.groups}) is not supported")
+        if tuple(module.dilation) != (1, 1):
+            raise QuantError(f"{name}: dilation {tuple(module.dilation)} is not supported")
+        if module.padding_mode != "zeros":
+            raise QuantError(f"{name}: padding mode {module.padding_mode!r} is not supported")
+        sh, sw = module.stride
+        if sh != sw:
+            raise QuantError(f"{name}: stride {tuple(module.stride)} is not supported; the "
+                             f"stride must be the same in both axes")
+        ph, pw = module.padding
+        padding = ph if ph == pw else (ph, pw)
+    else:
+        raise QuantError(f"{name}: only torch.ao.nn.quantized Conv2d, ConvReLU2d, Linear and "
+                         f"LinearReLU are supported")
 
     w = module.weight()
     if w.dtype != torch.qint8:
@@ -81,6 +94,8 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
         raise QuantError(f"{name}: weights must be symmetric (zero point 0), got zero points "
                          f"{sorted(set(w_zps.tolist()))[:4]}; use a symmetric weight observer")
     w_int = w.int_repr().numpy().astype(np.int8)
+    if linear:
+        w_int = w_int.reshape(k, -1, 1, 1)
 
     s_x = np.float32(input_scale)
     z_x = int(input_zero_point)
@@ -100,9 +115,9 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
     bias_q = bias_int - z_x * w_int.astype(np.int64).reshape(k, -1).sum(axis=1)
 
     lo, hi = 0, 255
-    if isinstance(module, nniq.ConvReLU2d):
+    if isinstance(module, (nniq.ConvReLU2d, nniq.LinearReLU)):
         lo = z_o
-    elif type(module) is not nnq.Conv2d:
+    elif type(module) not in (nnq.Conv2d, nnq.Linear):
         raise QuantError(f"{name}: fused module {name} is not supported")
 
     table = np.arange(256, dtype=np.uint8)
@@ -111,7 +126,7 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
         table, out_scale, out_zp = activation_table(activation, s_o, z_o)
 
     conv = cls(weight=w_int, bias_q=bias_q, multiplier=multiplier, input_zero_point=z_x,
-               output_zero_point=z_o, stride=sh, padding=ph, lo=lo, hi=hi, table=table,
+               output_zero_point=z_o, stride=sh, padding=padding, lo=lo, hi=hi, table=table,
                input_scale=float(s_x), output_scale=out_scale)
     conv.table_output_zero_point = out_zp
     bound = conv.max_abs_accumulator().astype(np.float64) * multiplier.astype(np.float64)

@@ -44,8 +44,8 @@ def test_decomposed_3x3_equals_pytorch(kernel, stride, padding):
         assert np.array_equal(large(x), expected)                   # the direct golden model
         for pieces in (None, 3):
             conv3, transform = decompose(large, pieces)
-            n = transform.pieces
-            assert n == (3 if pieces == 3 else -(-kernel // 3))
+            n, n_columns = transform.pieces
+            assert n == n_columns == (3 if pieces == 3 else -(-kernel // 3))
             assert isinstance(conv3, QuantConv)
             assert conv3.kernel_size == 3 and conv3.padding == 0 and conv3.stride == stride
             assert conv3.in_channels == n * n * x.shape[1]

@@ -99,7 +99,7 @@ def test_small_cnn_golden_equals_pytorch(activation):
     example = torch.randn(1, 3, 32, 32)
     program = compile(model_q, example)
     placed = {p["name"]: p for p in program.layers}
-    assert sorted(placed) == ["conv1", "conv2", "conv3"]
+    assert sorted(placed) == ["conv1", "conv2", "conv3", "fc"]          # fc: a 1x1 conv
     assert all(p["placement"] == "accelerator" for p in placed.values())
     assert placed["conv2"]["activation"].startswith("act2")           # folded into the table
     assert placed["conv1"]["activation"] is None and placed["conv3"]["activation"] is None
@@ -329,7 +329,7 @@ def test_fx_quantized_small_cnn_golden_equals_pytorch(activation):
     model_q = convert_fx(prepared)
     program = compile(model_q, example)
     placed = {p["name"]: p for p in program.layers}
-    assert sorted(placed) == ["conv1", "conv2", "conv3"]
+    assert sorted(placed) == ["conv1", "conv2", "conv3", "fc"]          # fc: a 1x1 conv
     assert all(p["placement"] == "accelerator" for p in placed.values())
     for x in inputs(3, (1, 3, 32, 32), seed=4):
         assert torch.equal(program.run(x), reference(model_q, x))
