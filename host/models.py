@@ -25,7 +25,7 @@ import torch.ao.nn.quantized as nnq
 import torch.ao.quantization as tq
 import torch.nn as nn
 
-__all__ = ["MODELS", "build", "quantize_eager", "quantize_fx", "symmetric_qconfig",
+__all__ = ["MODELS", "build", "quantized", "quantize_eager", "quantize_fx", "symmetric_qconfig",
            "resnet18", "resnet50", "mobilenet_v2", "inception_block", "shufflenet_block",
            "resnext_block", "inception_v3_block", "depthwise_modules"]
 
@@ -108,13 +108,16 @@ class _Classifier(nn.Module):
 
 
 class ResNet(nn.Module):
-    """torchvision's ResNet (v1.5): 7x7 stem, max pool, four stages, classifier."""
+    """torchvision's ResNet (v1.5): 7x7 stem, max pool, four stages, classifier.
+    ``width_mult`` scales every stage's width (1.0: the published network)."""
 
-    def __init__(self, block, blocks, num_classes=1000, groups=1, base_width=64, widths=(64, 128, 256, 512)):
+    def __init__(self, block, blocks, num_classes=1000, groups=1, base_width=64, width_mult=1.0):
         super().__init__()
-        self.conv1 = _conv_bn(3, 64, 7, 2, 3)
+        widths = [int(w * width_mult) for w in (64, 128, 256, 512)]
+        c = widths[0]
+        self.conv1 = _conv_bn(3, c, 7, 2, 3)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        c, stages = 64, []
+        stages = []
         for i, (width, n) in enumerate(zip(widths, blocks)):
             layer = []
             for b in range(n):
@@ -269,12 +272,12 @@ class InceptionV3Block(nn.Module):
         return self.merge_e.cat([self.e_3a(z), self.e_3b(z)], 1)
 
 
-def resnet18(num_classes=1000):
-    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes)
+def resnet18(num_classes=1000, width_mult=1.0):
+    return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, width_mult=width_mult)
 
 
-def resnet50(num_classes=1000):
-    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes)
+def resnet50(num_classes=1000, width_mult=1.0):
+    return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, width_mult=width_mult)
 
 
 def mobilenet_v2(num_classes=1000, width_mult=1.0):
@@ -396,3 +399,16 @@ def quantize_fx(model, calibration, qconfig=None):
     prepared = prepare_fx(model.eval(), mapping, (calibration[0],))
     _calibrate(prepared, calibration)
     return convert_fx(prepared)
+
+
+def quantized(name, mode="eager", seed=0, size=224, **kwargs):
+    """``(model_q, x)``: :func:`build` ``name`` (``kwargs`` to its constructor), quantize it
+    (``mode`` "eager" or "fx") calibrated on two seeded random batches of 2 x 3 x size x
+    size, and a seeded random 1 x 3 x size x size input."""
+    if mode not in ("eager", "fx"):
+        raise ValueError(f"mode must be 'eager' or 'fx', got {mode!r}")
+    model = build(name, seed=seed, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    calibration = [torch.randn(2, 3, size, size, generator=g) for _ in range(2)]
+    quantize = quantize_eager if mode == "eager" else quantize_fx
+    return quantize(model, calibration), torch.randn(1, 3, size, size, generator=g)

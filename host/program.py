@@ -37,7 +37,7 @@ from .decompose import decompose, large_conv_from_module
 from .quant import SUPPORTED_KERNELS, QuantConv, QuantError
 from .torch_frontend import activation_table, quant_conv_from_module
 
-__all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS"]
+__all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS", "torch_layer_outputs"]
 
 BACKENDS = ("golden", "sim")
 
@@ -48,11 +48,14 @@ def _torch():
 
 
 def _foldable_activations():
+    """Quantized elementwise modules, and the float ones that FX leaves in a quantized
+    graph to run on quint8 tensors (ReLU6, Hardtanh)."""
     import torch.ao.nn.quantized as nnq
-    return (nnq.ReLU6, nnq.LeakyReLU, nnq.Hardswish, nnq.ELU)
+    import torch.nn as nn
+    return (nnq.ReLU6, nnq.LeakyReLU, nnq.Hardswish, nnq.ELU, nn.ReLU6, nn.Hardtanh)
 
 
-FOLDABLE_ACTIVATIONS = ("ReLU6", "LeakyReLU", "Hardswish", "ELU")
+FOLDABLE_ACTIVATIONS = ("ReLU6", "LeakyReLU", "Hardswish", "ELU", "Hardtanh")
 
 
 def _is_conv(module):
@@ -156,10 +159,14 @@ class _Trace:
         self.result_tensors = _tensors(self.result)
 
     def consumers(self, index):
-        """Events after ``index`` that take event ``index``'s output, plus "return"."""
+        """Events after ``index`` that take event ``index``'s output, plus "return";
+        ``nn.Identity`` modules (what eager fusion leaves of a batch norm), which return
+        the very same tensor, are looked through."""
+        import torch.nn as nn
         out = self.events[index]["output"]
         found = [j for j in range(index + 1, len(self.events))
-                 if any(t is out for t in self.events[j]["inputs"])]
+                 if any(t is out for t in self.events[j]["inputs"])
+                 and not isinstance(self.events[j]["module"], nn.Identity)]
         if any(t is out for t in self.result_tensors):
             found.append("return")
         return found
@@ -175,6 +182,27 @@ def _accelerator_conv(module, input_scale, input_zero_point):
         if not (kh == kw and kh in SUPPORTED_KERNELS and ph == pw):
             return decompose(large_conv_from_module(module, input_scale, input_zero_point))
     return quant_conv_from_module(QuantConv, module, input_scale, input_zero_point), None
+
+
+def _elementwise_on(activation, output):
+    """Whether ``activation`` applied to a 4-D tensor quantized like ``output`` (a conv's
+    quint8 output), NCHW or channels_last, equals its 256-entry table applied to every
+    element. PyTorch 2.13's quantized ReLU6 is not: on a channels_last tensor it
+    returns the channels_last buffer read as NCHW. A table folded into the accelerator
+    would then differ from ``model_q``, so such an activation stays on the CPU."""
+    torch = _torch()
+    if output.dim() != 4:
+        return True
+    g = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 256, (2, 5, 3, 4), dtype=torch.uint8, generator=g)
+    probe = torch._make_per_tensor_quantized_tensor(values, output.q_scale(), output.q_zero_point())
+    try:
+        table = torch.from_numpy(activation_table(activation, output.q_scale(), output.q_zero_point())[0])
+        # both layouts: qnnpack's conv returns NCHW-contiguous for 1x1 images, channels_last else
+        return all(torch.equal(activation(probe.contiguous(memory_format=f)).int_repr(), table[values.long()])
+                   for f in (torch.contiguous_format, torch.channels_last))
+    except (QuantError, RuntimeError):
+        return False
 
 
 def _describe(name, module):
@@ -422,6 +450,8 @@ class Program:
             if p.get("decomposed"):
                 d = p["decomposed"]
                 act += f" (as 3x3 over {d['pieces']} x {p['C']} = {d['C']} channels)"
+            if p.get("unfolded"):
+                act += f" [not folded: {p['unfolded']}]"
             kernel = p["kernel"] if isinstance(p["kernel"], int) else "x".join(map(str, p["kernel"]))
             kernel = f"{kernel}x{kernel}" if isinstance(p["kernel"], int) else kernel
             groups = f" g{p['groups']}" if p.get("groups", 1) != 1 else ""
@@ -434,6 +464,28 @@ class Program:
                      f"{st['cpu_macs'] / 1e6:.1f} MMAC; accelerator share of MACs: "
                      f"{100 * st['accelerator_share']:.2f}%")
         return "\n".join(lines)
+
+
+def torch_layer_outputs(model_q, program, *args):
+    """``(model_q(*args), outputs)``: PyTorch's own output of every layer that ``program``
+    runs on the accelerator (after its folded activation, if any), by forward hooks, as
+    ``layer name -> list of outputs`` in call order: what ``program.layer_outputs`` holds
+    after ``program.run(*args, record=True)``, computed by PyTorch."""
+    torch = _torch()
+    outputs, handles = {}, []
+    for p in program.layers:
+        if p["placement"] != "accelerator":
+            continue
+        module_name = p["activation"].split(" ")[0] if p["activation"] else p["name"]
+        hook = (lambda n: lambda mod, inp, out: outputs.setdefault(n, []).append(out))(p["name"])
+        handles.append(model_q.get_submodule(module_name).register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            result = model_q(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    return result, outputs
 
 
 def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activations=True,
@@ -483,11 +535,16 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
                  "W": x.shape[-1] if spatial else (1 if x is not None else None),
                  "kernel": r if r == s else (r, s), "stride": stride, "padding": padding,
                  "groups": groups, "macs": sum(_macs(module, trace.events[i]["output"]) for i in indices),
-                 "activation": None, "placement": "accelerator", "reason": None, "decomposed": None}
+                 "activation": None, "placement": "accelerator", "reason": None, "decomposed": None,
+                 "unfolded": None}
         placements.append(place)
         if name in cpu_modules:
             place.update(placement="cpu", reason="cpu_modules")
             continue
+        if type(module).__module__.startswith("torch.ao.nn.quantized.dynamic"):
+            raise QuantError(f"{_describe(name, module)}: dynamically quantized (float "
+                             f"activations); the accelerator runs statically quantized layers "
+                             f"only (pass cpu_modules={{'{name}'}} to run it on the CPU)")
         if not _is_quantized_layer(module):
             raise QuantError(f"{_describe(name, module)}: not a torch.ao.nn.quantized Conv2d, "
                              f"ConvReLU2d, Linear or LinearReLU; the accelerator runs statically "
@@ -513,7 +570,11 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
                 user = trace.events[users[0]]
                 if user["kind"] == "module" and isinstance(user["module"], foldable) \
                         and len(user["inputs"]) == 1 and user["name"] not in cpu_modules:
-                    act = user
+                    if _elementwise_on(user["module"], e["output"]):
+                        act = user
+                    else:
+                        place["unfolded"] = (f"{user['name']}: PyTorch's {type(user['module']).__name__} "
+                                             f"is not elementwise on this memory format; it runs on the CPU")
             acts.append(act)
         # fold only when every call of the conv feeds the same activation module alone
         activation = acts[0] if all(a is not None and a["name"] == acts[0]["name"] for a in acts) else None
@@ -560,13 +621,7 @@ def main(argv=None):
                         help="run on the golden backend and compare with model_q(x)")
     args = parser.parse_args(argv)
     torch = _torch()
-    torch.backends.quantized.engine = "qnnpack"
-    model = models.build(args.model, seed=args.seed)
-    g = torch.Generator().manual_seed(args.seed)
-    calibration = [torch.randn(2, 3, args.size, args.size, generator=g) for _ in range(2)]
-    quantize = models.quantize_eager if args.mode == "eager" else models.quantize_fx
-    model_q = quantize(model, calibration)
-    x = torch.randn(1, 3, args.size, args.size, generator=g)
+    model_q, x = models.quantized(args.model, args.mode, args.seed, args.size)
     program = compile(model_q, x, cpu_modules=models.depthwise_modules(model_q))
     print(f"{args.model} ({args.mode} quantization, qnnpack) at {args.size}x{args.size}")
     print(program.summary())

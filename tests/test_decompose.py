@@ -104,3 +104,50 @@ def test_unsupported_large_convs_are_refused():
     _, transform = decompose(conv)
     with pytest.raises(QuantError, match="no output"):
         transform(np.zeros((1, 1, 5, 5), dtype=np.uint8))
+
+
+RECTANGULAR = [((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0)), ((1, 3), 1, (0, 1)), ((3, 1), 1, (1, 0)),
+               ((1, 7), 2, (0, 3)), ((2, 5), 1, (1, 2)), ((9, 4), 2, (4, 0)), ((3, 3), 1, (1, 0)),
+               ((3, 3), 2, (0, 2)), ((5, 5), 1, (2, 0))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding", RECTANGULAR)
+def test_rectangular_kernels_and_unequal_padding_equal_pytorch(kernel, stride, padding):
+    """Inception-v3's 1x7 / 7x1 and 1x3 / 3x1, other R x S up to 9, and unequal padding:
+    the direct golden model and the decomposition equal PyTorch bit for bit."""
+    r, s = kernel
+    for seed in range(3):
+        rng = np.random.default_rng(hash((kernel, stride, padding, seed)) % 2**32)
+        c, k = int(rng.integers(1, 9)), int(rng.integers(1, 17))
+        h = int(rng.integers(max(r - 2 * padding[0], 1), 20))
+        w = int(rng.integers(max(s - 2 * padding[1], 1), 20))
+        module = random_conv(rng, c=c, k=k, kernel=kernel, stride=stride, padding=padding,
+                             per_channel=bool(seed % 2), relu=seed == 2)
+        s_x, z_x = float(rng.uniform(0.002, 0.1)), int(rng.integers(0, 256))
+        x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
+        module.scale, module.zero_point = output_qparams(rng, module, x, s_x, z_x)
+        expected = torch_output(module, x, s_x, z_x)
+        large = large_conv_from_module(module, s_x, z_x)
+        assert large.kernel_shape == kernel
+        assert np.array_equal(large(x), expected)
+        conv3, transform = decompose(large)
+        assert transform.pieces == (-(-r // 3), -(-s // 3))
+        assert conv3.kernel_size == 3 and conv3.padding == 0 and conv3.stride == stride
+        assert np.array_equal(conv3(transform(x)), expected), (kernel, stride, padding, seed)
+
+
+def test_rectangular_geometry_is_checked():
+    with pytest.raises(QuantError, match=r"padding \(0, 7\).*1x7.*\[0, 0\] x \[0, 6\]"):
+        LargeConv(weight=np.zeros((1, 1, 1, 7)), bias_q=[0], multiplier=0.1, input_zero_point=0,
+                  output_zero_point=0, padding=(0, 7))
+    with pytest.raises(QuantError, match="10x1.*at most 9x9"):
+        LargeConv(weight=np.zeros((1, 1, 10, 1)), bias_q=[0], multiplier=0.1, input_zero_point=0,
+                  output_zero_point=0)
+    with pytest.raises(QuantError, match="must be square"):
+        QuantConv(weight=np.zeros((1, 1, 1, 3)), bias_q=[0], multiplier=0.1, input_zero_point=0,
+                  output_zero_point=0)
+    rng = np.random.default_rng(0)
+    module = random_conv(rng, c=2, k=2, kernel=(3, 3), stride=(2, 1), padding=1,
+                         per_channel=False, relu=False)
+    with pytest.raises(QuantError, match=r"stride \(2, 1\).*same in both axes"):
+        large_conv_from_module(module, 0.05, 3)

@@ -144,3 +144,71 @@ def test_relu6_table_matches_float_reference():
                   + zero_point, 0, 255)
     assert (out_scale, out_zp) == (scale, zero_point)
     assert table.tolist() == ref.astype(np.uint8).tolist()
+
+
+def _division_multiplier(s_w, s_x, s_o):
+    """The candidate formula PyTorch does not use: a float32 division by the output scale."""
+    return np.float32(np.float32(np.float32(s_w) * np.float32(s_x)) / np.float32(s_o))
+
+
+def near_tie_cases(count, seed=0):
+    """``(s_x, s_w, s_o, acc)`` where the reciprocal and the division formulas for M differ
+    by one ulp and ``f32(acc * M)`` rounds to different integers under the two."""
+    from host.torch_frontend import requantization_multiplier
+    rng = np.random.default_rng(seed)
+    found = []
+    while len(found) < count:
+        s_x, s_w, s_o = (float(np.float32(v)) for v in rng.uniform([0.005, 0.001, 0.02], [0.05, 0.02, 0.2]))
+        m_torch = requantization_multiplier([s_w], s_x, s_o)[0]
+        m_div = _division_multiplier(s_w, s_x, s_o)
+        if m_torch == m_div:
+            continue
+        for acc in range(1, 30000):          # |p| < 100: the output stays in u8 around z_o = 128
+            a = np.float32(acc)
+            if np.rint(np.float32(a * m_torch)) != np.rint(np.float32(a * m_div)) and abs(a * m_torch) < 100:
+                found.append((s_x, s_w, s_o, acc))
+                break
+    return found
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_multiplier_is_pytorchs_at_near_ties(kind):
+    """Scales where ``f32(f32(s_w * s_x) * f32(1 / s_o))`` (PyTorch's qnnpack) and
+    ``f32(f32(s_w * s_x) / s_o)`` differ by one ulp, and accumulators on which that flips the
+    rounding: the golden model equals PyTorch's conv / linear, per-tensor and per-channel
+    (one output channel per case), and the division formula would not."""
+    import torch.ao.nn.intrinsic.quantized as nniq
+    cases = near_tie_cases(6, seed=1 if kind == "conv" else 2)
+    k = len(cases)
+    accs = np.array([acc for *_, acc in cases])
+    c = int(-(-accs.max() // 255))               # weights 1, input bytes summing to acc
+    x = np.zeros((k, c), dtype=np.uint8)
+    for i, acc in enumerate(accs):
+        x[i, :acc // 255] = 255
+        x[i, acc // 255] = acc % 255
+    for per_channel in (False, True):
+        for i, (s_x, s_w, s_o, acc) in enumerate(cases):
+            scales = np.full(k, 0.5 * s_w)
+            scales[i] = s_w                      # channel i has the case's scale
+            w = torch.zeros(k, c, dtype=torch.int8)
+            w[i] = 1
+            if per_channel:
+                wq = torch._make_per_channel_quantized_tensor(w, torch.from_numpy(scales),
+                                                              torch.zeros(k, dtype=torch.long), 0)
+            else:
+                wq = torch._make_per_tensor_quantized_tensor(w, s_w, 0)
+            if kind == "conv":
+                module = nnq.Conv2d(c, k, 1)
+                module.set_weight_bias(wq.reshape(k, c, 1, 1), None)
+                xin = quantized_input(x[i].reshape(1, c, 1, 1), s_x, 0)
+            else:
+                module = nniq.LinearReLU(c, k) if per_channel else nnq.Linear(c, k)
+                module.set_weight_bias(wq, None)
+                xin = quantized_input(x[i].reshape(1, c), s_x, 0)
+            module.scale, module.zero_point = s_o, 128
+            expected = module(xin).int_repr().numpy().reshape(k)[i]
+            conv = QuantConv.from_torch(module, s_x, 0)
+            got = conv(x[i].reshape(1, c, 1, 1))[0, i, 0, 0]
+            assert got == expected, (kind, per_channel, s_x, s_w, s_o, acc)
+            division = np.rint(np.float32(np.float32(acc) * _division_multiplier(s_w, s_x, s_o))) + 128
+            assert division != expected          # the case discriminates the two formulas

@@ -14,8 +14,10 @@ def quantized_input(x_u8, scale, zero_point):
 
 
 def random_conv(rng, *, c, k, kernel, stride, padding, per_channel, relu):
-    """A quantized Conv2d / ConvReLU2d with symmetric qint8 weights and random qparams."""
-    w = torch.from_numpy(rng.normal(0, 1, size=(k, c, kernel, kernel)).astype(np.float32))
+    """A quantized Conv2d / ConvReLU2d with symmetric qint8 weights and random qparams;
+    ``kernel`` and ``padding`` are ints or (rows, columns)."""
+    shape = tuple(kernel) if isinstance(kernel, tuple) else (kernel, kernel)
+    w = torch.from_numpy(rng.normal(0, 1, size=(k, c) + shape).astype(np.float32))
     if per_channel:
         scales = torch.from_numpy(rng.uniform(0.002, 0.02, size=k))
         wq = torch.quantize_per_channel(w * scales.float().view(-1, 1, 1, 1) * 40, scales,
