@@ -310,6 +310,7 @@ def _needs(cfg, layer, tk, tc, txo, tyo):
     groups_k = ceil_div(tk, cfg.kp)
     return {
         "line_buffer_depth": cols,
+        "max_tile_rows": max(rows, txo),
         "streaming_buffer_depth": tc * rows * ceil_div(cols, word) * word,
         "stationary_buffer_depth": groups_k * cfg.kp * tc,
         "output_buffer_depth": groups_k * txo * ceil_div(tyo, cfg.yp) * cfg.kp * cfg.yp,
@@ -317,7 +318,7 @@ def _needs(cfg, layer, tk, tc, txo, tyo):
 
 
 def _fits(cfg, needs):
-    return all(v <= getattr(cfg, n) for n, v in needs.items())
+    return all(v <= schedule.buffer_limit(cfg, n) for n, v in needs.items())
 
 
 def _search(cfg, layer, values, timing=None):

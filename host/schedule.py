@@ -9,13 +9,14 @@ overflows and the size it needs.
 
 from dataclasses import dataclass
 
-from hw.config import AccelConfig
+from hw.config import AccelConfig, tile_rows_limit
 from hw.core import PARAM_BYTES
 from hw.line_buffer import word_bytes_for
 
 from . import tiling
 
-__all__ = ["Step", "steps", "core_commands", "check_fits", "BufferOverflow"]
+__all__ = ["Step", "steps", "core_commands", "check_fits", "buffer_needs", "buffer_limit",
+           "BufferOverflow"]
 
 
 class BufferOverflow(ValueError):
@@ -70,28 +71,38 @@ def buffer_needs(cfg, desc):
 
     The bound is the one the controller checks in hardware: an iAct tile has at most
     ``min((T_XO - 1) * stride + R, H)`` rows and ``min((T_YO - 1) * stride + R, W)``
-    columns, a weight tile ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels.
+    columns, an output tile at most ``min(T_XO, XO)`` rows (both counted by the line
+    buffer up to ``max_tile_rows``), a weight tile ``ceil(T_K / KP)`` kernel groups of
+    ``T_C`` channels.
     """
     word = word_bytes_for(cfg.yp)
     d = desc
     R, S = d["kernel_size"], d["stride"]
     rows = min((d["tile_xo"] - 1) * S + R, d["height"])
     cols = min((d["tile_yo"] - 1) * S + R, d["width"])
+    out_rows = min(d["tile_xo"], tiling.output_size(d["height"], R, S, d["padding"]))
     groups_k = ceil_div(d["tile_k"], cfg.kp)
     return {
         "line_buffer_depth": cols,
+        "max_tile_rows": max(rows, out_rows),
         "streaming_buffer_depth": d["tile_c"] * rows * ceil_div(cols, word) * word,
         "stationary_buffer_depth": groups_k * cfg.kp * d["tile_c"],
         "output_buffer_depth": groups_k * d["tile_xo"] * ceil_div(d["tile_yo"], cfg.yp) * cfg.kp * cfg.yp,
     }
 
 
+def buffer_limit(cfg, name):
+    """The configuration's limit for a ``buffer_needs`` entry."""
+    return tile_rows_limit(cfg) if name == "max_tile_rows" else getattr(cfg, name)
+
+
 def check_fits(cfg, desc):
     """Raise :class:`BufferOverflow` naming the first buffer a tile of ``desc`` overflows."""
-    units = {"line_buffer_depth": "activations per row", "streaming_buffer_depth": "bytes",
-             "stationary_buffer_depth": "3x3 slices", "output_buffer_depth": "int32 sums"}
+    units = {"line_buffer_depth": "activations per row", "max_tile_rows": "rows per tile",
+             "streaming_buffer_depth": "bytes", "stationary_buffer_depth": "3x3 slices",
+             "output_buffer_depth": "int32 sums"}
     for name, needed in buffer_needs(cfg, desc).items():
-        have = getattr(cfg, name)
+        have = buffer_limit(cfg, name)
         if needed > have:
             raise BufferOverflow(f"tile (T_K={desc['tile_k']}, T_C={desc['tile_c']}, "
                                  f"T_XO={desc['tile_xo']}, T_YO={desc['tile_yo']}) needs "

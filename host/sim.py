@@ -18,7 +18,7 @@ from . import simulator
 from .driver import DriverError, prepare_layer, status_error
 from .quant import QuantConv
 
-__all__ = ["run_conv", "run_layers", "accelerator_verilog"]
+__all__ = ["run_conv", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles"]
 
 _VERILOG = {}
 
@@ -32,40 +32,77 @@ def accelerator_verilog(cfg: AccelConfig):
     return _VERILOG[cfg]
 
 
-def timeout_cycles(cfg, desc):
-    """Generous bound on a layer's cycles: 8x its MAC-bound time plus transfers."""
+def timeout_cycles(cfg, desc, latency=50, pause=0.0):
+    """Generous bound on a layer's cycles, past which the testbench calls it hung.
+
+    The sum of: 8x the layer's MAC-bound time; per step (channel tile of an output tile)
+    64 cycles of pipeline turn-around; per DMA transfer twice the time a transfer holds
+    one of the engine's outstanding slots (``latency`` + 16 cycles, ``max_outstanding_reads``
+    slots) plus two cycles per bus beat; 200,000 cycles of slack. Random AXI pauses of
+    probability ``pause`` stretch it by ``1 / (1 - pause)^2``. Tilings one or two output
+    columns wide read one short transfer per input row and are bound by DRAM latency, not
+    by MACs (a 32x9 layer with 30 channels and such tiles takes about a million cycles).
+    """
     from . import tiling
-    macs = desc["channels"] * desc["kernels"] * desc["kernel_size"] ** 2 * \
-        tiling.output_size(desc["height"], desc["kernel_size"], desc["stride"], desc["padding"]) * \
-        tiling.output_size(desc["width"], desc["kernel_size"], desc["stride"], desc["padding"])
-    return int(8 * macs / cfg.macs_per_cycle) + 200_000
+    d = desc
+    R, S, P = d["kernel_size"], d["stride"], d["padding"]
+    xo = tiling.output_size(d["height"], R, S, P)
+    yo = tiling.output_size(d["width"], R, S, P)
+    macs = d["channels"] * d["kernels"] * R * R * xo * yo
+    steps = (-(-d["kernels"] // d["tile_k"]) * -(-xo // d["tile_xo"]) * -(-yo // d["tile_yo"]) *
+             -(-d["channels"] // d["tile_c"]))
+    bus = cfg.axi_data_width // 8
+    slot = 2 * (latency + 16) / cfg.max_outstanding_reads
+    dma = sum(slot + 2 * -(-length // bus) for _, _, length in tiling.transfers(desc))
+    cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma
+    return int(cycles / (1.0 - min(pause, 0.9)) ** 2) + 200_000
 
 
-def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False):
+def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False,
+               memory=None):
     """Run prepared layers (``LayerRun`` plus per-layer options) in one simulation.
 
     ``layers``: dicts ``{"run": LayerRun, "fault": None or {...}, "soft_reset_first": bool,
-    "writes": optional override}``, all sharing the first run's DRAM image. Returns the
-    cocotb side's result dict (identification, per-layer status/counters/output, and the
-    DRAM bytes that changed).
+    "writes": optional override}``, all sharing one DRAM image: ``memory`` (u8 array), by
+    default the first run's. Returns the cocotb side's result dict (identification,
+    per-layer status/counters/output, and the DRAM bytes that changed).
     """
     first = layers[0]["run"]
     with tempfile.TemporaryDirectory(prefix="dpegen-sim-") as tmp:
         image = Path(tmp) / "image.npz"
-        np.savez(image, memory=first.dram.memory)
+        np.savez(image, memory=first.dram.memory if memory is None else np.asarray(memory, np.uint8))
         spec = []
         for layer in layers:
             run = layer["run"]
             out_size = int(np.prod(run.output_shape))
             spec.append({"writes": layer.get("writes", run.writes),
                          "output": [run.output_addr, out_size],
-                         "timeout_cycles": timeout_cycles(cfg, run.descriptor),
+                         "timeout_cycles": timeout_cycles(cfg, run.descriptor, latency, pause),
                          "fault": layer.get("fault"),
                          "soft_reset_first": layer.get("soft_reset_first", False)})
         return simulator.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
                              test_module="host.sim_tb", result=True, waves=waves,
                              params={"image": str(image), "layers": spec, "latency": latency,
                                      "pause": pause, "seed": seed})
+
+
+def prepare_batch(cfg: AccelConfig, layers):
+    """Lay several layers out one after another in one DRAM image, for :func:`run_layers`.
+
+    ``layers``: ``(conv, x_u8, tiles)`` triples (``x_u8`` (1, C, H, W), ``tiles`` as for
+    :func:`run_conv`). Returns ``(runs, memory)``: a ``LayerRun`` per layer, each at its
+    own 4 KiB-aligned base, and the u8 image holding them all (pass it as ``memory``).
+    """
+    from .layout import ALIGN
+    runs, base = [], ALIGN
+    for conv, x_u8, tiles in layers:
+        run = prepare_layer(cfg, conv, x_u8, tiles, base=base)
+        runs.append(run)
+        base = -(-(run.dram.top + 64) // ALIGN) * ALIGN
+    memory = np.zeros(base, dtype=np.uint8)
+    for run in runs:
+        memory[run.dram.base:run.dram.top] = run.dram.memory[run.dram.base:run.dram.top]
+    return runs, memory
 
 
 def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50, pause=0.0,
@@ -89,7 +126,8 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
         if error:
             raise error
         if not layer["irq"]:
-            raise DriverError(f"layer did not finish within {timeout_cycles(cfg, run.descriptor)} cycles")
+            raise DriverError(f"layer did not finish within "
+                              f"{timeout_cycles(cfg, run.descriptor, latency, pause)} cycles")
         outputs.append(np.asarray(layer["output"], dtype=np.uint8).reshape(run.output_shape))
         for name, value in {**layer["counters"], "wall_cycles": layer["wall_cycles"]}.items():
             totals[name] = totals.get(name, 0) + value

@@ -2,7 +2,28 @@
 
 from dataclasses import dataclass, asdict, fields
 
-__all__ = ["AccelConfig"]
+__all__ = ["AccelConfig", "word_bytes_for", "tile_rows_limit"]
+
+
+def word_bytes_for(yp):
+    """Bytes of one streaming-buffer / line-buffer row word: a power of two >= 4 * yp. Two
+    consecutive words then cover the YP windows of any beat, and one word per cycle keeps
+    up with stride 2, which takes two new rows of ``2 * yp`` columns per beat and output row."""
+    width = 1
+    while width < 4 * yp:
+        width *= 2
+    return width
+
+
+def tile_rows_limit(cfg):
+    """Most rows of one tile the line buffer counts (``AccelConfig.max_tile_rows``).
+
+    Every stored row of an iAct tile takes at least one streaming-buffer word, so a tile
+    that fits the streaming buffer has at most ``streaming_buffer_depth // word_bytes``
+    input rows; the same bound applies to an output tile's rows. The descriptor's 16-bit
+    height caps it at 65535. ``cfg`` needs ``yp`` and ``streaming_buffer_depth``.
+    """
+    return min(cfg.streaming_buffer_depth // word_bytes_for(cfg.yp), (1 << 16) - 1)
 
 
 def _check_range(name, value, lo, hi):
@@ -84,6 +105,13 @@ class AccelConfig:
         if self.line_buffer_depth < self.yp + 2:
             raise ValueError(f"line_buffer_depth must be at least yp + 2 = {self.yp + 2}, "
                              f"got {self.line_buffer_depth}")
+
+    @property
+    def max_tile_rows(self):
+        """Most input rows of one iAct tile, and output rows of one output tile, that the
+        line buffer counts (derived: see :func:`tile_rows_limit`). The host and the
+        hardware validation refuse larger tiles."""
+        return tile_rows_limit(self)
 
     @property
     def macs_per_cycle(self):

@@ -25,8 +25,9 @@ class Controller(wiring.Component):
     """Sequences one layer per ``start`` pulse.
 
     1. Validates the descriptor (``ErrorCode``): kernel, stride, padding, zero sizes,
-       pitches, every buffer against the largest tile, addresses against the address
-       width. A bad descriptor ends the layer at once with its code; nothing touches DRAM.
+       pitches, every buffer against the largest tile, the tile's rows against
+       ``max_tile_rows``, addresses against the address width. A bad descriptor ends the
+       layer at once with its code; nothing touches DRAM.
     2. Reads the 256-byte activation table at ``table_addr`` into the requantizers.
     3. Starts the Tiler (``tiler_desc``) and the Sequencer (``seq_start``) and dispatches
        the Tiler's commands: reads go to ``rd_cmd`` with their kind queued, so each
@@ -114,6 +115,9 @@ class Controller(wiring.Component):
              | (d.height + (P << 1) < R) | (d.width + (P << 1) < R)),
             (ErrorCode.BAD_PITCH, (d.in_pitch < d.width) | (d.out_pitch < yo)),
             (ErrorCode.LINE_BUFFER_OVERFLOW, cols > cfg.line_buffer_depth),
+            # the line buffer counts input rows and output rows of a tile up to this
+            (ErrorCode.TILE_ROWS_OVERFLOW,
+             (rows > cfg.max_tile_rows) | (Mux(d.tile_xo < xo, d.tile_xo, xo) > cfg.max_tile_rows)),
             (ErrorCode.STREAMING_BUFFER_OVERFLOW, d.tile_c * rows * words * word > cfg.streaming_buffer_depth),
             (ErrorCode.STATIONARY_BUFFER_OVERFLOW, groups_k * cfg.kp * d.tile_c > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,

@@ -5,6 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .config import word_bytes_for
 from .dpe import ACTIVATIONS
 
 __all__ = ["LineBuffer", "line_buffer_command_layout", "word_bytes_for"]
@@ -12,24 +13,18 @@ __all__ = ["LineBuffer", "line_buffer_command_layout", "word_bytes_for"]
 SLOTS = 8           # rows held at once: 3 in use, the rest prefetched
 
 
-def word_bytes_for(yp):
-    """Row word width in bytes: a power of two >= 4 * yp. Two consecutive words then cover
-    the YP windows of any beat, and one word per cycle keeps up with stride 2, which takes
-    two new rows of ``2 * yp`` columns per beat and output row."""
-    width = 1
-    while width < 4 * yp:
-        width *= 2
-    return width
-
-
-def line_buffer_command_layout(max_row):
-    dim = range(max_row + 1)
+def line_buffer_command_layout(max_row, max_rows=None, max_channels=(1 << 16) - 1):
+    """Command fields sized for rows of up to ``max_row`` columns, tiles of up to
+    ``max_rows`` rows (input rows and output rows) and ``max_channels`` channel images."""
+    max_rows = max_row if max_rows is None else max_rows
+    rows = range(max_rows + 1)
     return data.StructLayout({
-        "channels": unsigned(16),      # channel images in this pass
-        "rows_in": dim,                # stored rows per channel image
-        "cols_in": dim,                # stored columns per row
-        "out_rows": dim,
-        "groups": dim,                 # ceil(out_cols / yp)
+        "channels": range(max_channels + 1),   # channel images in this pass
+        "rows_in": rows,               # stored rows per channel image
+        "cols_in": range(max_row + 1),  # stored columns per row
+        "out_rows": rows,
+        # ceil(out_cols / yp): out_cols <= cols_in + 2 (3x3 kernel, padding 2)
+        "groups": range(max_row + 3),
         "pad_top": unsigned(2),        # padded rows above stored row 0
         "pad_left": unsigned(2),       # padded columns left of stored column 0
         "stride": unsigned(2),         # 1 or 2
@@ -55,21 +50,33 @@ class LineBuffer(wiring.Component):
     1, only the centre tap is used (others carry ``zero_point``) and the centre is stored
     ``(xo * stride - pad_top, yo * stride - pad_left)``.
 
+    Limits: rows of at most ``max_row`` columns; at most ``max_rows`` stored rows per
+    channel image and output rows per command (default ``max_row``); at most
+    ``max_channels`` channel images per command. The command fields and counters are
+    sized for these, so every command within them runs.
+
     ``windows``: stream of ``{windows: YP x 9 u8, first, last}``: ``first``/``last`` mark
     a channel image's first and last beat. Groups past ``out_cols`` are emitted too.
     Latency: 2 cycles from a ready row to its first window.
     """
 
-    def __init__(self, *, yp, max_row):
+    def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1):
         if not 1 <= yp <= 64:
             raise ValueError(f"yp must be in [1, 64], got {yp}")
         if not yp + 2 <= max_row <= 4096:
             raise ValueError(f"max_row must be in [{yp + 2}, 4096], got {max_row}")
+        max_rows = max_row if max_rows is None else max_rows
+        if not 1 <= max_rows <= (1 << 16) - 1:
+            raise ValueError(f"max_rows must be in [1, 65535], got {max_rows}")
+        if not 1 <= max_channels <= (1 << 24) - 1:
+            raise ValueError(f"max_channels must be in [1, {(1 << 24) - 1}], got {max_channels}")
         self.yp = yp
         self.max_row = max_row
+        self.max_rows = max_rows
+        self.max_channels = max_channels
         self.word_bytes = word_bytes_for(yp)
         self.bank_depth = max(2, -(-max_row // (2 * self.word_bytes)) + 1)
-        self.command_layout = line_buffer_command_layout(max_row)
+        self.command_layout = line_buffer_command_layout(max_row, max_rows, max_channels)
         self.rows_layout = data.ArrayLayout(unsigned(8), self.word_bytes)
         self.windows_layout = data.StructLayout({
             "windows": data.ArrayLayout(ACTIVATIONS, yp), "first": 1, "last": 1})
@@ -97,8 +104,8 @@ class LineBuffer(wiring.Component):
 
         # ---- writer ------------------------------------------------------------------
         w_word = Signal(range(self.bank_depth * 2 + 1))
-        w_row = Signal(range(self.max_row + 1))
-        w_chan = Signal(16)
+        w_row = Signal(range(self.max_rows + 1))
+        w_chan = Signal(range(self.max_channels + 1))
         words_per_row = Signal(range(self.bank_depth * 2 + 1))
         m.d.comb += words_per_row.eq((wcmd.cols_in + B - 1) // B)
 
@@ -135,9 +142,12 @@ class LineBuffer(wiring.Component):
                         m.d.sync += wcmd_valid.eq(0)
 
         # ---- window generator ----------------------------------------------------------
-        g_xo = Signal(range(self.max_row + 1))
-        g_grp = Signal(range(self.max_row + 1))
-        g_chan = Signal(16)
+        g_xo = Signal(range(self.max_rows + 1))
+        g_grp = Signal(range(self.max_row + 3))
+        g_chan = Signal(range(self.max_channels + 1))
+        # signed widths of stored row and column numbers (stride 2 doubles them)
+        row_bits = max(16, (2 * self.max_rows + 8).bit_length() + 1)
+        col_bits = max(18, (2 * yp * (self.max_row + 3) + 8).bit_length() + 1)
         chan_base = Signal(row_count)        # serial number of this channel's stored row 0
 
 
@@ -148,13 +158,13 @@ class LineBuffer(wiring.Component):
         pad_left = Signal(signed(4))
         m.d.comb += [pad_top.eq(gcmd.pad_top + kernel1), pad_left.eq(gcmd.pad_left + kernel1)]
 
-        top_row = Signal(signed(16))         # stored row of tap row 0
+        top_row = Signal(signed(row_bits))         # stored row of tap row 0
         m.d.comb += top_row.eq(Mux(stride2, g_xo << 1, g_xo) - pad_top)
-        first_col = Signal(signed(18))       # stored column of window 0, tap column 0
+        first_col = Signal(signed(col_bits))       # stored column of window 0, tap column 0
         m.d.comb += first_col.eq(Mux(stride2, g_grp * (2 * yp), g_grp * yp) - pad_left)
 
         # rows this beat reads: stored rows top_row .. top_row + 2, clipped to the image
-        last_needed = Signal(signed(17))
+        last_needed = Signal(signed(row_bits + 1))
         m.d.comb += last_needed.eq(Mux(top_row + 2 >= gcmd.rows_in, gcmd.rows_in - 1, top_row + 2))
         rows_ready = Signal()
         m.d.comb += rows_ready.eq((rows_written - chan_base)[0:32].as_signed() > last_needed)
@@ -173,7 +183,7 @@ class LineBuffer(wiring.Component):
             with m.If(last_grp):
                 m.d.sync += [g_grp.eq(0), g_xo.eq(g_xo + 1)]
                 # rows above the next output row's top are never read again
-                next_top = Signal(signed(17))
+                next_top = Signal(signed(row_bits + 1))
                 m.d.comb += next_top.eq(top_row + Mux(stride2, 2, 1))
                 with m.If(next_top > 0):
                     m.d.sync += rows_freed.eq(chan_base + Mux(next_top > gcmd.rows_in,
@@ -193,9 +203,9 @@ class LineBuffer(wiring.Component):
                          g_xo.eq(0), g_grp.eq(0), g_chan.eq(0)]
 
         # Stage 1: read words floor(first_col / B) and the next, from every slot.
-        word0 = Signal(signed(18))
+        word0 = Signal(signed(col_bits))
         m.d.comb += word0.eq(first_col >> (B.bit_length() - 1))
-        word1 = Signal(signed(18))
+        word1 = Signal(signed(col_bits))
         m.d.comb += word1.eq(word0 + 1)
         even_word = Mux(word0[0], word1, word0)
         odd_word = Mux(word0[0], word0, word1)
@@ -209,7 +219,7 @@ class LineBuffer(wiring.Component):
         s1_valid = Signal()
         s1_offset = Signal(range(B))                     # window start within word0
         s1_word0_odd = Signal()
-        s1_col = Signal(signed(18))
+        s1_col = Signal(signed(col_bits))
         s1_rows = [Signal(3, name=f"s1_slot{r}") for r in range(3)]
         s1_row_ok = Signal(3)
         s1_first = Signal()

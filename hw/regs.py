@@ -17,7 +17,7 @@ __all__ = ["Register", "RegisterMap", "register_map", "ErrorCode", "MAGIC", "VER
            "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERROR"]
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010000        # 1.0
+VERSION = 0x00010001        # 1.1 (1.1: TILE_ROWS_OVERFLOW)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -41,6 +41,7 @@ class ErrorCode(IntEnum):
     BAD_PITCH = 10          # in_pitch < width or out_pitch < output width
     DMA_READ_ERROR = 11     # SLVERR / DECERR on a read
     DMA_WRITE_ERROR = 12    # SLVERR / DECERR on a write
+    TILE_ROWS_OVERFLOW = 13  # a tile has more input or output rows than max_tile_rows
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,7 @@ BAD_DESCRIPTORS = [
     (ErrorCode.BAD_PITCH, {"in_pitch": 4}),
     (ErrorCode.BAD_PITCH, {"out_pitch": 7}),
     (ErrorCode.LINE_BUFFER_OVERFLOW, {"width": 300, "in_pitch": 300, "out_pitch": 300, "tile_yo": 300}),
+    (ErrorCode.TILE_ROWS_OVERFLOW, {"height": 5000, "tile_xo": 5000}),
     (ErrorCode.STREAMING_BUFFER_OVERFLOW, {"channels": 1024, "tile_c": 1024}),
     (ErrorCode.STATIONARY_BUFFER_OVERFLOW, {"kernels": 3000, "tile_k": 3000}),
     (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 400, "tile_xo": 400}),

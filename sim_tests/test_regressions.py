@@ -1,0 +1,76 @@
+"""Named regressions: layers with explicit tiles that once hung or computed wrong outputs,
+each run bit-exactly against the golden model (several layers per simulation)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from host.sim import prepare_batch, run_layers
+from hw.config import AccelConfig
+from hw.regs import ErrorCode
+from sim_tests.core_tb import random_conv
+
+CFG = AccelConfig()          # the default accelerator build, shared with the other tests
+
+
+def run_batch(layers, latency=20):
+    """``layers``: (C, K, H, W, kernel, stride, padding, tiles); all in one simulation."""
+    prepared = []
+    for index, (c, k, h, w, kernel, stride, padding, tiles) in enumerate(layers):
+        rng = np.random.default_rng(index + 1)
+        conv = random_conv(rng, c, k, kernel, stride, padding, activation_table=index % 2 == 1)
+        x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
+        prepared.append((conv, x, tiles))
+    runs, memory = prepare_batch(CFG, prepared)
+    result = run_layers(CFG, [{"run": run} for run in runs], latency=latency, memory=memory)
+    for (conv, x, tiles), run, layer in zip(prepared, runs, result["layers"]):
+        name = f"{conv.in_channels}x{x.shape[2]}x{x.shape[3]} -> {conv.out_channels}, tiles {tiles}"
+        assert layer["irq"], f"{name}: no interrupt"
+        assert layer["error_code"] == 0, f"{name}: {ErrorCode(layer['error_code']).name}"
+        got = np.asarray(layer["output"], dtype=np.uint8).reshape(run.output_shape)
+        expected = conv(x)[0]
+        assert (got == expected).all(), f"{name}: {int((got != expected).sum())} of {got.size} outputs differ"
+        assert layer["counters"]["dram_read_bytes"] == run.read_bytes(), name
+    return result
+
+
+def test_tiles_with_more_rows_than_the_line_buffer_depth():
+    """Row counts above line_buffer_depth (a column limit) were truncated to 9 bits: the
+    first layer hung, the second finished with 1,472 of 2,700 outputs wrong. The line
+    buffer now counts rows up to AccelConfig.max_tile_rows."""
+    run_batch([
+        (2, 3, 700, 6, 3, 1, 1, {"k": 3, "c": 2, "xo": 600, "yo": 6}),
+        (1, 3, 900, 4, 3, 2, 1, {"k": 3, "c": 1, "xo": 450, "yo": 2}),
+        (1, 2, 1030, 3, 3, 1, 2, {"k": 2, "c": 1, "xo": 1031, "yo": 1}),   # 1032 output rows
+    ])
+
+
+# Reported as hangs: tiles one or two output columns wide. Each input row is its own DMA
+# read of a few bytes, bound by DRAM latency; the layers took 0.23 to 1.1 million cycles
+# (latency 50), past the simulation's MAC-based timeout. They were never stuck: the
+# timeout (host.sim.timeout_cycles) now counts transfers. These are the same tilings on
+# fewer kernels or rows (tests/test_tile_rows.py checks the timeout of the full layers).
+SHORT_ROWS = [
+    (30, 2, 32, 9, 1, 2, 0, {"k": 1, "c": 28, "xo": 5, "yo": 1}),
+    (30, 1, 32, 9, 3, 1, 1, {"k": 1, "c": 30, "xo": 5, "yo": 1}),
+    (8, 3, 39, 34, 1, 2, 0, {"k": 1, "c": 1, "xo": 15, "yo": 2}),
+    (15, 26, 8, 19, 1, 1, 0, {"k": 23, "c": 13, "xo": 3, "yo": 1}),
+]
+
+SHORT_ROWS_FULL = [
+    (30, 14, 32, 9, 1, 2, 0, {"k": 1, "c": 28, "xo": 5, "yo": 1}),
+    (30, 14, 32, 9, 3, 1, 1, {"k": 1, "c": 30, "xo": 5, "yo": 1}),
+    (8, 39, 39, 34, 1, 2, 0, {"k": 1, "c": 1, "xo": 15, "yo": 2}),
+    (15, 26, 33, 19, 1, 1, 0, {"k": 23, "c": 13, "xo": 3, "yo": 1}),
+]
+
+
+def test_short_row_tilings():
+    run_batch(SHORT_ROWS, latency=50)
+
+
+@pytest.mark.skipif(not os.environ.get("DPEGEN_SLOW_TESTS"),
+                    reason="about two minutes of simulation; set DPEGEN_SLOW_TESTS=1")
+def test_short_row_tilings_full_size():
+    run_batch(SHORT_ROWS_FULL, latency=50)
