@@ -3,7 +3,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from host.decompose import LargeConv, decompose, large_conv_from_module
 from host.quant import QuantConv, QuantError

@@ -8,21 +8,12 @@ import torch.ao.quantization as tq
 import torch.nn as nn
 
 from host import dse
-from host.program import compile
+from host.models import symmetric_qconfig
+from host.program import compile, torch_layer_outputs
 from host.quant import QuantError
 from host.torch_frontend import layer_table
 
 torch.backends.quantized.engine = "qnnpack"
-
-
-def symmetric_qconfig():
-    """qnnpack's default qconfig if its weight observer is symmetric, else one that is."""
-    qconfig = tq.get_default_qconfig("qnnpack")
-    if qconfig.weight().qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric):
-        return qconfig
-    return tq.QConfig(activation=qconfig.activation,
-                      weight=tq.MinMaxObserver.with_args(dtype=torch.qint8,
-                                                         qscheme=torch.per_tensor_symmetric))
 
 
 class SmallCNN(nn.Module):
@@ -243,21 +234,6 @@ def resnet_stem(seed=0):
     return quantize(model, (2, 3, 64, 64), seed, fuse=())
 
 
-def conv_outputs(model_q, names, *args):
-    """PyTorch's own output of each named module of model_q (forward hooks): name -> list."""
-    outputs, handles = {}, []
-    for name in names:
-        hook = (lambda n: lambda mod, inp, out: outputs.setdefault(n, []).append(out))(name)
-        handles.append(model_q.get_submodule(name).register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            result = model_q(*args)
-    finally:
-        for h in handles:
-            h.remove()
-    return result, outputs
-
-
 def test_resnet_stem_blocks_with_the_7x7_stem_on_the_accelerator():
     model_q = resnet_stem()
     x = torch.randn(1, 3, 64, 64)
@@ -267,7 +243,7 @@ def test_resnet_stem_blocks_with_the_7x7_stem_on_the_accelerator():
     assert placed["conv1"]["decomposed"] == {"pieces": 9, "C": 27}
     for x in inputs(2, (1, 3, 64, 64), seed=11):
         got = program.run(x, record=True)
-        expected, per_layer = conv_outputs(model_q, list(placed), x)
+        expected, per_layer = torch_layer_outputs(model_q, program, x)
         assert torch.equal(got, expected)
         assert sorted(program.layer_outputs) == sorted(per_layer)
         for name, outs in per_layer.items():
