@@ -32,8 +32,9 @@ def run_on_the_accelerator(name, mode, **kwargs):
     for layer, outs in per_layer.items():
         assert len(program.layer_outputs[layer]) == len(outs) == 1
         assert torch.equal(program.layer_outputs[layer][0].int_repr(), outs[0].int_repr()), layer
-    assert torch.equal(got, program.run(x, backend="golden"))
     counters = {c["layer"]: c for c in program.counters}
+    cycles = sum(c["cycles"] for c in program.counters)
+    assert torch.equal(got, program.run(x, backend="golden"))
     accelerated = [p["name"] for p in program.layers if p["placement"] == "accelerator"]
     assert list(counters) == accelerated
     for p in program.layers:
@@ -44,7 +45,6 @@ def run_on_the_accelerator(name, mode, **kwargs):
         assert c["dram_write_bytes"] == out.numel()
         assert 0 < c["array_busy_cycles"] <= c["cycles"]
         assert c["array_busy_cycles"] + c["stall_input_cycles"] <= c["cycles"]
-    cycles = sum(c["cycles"] for c in program.counters)
     print(f"{name} ({mode}) at 32x32 on the accelerator: {len(counters)} layers, {cycles} cycles, "
           f"{seconds:.1f} s")
     return program, counters
