@@ -420,8 +420,8 @@ def build_plan(cfg=None, *, clock_mhz=200, out_dir="build/zcu104", jobs=4,
     out = Path(out_dir)
     component = Accelerator(cfg)
     if accelerator_verilog is None:
-        from amaranth.back import verilog
-        accelerator_verilog = verilog.convert(component, name=ACCEL_MODULE, emit_src=False)
+        from gen.convert import convert
+        accelerator_verilog = convert(component, ACCEL_MODULE)
     else:
         component._MustUse__silence = True     # used for its ports only
     regs = register_map(cfg)

@@ -4,11 +4,12 @@ import json
 import time
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from hw.config import AccelConfig
+
+from .convert import convert
 from hw.core import ComputeCore
 from hw.dma import AxiReader, AxiWriter
 from hw.dpe import DPE
@@ -60,7 +61,7 @@ def generate(cfg, out_dir, blocks=None):
     for name in names:
         start = time.perf_counter()
         component = BLOCKS[name](cfg)
-        text = verilog.convert(component, name=name, emit_src=False)
+        text = convert(component, name)
         (out_dir / f"{name}.v").write_text(text)
         manifest["modules"][name] = {
             "file": f"{name}.v",

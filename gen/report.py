@@ -168,11 +168,11 @@ def report_manifest(manifest_path, out_dir, flatten=True):
 
 def report_component(component, name, out_dir, config=None, flatten=True):
     """Report any Amaranth component (converted to ``<out_dir>/verilog/<name>.v``)."""
-    from amaranth.back import verilog
+    from .convert import convert
     out_dir = Path(out_dir)
     (out_dir / "verilog").mkdir(parents=True, exist_ok=True)
     path = out_dir / "verilog" / f"{name}.v"
-    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    path.write_text(convert(component, name))
     return report_verilog({name: [path]}, config, out_dir, flatten=flatten)
 
 

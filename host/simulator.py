@@ -15,7 +15,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from amaranth.back import verilog
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_BUILD = Path(os.environ.get("DPEGEN_SIM_BUILD", ROOT / "sim_build"))
@@ -63,7 +62,8 @@ def trace_args():
 
 
 def to_verilog(component, name):
-    return verilog.convert(component, name=name, emit_src=False)
+    from gen.convert import convert
+    return convert(component, name)
 
 
 @contextmanager

@@ -24,10 +24,10 @@ TCL_FILES = ["bd.tcl", "build.tcl", "constraints/dpegen.xdc"]
 @pytest.fixture(scope="module")
 def accel_verilog():
     """The default Accelerator's Verilog, converted once for the module."""
-    from amaranth.back import verilog
+    from gen.convert import convert
 
     from hw.top import Accelerator
-    return verilog.convert(Accelerator(AccelConfig()), name="accelerator", emit_src=False)
+    return convert(Accelerator(AccelConfig()), "accelerator")
 
 
 @pytest.fixture(scope="module")
