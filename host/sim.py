@@ -59,14 +59,22 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
 
 
 def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False,
-               memory=None):
+               memory=None, engine=None):
     """Run prepared layers (``LayerRun`` plus per-layer options) in one simulation.
 
     ``layers``: dicts ``{"run": LayerRun, "fault": None or {...}, "soft_reset_first": bool,
     "writes": optional override}``, all sharing one DRAM image: ``memory`` (u8 array), by
     default the first run's. Returns the cocotb side's result dict (identification,
     per-layer status/counters/output, and the DRAM bytes that changed).
+
+    ``engine``: "cpp" (:mod:`host.rtlsim`, no Python per cycle, identical results) or
+    "cocotb"; by default "cpp" unless random pauses, fault injection or waves are asked for
+    (see :func:`host.rtlsim.choose_engine`).
     """
+    from . import rtlsim
+    if rtlsim.choose_engine(engine, pause=pause, waves=waves, layers=layers) == "cpp":
+        return rtlsim.run_layers(cfg, layers, latency=latency, pause=pause, waves=waves,
+                                 memory=memory)
     first = layers[0]["run"]
     with tempfile.TemporaryDirectory(prefix="dpegen-sim-") as tmp:
         image = Path(tmp) / "image.npz"
@@ -106,7 +114,7 @@ def prepare_batch(cfg: AccelConfig, layers):
 
 
 def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50, pause=0.0,
-             seed=1, waves=False):
+             seed=1, waves=False, engine=None):
     """Run ``conv`` on ``x_u8`` (N, C, H, W) u8 in simulation: ``(y_u8, counters)``.
 
     ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the largest that fit).
@@ -120,7 +128,8 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
     outputs, totals = [], {}
     for image in x_u8:
         run = prepare_layer(cfg, conv, image[None], tiles)
-        result = run_layers(cfg, [{"run": run}], latency=latency, pause=pause, seed=seed, waves=waves)
+        result = run_layers(cfg, [{"run": run}], latency=latency, pause=pause, seed=seed, waves=waves,
+                            engine=engine)
         layer = result["layers"][0]
         error = status_error(layer["status"], layer["error_code"])
         if error:
