@@ -10,11 +10,13 @@ REPORT ?= build/report
 BOARD_OUT ?= build/zcu104
 CLOCK_MHZ ?= 200
 MODEL  ?= resnet50
+N      ?= 100
+SEED   ?= 1
 
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan
+.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan fuzz
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +57,9 @@ bitstream-plan: $(BASE_STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist worksteal -q
+
+fuzz: $(TEST_STAMP)
+	$(PY) -m host.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS)
 
 clean:
 	rm -rf build sim_build .pytest_cache
