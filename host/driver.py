@@ -10,7 +10,7 @@ import numpy as np
 
 from hw.config import AccelConfig
 from hw.controller import COUNTERS, TABLE_BYTES
-from hw.regs import CONTROL_SOFT_RESET, CONTROL_START, MAGIC, VERSION, ErrorCode, register_map
+from hw.regs import CONTROL_START, MAGIC, VERSION, ErrorCode, register_map
 
 from . import schedule
 from .layout import DramImage, layer_descriptor

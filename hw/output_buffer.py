@@ -79,9 +79,6 @@ class OutputBuffer(wiring.Component):
     once the drain's last word has entered the requantizers. A new ``init`` command waits
     (``cmd.ready`` low) while its half, the one not used by the previous tile, is busy.
 
-    Status: ``half_busy`` (per half: assigned to a tile and not yet freed),
-    ``drain_busy`` (a drain is reading words; requantizer pipeline excluded).
-
     Latency: a sums beat is written 1 cycle after it is accepted; the first ``out`` beat
     of a tile appears 12 cycles after the last ``sums`` beat of its drain pass (if its
     params are in and the other half is not draining): 1 (write) + 1 (hand-over) +
@@ -132,8 +129,6 @@ class OutputBuffer(wiring.Component):
             "params": In(stream.Signature(self.params_layout)),
             "table": In(stream.Signature(self.table_layout)),
             "out": Out(stream.Signature(self.out_layout)),
-            "half_busy": Out(2),
-            "drain_busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -151,7 +146,6 @@ class OutputBuffer(wiring.Component):
         t_rows = Array(Signal(dim, name=f"t_rows{h}") for h in range(2))
         t_groups = Array(Signal(dim, name=f"t_groups{h}") for h in range(2))
         t_cols = Array(Signal(dim, name=f"t_cols{h}") for h in range(2))
-        m.d.comb += self.half_busy.eq(busy)
 
         mems = []
         for h in range(2):
@@ -293,8 +287,7 @@ class OutputBuffer(wiring.Component):
         d_advance = Signal()
         m.d.comb += d_advance.eq(~d1_valid | req_ready)
         d_fire = Signal()
-        m.d.comb += [d_fire.eq(draining & d_advance),
-                     self.drain_busy.eq(draining | d1_valid)]
+        m.d.comb += d_fire.eq(draining & d_advance)
 
         with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
             m.d.sync += [draining.eq(1), d_kernels.eq(t_kernels[dh]), d_rows.eq(t_rows[dh]),

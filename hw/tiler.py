@@ -99,10 +99,6 @@ class Tiler(wiring.Component):
             "busy": Out(1),
         })
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(addr_width=config.axi_addr_width)
-
     def elaborate(self, platform):
         m = Module()
         d = Signal(LayerDescriptor)

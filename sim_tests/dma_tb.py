@@ -9,7 +9,7 @@ from hw.dma import beat_layout, cmd_layout
 from sim_tests.axi_tb import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
                               add_write_latency, make_ram, set_axi_pauses)
 from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, pack, random_pauses, unpack,
+from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, unpack,
                           start_clock_and_reset)
 
 RAM_SIZE = 1 << 20

@@ -160,7 +160,7 @@ async def finish(tasks, clk, timeout_cycles):
     from cocotb.triggers import ClockCycles, First
     for task in tasks:
         timer = cocotb.start_soon(ClockCycles(clk, timeout_cycles))
-        winner = await First(task, timer)
+        await First(task, timer)
         if not task.done():
             raise AssertionError(f"timed out after {timeout_cycles} cycles")
         timer.cancel()

@@ -6,7 +6,6 @@ the performance counters are consistent with the layer.
 
 import numpy as np
 import pytest
-import torch
 import torch.ao.nn.quantized as nnq
 
 from host.driver import prepare_layer

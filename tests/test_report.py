@@ -83,7 +83,7 @@ def test_yosys_missing(monkeypatch, tmp_path):
 
 def test_any_component(tmp_path):
     """Any component reports, not only registered blocks (here a bare 8x8 multiplier)."""
-    from amaranth import Module, Signal, signed, unsigned
+    from amaranth import Module, signed, unsigned
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
