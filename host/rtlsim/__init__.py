@@ -44,7 +44,7 @@ MAKE_OPT = ["OPT_FAST=-O2", "OPT_GLOBAL=-O2"]
 # Cycles the cocotb testbench counts between issuing the START write and the write
 # taking effect, minus the harness's own: added to the harness's START-to-interrupt count
 # so that ``wall_cycles`` equals the cocotb engine's (checked by sim_tests/test_rtlsim.py).
-WALL_CYCLES_OFFSET = 1
+WALL_CYCLES_OFFSET = 0
 
 _PORT = re.compile(r"^\s*(input|output)\s+(\[[^\]]+\]\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*;", re.M)
 
@@ -63,7 +63,11 @@ def _top_module(verilog_text, module):
 
 def wrapper_verilog(verilog_text, module="dpegen_accel"):
     """A top module ``harness_top`` around ``module`` whose ports are the accelerator's
-    with ``__`` replaced by ``_`` (Verilator mangles double underscores in C++ names)."""
+    with ``__`` replaced by ``_`` (Verilator mangles double underscores in C++ names).
+    Every input but ``clk`` is registered on the way in: the harness writes it before the
+    edge, so it reaches the accelerator right after the edge, and no logic of the
+    accelerator depends on a top-level input (which Verilator would evaluate at every
+    input change)."""
     ports = _PORT.findall(_top_module(verilog_text, module))
     if not ports:
         raise HarnessError(f"no ports found on {module}")
@@ -71,8 +75,14 @@ def wrapper_verilog(verilog_text, module="dpegen_accel"):
     lines.append(",\n".join(f"  {name.replace('__', '_')}" for _, _, name in ports) + "\n);")
     for direction, width, name in ports:
         lines.append(f"  {direction} {width or ''}{name.replace('__', '_')};")
+    # every input but the clock goes through a register (see harness.cpp's step())
+    for direction, width, name in ports:
+        if direction == "input" and name != "clk":
+            lines.append(f"  reg {width or ''}{name}_q;")
+            lines.append(f"  always @(posedge clk) {name}_q <= {name.replace('__', '_')};")
     lines.append(f"  {module} dut (")
-    lines.append(",\n".join(f"    .{name}({name.replace('__', '_')})" for _, _, name in ports))
+    lines.append(",\n".join(f"    .{name}({name + '_q' if d == 'input' and name != 'clk' else name.replace('__', '_')})"
+                            for d, _, name in ports))
     lines.append("  );")
     lines.append("endmodule")
     return "\n".join(lines) + "\n"

@@ -451,8 +451,10 @@ static std::unique_ptr<VerilatedContext> ctx;
 static std::unique_ptr<Vharness_top> top;
 static std::unique_ptr<Dram> ram;
 
-// AXI4-Lite master state
+// AXI4-Lite master state: l_* is the valid / ready written to the inputs, v_* the one the
+// DUT sees (the wrapper registers every input at the clock edge).
 static bool l_aw = false, l_w = false, l_b = false, l_ar = false, l_r = false;
+static bool v_aw = false, v_w = false, v_b = false, v_ar = false, v_r = false;
 static uint32_t l_rdata = 0;
 static unsigned l_bresp = 0;
 
@@ -466,6 +468,10 @@ static void apply_inputs() {
     t->m_axi_bvalid = d.b.valid;
 }
 
+// One clock cycle. The wrapper (harness_top) registers every input of the accelerator at
+// the clock edge, so values written before the edge reach the accelerator right after it,
+// as cocotb's writes do; the accelerator then has no logic that depends on a top-level
+// input directly, and Verilator evaluates it once per edge.
 static void step() {
     Vharness_top *t = top.get();
     Dram &d = *ram;
@@ -494,17 +500,14 @@ static void step() {
     d.w.check_ready();
     s.run();
     // AXI4-Lite master: handshakes seen before the edge
-    bool aw_done = l_aw && t->s_axil_awready;
-    bool w_done = l_w && t->s_axil_wready;
-    bool b_done = l_b && t->s_axil_bvalid;
-    bool ar_done = l_ar && t->s_axil_arready;
-    bool r_done = l_r && t->s_axil_rvalid;
+    bool aw_done = v_aw && t->s_axil_awready;
+    bool w_done = v_w && t->s_axil_wready;
+    bool b_done = v_b && t->s_axil_bvalid;
+    bool ar_done = v_ar && t->s_axil_arready;
+    bool r_done = v_r && t->s_axil_rvalid;
     if (b_done) l_bresp = t->s_axil_bresp;
     if (r_done) l_rdata = t->s_axil_rdata;
 
-    // the edge
-    t->clk = 1;
-    t->eval();
     // values written in this step take effect after the edge
     d.ar.ready = d.ar.ready_next;
     d.aw.ready = d.aw.ready_next;
@@ -530,7 +533,11 @@ static void step() {
     if (b_done) { l_b = false; t->s_axil_bready = 0; }
     if (ar_done) { l_ar = false; t->s_axil_arvalid = 0; }
     if (r_done) { l_r = false; t->s_axil_rready = 0; }
+    v_aw = l_aw; v_w = l_w; v_b = l_b; v_ar = l_ar; v_r = l_r;
     apply_inputs();
+    // the edge
+    t->clk = 1;
+    t->eval();
     t->clk = 0;
     t->eval();
 }
@@ -542,20 +549,18 @@ static void new_model(unsigned latency) {
     top.reset(new Vharness_top{ctx.get()});
     ram.reset(new Dram);
     l_aw = l_w = l_b = l_ar = l_r = false;
+    v_aw = v_w = v_b = v_ar = v_r = false;
     Vharness_top *t = top.get();
     t->clk = 0;
     t->rst = 1;
     t->eval();
-    // start_clock_and_reset: two edges in reset, then one more edge
-    for (int i = 0; i < 2; i++) {
+    // start_clock_and_reset: two edges in reset (plus the one that registers rst)
+    for (int i = 0; i < 3; i++) {
         t->clk = 1; t->eval();
         t->clk = 0; t->eval();
     }
     t->rst = 0;
-    t->eval();
     ram->start(latency);
-    apply_inputs();
-    t->eval();
     step();
 }
 
@@ -571,7 +576,6 @@ static bool lite_write(uint32_t offset, uint32_t value, unsigned &bresp) {
     t->s_axil_wvalid = 1;
     t->s_axil_bready = 1;
     l_aw = l_w = l_b = true;
-    t->eval();
     for (uint64_t i = 0; i < LITE_LIMIT && (l_aw || l_w || l_b); i++) step();
     bresp = l_bresp;
     return !(l_aw || l_w || l_b);
@@ -584,7 +588,6 @@ static bool lite_read(uint32_t offset, uint32_t &value) {
     t->s_axil_arvalid = 1;
     t->s_axil_rready = 1;
     l_ar = l_r = true;
-    t->eval();
     for (uint64_t i = 0; i < LITE_LIMIT && (l_ar || l_r); i++) step();
     value = l_rdata;
     return !(l_ar || l_r);
