@@ -39,7 +39,7 @@ from .torch_frontend import activation_table, quant_conv_from_module
 
 __all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS", "torch_layer_outputs"]
 
-BACKENDS = ("golden", "sim")
+BACKENDS = ("golden", "sim", "rtl")
 
 
 def _torch():
@@ -319,9 +319,11 @@ def _set_submodule(root, name, module):
 class Program:
     """A quantized network whose supported convs run on the accelerator.
 
-    ``run(*args, backend="golden" | "sim", **kwargs)`` takes what the model takes and
-    returns what it returns. After a ``"sim"`` run, ``counters`` holds one dict per
-    accelerator layer call (layer, shape, cycles, DRAM bytes, stalls, seconds).
+    ``run(*args, backend="golden" | "sim" | "rtl", **kwargs)`` takes what the model takes
+    and returns what it returns ("sim": the RTL on the default simulation engine, "rtl":
+    on the fast C++ engine, :mod:`host.rtlsim`). After a ``"sim"`` or ``"rtl"`` run,
+    ``counters`` holds one dict per accelerator layer call (layer, shape, cycles, DRAM
+    bytes, stalls, seconds).
     ``layers`` describes every conv: where it runs, its shape and folded activation.
     ``run(..., record=True)`` also fills ``layer_outputs``: accelerator layer name -> list
     of its quint8 outputs (one per call, in call order; after a folded activation).
@@ -351,7 +353,7 @@ class Program:
         self.counters = []
         self.layer_outputs = {}
         calls = sum(p["calls"] for p in self.layers if p["placement"] == "accelerator")
-        self._bar = self._progress_bar(calls) if backend == "sim" and self.progress else None
+        self._bar = self._progress_bar(calls) if backend in ("sim", "rtl") and self.progress else None
         self._done = 0
         try:
             with torch.no_grad():
@@ -411,7 +413,8 @@ class Program:
             y = conv(x_u8)
         else:
             from .sim import run_conv
-            y, counters = run_conv(self.cfg, conv, x_u8, latency=self.latency)
+            y, counters = run_conv(self.cfg, conv, x_u8, latency=self.latency,
+                                   engine="cpp" if self._backend == "rtl" else None)
             entry = {**layer.describe(conv, x_u8.shape, source_shape), "input_shape": tuple(x_u8.shape),
                      "output_shape": tuple(y.shape), **counters,
                      "seconds": time.perf_counter() - start}
