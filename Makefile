@@ -16,7 +16,7 @@ SEED   ?= 1
 BASE_STAMP := $(VENV)/.installed-base
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan fuzz
+.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan fuzz network
 
 $(BASE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ sim: $(BASE_STAMP)
 bench: $(BASE_STAMP)
 	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
 	$(PY) -m bench.dma_bench
+	$(PY) -m bench.rtlsim_speed --kp $(KP) --yp $(YP)
+
+network: $(TEST_STAMP)
+	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
 
 dse: $(BASE_STAMP)
 	$(PY) -m host.dse --model $(MODEL) --device zu7ev --out build/dse
