@@ -255,7 +255,8 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     with h.lock:
         h.load(image)
         h.reset(latency)
-        identification = {reg.offset: h.read(reg.offset) for reg in rm
+        # keys as strings, as the cocotb engine's result comes back through JSON
+        identification = {str(reg.offset): h.read(reg.offset) for reg in rm
                           if reg.name in ("MAGIC", "VERSION") or reg.name.startswith("CFG_")}
         results = []
         for layer in layers:
