@@ -42,7 +42,7 @@ from .quant import QuantConv, QuantError
 from .schedule import BufferOverflow
 
 __all__ = ["Case", "draw_case", "build_layer", "prepare_case", "run_cases", "fuzz",
-           "FuzzReport", "ACTIVATIONS"]
+           "minimize", "FuzzReport", "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu6", "leaky", "hardswish", "elu")
 
@@ -100,8 +100,8 @@ def _shape(rng):
         c, k = _log_int(rng, 1, 4), _log_int(rng, 1, 6)
         h, w = _log_int(rng, 1, 6), int(rng.integers(150, 300))
     else:
-        c, k = _log_int(rng, 1, 48), _log_int(rng, 1, 40)
-        h, w = _log_int(rng, 1, 28), _log_int(rng, 1, 28)
+        c, k = _log_int(rng, 1, 96), _log_int(rng, 1, 64)
+        h, w = _log_int(rng, 1, 40), _log_int(rng, 1, 40)
     h = max(h, kernel - 2 * padding)
     w = max(w, kernel - 2 * padding)
     return c, k, h, w, kernel, stride, padding
@@ -407,6 +407,67 @@ def _run_items(cfg, items, latency, pause, seed, report):
         items = rest
 
 
+def _failure_kind(cfg, case, latency, pause):
+    """The kind of failure of ``case`` run alone ("hung", "mismatch", "error"), or None
+    if it passes or cannot run (the host or the front end refuses it)."""
+    report = run_cases([Case(**{**asdict(case), "tiles": dict(case.tiles) if case.tiles else None})],
+                       cfg, latency=latency, pause=pause)
+    kinds = [kind for kind, _, _ in report.failures if kind != "refused"]
+    return kinds[0] if kinds else None
+
+
+def _shrinks(case):
+    """Smaller variants of ``case``, simplest first: one field changed at a time."""
+    def smaller(v):
+        return [x for x in dict.fromkeys([1, v // 2, 3 * v // 4, 7 * v // 8, v - 1]) if 1 <= x < v]
+
+    out = []
+    for name in ("k", "c", "h", "w"):
+        out += [{name: v} for v in smaller(getattr(case, name))]
+    if case.tiles:
+        xo, yo = case.out_shape
+        limits = {"k": case.k, "c": case.c, "xo": xo, "yo": yo}
+        for name, v in case.tiles.items():
+            values = ([limits[name]] if v > limits[name] else []) + smaller(min(v, limits[name]))
+            out += [{"tiles": {**case.tiles, name: t}} for t in values]
+    if case.kernel == 3:
+        out.append({"kernel": 1, "padding": 0})
+    if case.stride == 2:
+        out.append({"stride": 1})
+    if case.padding:
+        out.append({"padding": case.padding - 1})
+    for name, plain in (("activation", None), ("relu", False), ("per_channel", False),
+                        ("out_scale_factor", 1.0)):
+        if getattr(case, name) != plain:
+            out.append({name: plain})
+    for change in out:
+        candidate = Case(**{**asdict(case), **change})
+        if candidate.h + 2 * candidate.padding >= candidate.kernel and \
+                candidate.w + 2 * candidate.padding >= candidate.kernel:
+            yield candidate
+
+
+def minimize(case, cfg=AccelConfig(), *, latency=20, pause=0.0, max_runs=300, log=None):
+    """The smallest variant of a failing ``case`` (shape, tiles, options) that still
+    fails the same way, found greedily one field at a time (one simulation per try)."""
+    kind = _failure_kind(cfg, case, latency, pause)
+    if kind is None:
+        return case
+    runs, changed = 1, True
+    while changed and runs < max_runs:
+        changed = False
+        for candidate in _shrinks(case):
+            runs += 1
+            if _failure_kind(cfg, candidate, latency, pause) == kind:
+                case, changed = candidate, True
+                if log:
+                    log(f"  still {kind}: {case.describe()}")
+                break
+            if runs >= max_runs:
+                break
+    return case
+
+
 def draw_batch(rng, cfg, count, *, budget, latency, explicit_tiles=0.85, report):
     """``count`` prepared random cases."""
     items = []
@@ -424,11 +485,12 @@ def draw_batch(rng, cfg, count, *, budget, latency, explicit_tiles=0.85, report)
 
 
 def fuzz(n, seed=1, cfg=AccelConfig(), *, batch=10, jobs=1, latency=None, pause=None,
-         budget=60_000, explicit_tiles=0.85, progress=None):
+         budget=300_000, explicit_tiles=0.85, progress=None):
     """Run ``n`` random cases, ``batch`` per simulation, ``jobs`` simulations at a time.
     ``latency`` (DRAM cycles) and ``pause`` (random AXI pause probability) are drawn per
     simulation when None. ``budget``: estimated cycles per case above which a tiling is
-    redrawn. Returns a :class:`FuzzReport`."""
+    redrawn (an eighth of it in simulations with pauses, which run on the slower cocotb
+    engine). Returns a :class:`FuzzReport`."""
     from .sim import accelerator_verilog
     start = time.perf_counter()
     report = FuzzReport()
@@ -438,8 +500,8 @@ def fuzz(n, seed=1, cfg=AccelConfig(), *, batch=10, jobs=1, latency=None, pause=
     for first in range(0, n, batch):
         lat = int(rng.choice([5, 20, 50])) if latency is None else latency
         pse = (0.0 if rng.random() < 0.75 else 0.2) if pause is None else pause
-        items = draw_batch(rng, cfg, min(batch, n - first), budget=budget, latency=lat,
-                           explicit_tiles=explicit_tiles, report=report)
+        items = draw_batch(rng, cfg, min(batch, n - first), budget=budget if not pse else budget // 8,
+                           latency=lat, explicit_tiles=explicit_tiles, report=report)
         batches.append((items, lat, pse))
 
     def work(index):
@@ -469,8 +531,11 @@ def main(argv=None):
     parser.add_argument("--pause", type=float, default=None,
                         help="random AXI pause probability (default: 0, or 0.2 in a quarter "
                              "of the simulations)")
-    parser.add_argument("--budget", type=int, default=60_000,
-                        help="redraw tilings estimated above this many cycles (default 60000)")
+    parser.add_argument("--budget", type=int, default=300_000,
+                        help="redraw tilings estimated above this many cycles (default 300000)")
+    parser.add_argument("--minimize", type=int, default=3, metavar="N",
+                        help="shrink the first N failures to the smallest case that still "
+                             "fails (default 3)")
     parser.add_argument("--kp", type=int, default=AccelConfig.kp)
     parser.add_argument("--yp", type=int, default=AccelConfig.yp)
     args = parser.parse_args(argv)
@@ -486,6 +551,12 @@ def main(argv=None):
     report = fuzz(args.n, args.seed, cfg, batch=args.batch, jobs=args.jobs, latency=args.latency,
                   pause=args.pause, budget=args.budget, progress=progress)
     print(report.summary())
+    for kind, case, detail in report.failures[:args.minimize]:
+        # each failure's own DRAM latency and pauses are in its detail; minimize at 20 / 0
+        print(f"minimizing ({kind}): {case.describe()}", flush=True)
+        small = minimize(case, cfg, latency=20, pause=0.0,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(f"  smallest: {small.describe()}\n  repro: {small.repro()}")
     print(f"{report.seconds / max(1, report.cases):.2f} s per case")
     return 0 if report.ok else 1
 
