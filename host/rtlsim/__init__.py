@@ -40,7 +40,7 @@ HARNESS_CPP = Path(__file__).with_name("harness.cpp")
 NAME = "dpegen_rtlsim"
 TOP = "harness_top"
 # C++ optimisation of the Verilated model and the harness.
-MAKE_OPT = ["OPT_FAST=-O2", "OPT_GLOBAL=-O2"]
+MAKE_OPT = ["OPT_FAST=-O3", "OPT_GLOBAL=-O2"]
 # Cycles the cocotb testbench counts between issuing the START write and the write
 # taking effect, minus the harness's own: added to the harness's START-to-interrupt count
 # so that ``wall_cycles`` equals the cocotb engine's (checked by sim_tests/test_rtlsim.py).
