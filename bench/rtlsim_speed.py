@@ -3,7 +3,7 @@
 ``python -m bench.rtlsim_speed`` runs a large layer (C = K = 64 at 56x56, 3x3, about
 1.1M cycles on the default configuration) and a tiny one on the fast engine, printing
 simulated cycles per second and the per-layer overhead (a harness call for a layer of a
-few hundred cycles, the harness already running). ``--compare`` also runs a medium layer
+few hundred cycles, the harness already running). ``--compare`` also runs C = K = 64 at 28x28
 on both engines and checks that the counters agree. Results go to
 ``build/bench/rtlsim_speed.json``.
 """
@@ -52,7 +52,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--latency", type=int, default=50)
     parser.add_argument("--compare", action="store_true",
-                        help="also time a 32x32x16x16 layer on the cocotb engine and compare counters")
+                        help="also time C = K = 64 at 28x28 (277k cycles) on both engines and "
+                             "compare the counters")
     parser.add_argument("--out", default="build/bench")
     args = parser.parse_args(argv)
     cfg = AccelConfig(kp=args.kp, yp=args.yp)
@@ -84,14 +85,14 @@ def main(argv=None):
           f"({'bit-exact' if exact else 'NOT EXACT'})")
 
     if args.compare:
-        conv, x = layer(32, 32, 16, seed=3)
+        conv, x = layer(64, 64, 28, seed=3)
         fast, fast_s, _ = timed(cfg, conv, x, args.latency, "cpp")
         slow, slow_s, _ = timed(cfg, conv, x, args.latency, "cocotb")
         report["compare"] = {"cycles": fast["cycles"], "cpp_s": fast_s, "cocotb_s": slow_s,
                              "cpp_cycles_per_s": fast["cycles"] / fast_s,
                              "cocotb_cycles_per_s": slow["cycles"] / slow_s,
                              "counters_equal": fast == slow}
-        print(f"medium layer (C=K=32, 16x16): {fast['cycles']} cycles; fast {fast_s:.2f} s "
+        print(f"medium layer (C=K=64, 28x28, 3x3): {fast['cycles']} cycles; fast {fast_s:.2f} s "
               f"({fast['cycles'] / fast_s / 1000:.0f}k cycles/s), cocotb {slow_s:.2f} s "
               f"({slow['cycles'] / slow_s / 1000:.1f}k cycles/s, start-up included); "
               f"counters {'identical' if fast == slow else 'DIFFER'}")
