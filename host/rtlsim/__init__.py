@@ -138,24 +138,31 @@ class Harness:
         self.cfg = cfg
         self.exe = build(cfg)
         self.tmp = Path(tempfile.mkdtemp(prefix="dpegen-rtlsim-"))
-        self.proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.stderr_path = self.tmp / "stderr.log"     # a file: a full pipe would block it
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen([str(self.exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err, text=True, bufsize=1)
         self.lock = threading.Lock()
 
     def _call(self, line):
         if self.proc.poll() is not None:
-            raise HarnessError(f"harness exited with {self.proc.returncode}: {self.proc.stderr.read()}")
+            raise HarnessError(f"harness exited with {self.proc.returncode}: {self._stderr()}")
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
         if not reply:
             code = self.proc.wait()
-            raise HarnessError(f"harness exited with {code} on {line.split()[0]!r}: "
-                               f"{self.proc.stderr.read()[-4000:]}")
+            raise HarnessError(f"harness exited with {code} on {line.split()[0]!r}: {self._stderr()}")
         words = reply.split()
         if words[0] != "ok":
             raise HarnessError(f"harness: {reply.strip()} (command {line!r})")
         return [int(w) for w in words[1:]]
+
+    def _stderr(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
 
     def load(self, memory):
         memory = np.ascontiguousarray(memory, dtype=np.uint8)
