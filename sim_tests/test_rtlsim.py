@@ -106,3 +106,21 @@ def test_timeout_is_a_hang(monkeypatch):
     monkeypatch.setattr(host.sim, "timeout_cycles", lambda *args, **kwargs: 30)
     with pytest.raises(DriverError, match="did not finish"):
         host.sim.run_conv(CFG, convs[4], xs[4], latency=20, engine="cpp")
+
+
+def test_program_on_the_rtl_backend():
+    """Program.run(backend="rtl"): a network block through the fast engine equals the
+    golden backend, with one counter entry per accelerator layer call."""
+    import torch
+    from host import models
+    from host.program import compile
+    torch.backends.quantized.engine = "qnnpack"
+    model_q, x = models.quantized("inception_block", "eager", seed=0, size=12, num_classes=10)
+    program = compile(model_q, x, cfg=CFG, cpu_modules=models.depthwise_modules(model_q),
+                      progress=False)
+    got = program.run(x, backend="rtl")
+    counters = list(program.counters)
+    assert torch.equal(got, program.run(x, backend="golden"))
+    calls = sum(p["calls"] for p in program.layers if p["placement"] == "accelerator")
+    assert len(counters) == calls > 0
+    assert all(c["cycles"] > 0 and c["dram_write_bytes"] > 0 for c in counters)
