@@ -496,25 +496,30 @@ def fuzz(n, seed=1, cfg=AccelConfig(), *, batch=10, jobs=1, latency=None, pause=
     report = FuzzReport()
     rng = np.random.default_rng(seed)
     accelerator_verilog(cfg)            # convert once, before the workers start
-    batches = []
-    for first in range(0, n, batch):
+
+    def draw(index):
+        """Batch ``index`` (drawn in order from ``rng``, so a seed gives the same cases)."""
         lat = int(rng.choice([5, 20, 50])) if latency is None else latency
         pse = (0.0 if rng.random() < 0.75 else 0.2) if pause is None else pause
-        items = draw_batch(rng, cfg, min(batch, n - first), budget=budget if not pse else budget // 8,
+        count = min(batch, n - index * batch)
+        items = draw_batch(rng, cfg, count, budget=budget if not pse else budget // 8,
                            latency=lat, explicit_tiles=explicit_tiles, report=report)
-        batches.append((items, lat, pse))
+        return items, lat, pse
 
-    def work(index):
+    def work(index, items, lat, pse):
         part = FuzzReport()
-        items, lat, pse = batches[index]
         _run_items(cfg, items, lat, pse, seed + index, part)
         return part
 
+    # draw the next batch while at most ``jobs`` simulations run
+    pending = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for part in pool.map(work, range(len(batches))):
-            report.merge(part)
-            if progress:
-                progress(report)
+        for index in range(-(-n // batch)):
+            pending.append(pool.submit(work, index, *draw(index)))
+            while len(pending) >= max(1, jobs) + 1 or (index == -(-n // batch) - 1 and pending):
+                report.merge(pending.pop(0).result())
+                if progress:
+                    progress(report)
     report.seconds = time.perf_counter() - start
     return report
 
