@@ -6,7 +6,8 @@ Each case is a random quint8 convolution built as a real PyTorch quantized modul
 kernel 1 or 3, stride 1 or 2, padding 0 .. kernel - 1, input zero point and scale,
 per-tensor or per-channel weight scales, an output scale from a calibration-like range
 (sometimes much smaller, so outputs clamp), ReLU, or a quantized activation module
-(ReLU6, LeakyReLU, Hardswish, ELU) that becomes the accelerator's activation table.
+(ReLU6, LeakyReLU, Hardswish, ELU) that becomes the accelerator's activation table, or a
+random permutation table (applied to PyTorch's output by lookup).
 Most cases get random explicit L3 tiles ``{"k", "c", "xo", "yo"}`` (1, 2, the whole
 dimension, beyond it, or anything between); tiles the host refuses
 (:class:`host.schedule.BufferOverflow`, :class:`host.quant.QuantError`) are redrawn and
@@ -44,7 +45,9 @@ from .schedule import BufferOverflow
 __all__ = ["Case", "draw_case", "build_layer", "prepare_case", "run_cases", "fuzz",
            "minimize", "FuzzReport", "ACTIVATIONS"]
 
-ACTIVATIONS = ("relu6", "leaky", "hardswish", "elu")
+# PyTorch activation modules (each becomes the table), and "table": a random permutation
+# table, applied to PyTorch's conv output by lookup
+ACTIVATIONS = ("relu6", "leaky", "hardswish", "elu", "table")
 
 
 @dataclass
@@ -152,7 +155,7 @@ def _torch():
 
 def _activation_module(case, rng):
     import torch.ao.nn.quantized as nnq
-    if case.activation is None:
+    if case.activation in (None, "table"):
         return None
     # output qparams of the activation: its own range, as a calibrated model would have
     scale = float(math.exp(rng.uniform(math.log(0.005), math.log(0.1))))
@@ -207,7 +210,11 @@ def build_layer(case):
     out = module(xq)
     if act is not None:
         out = act(out.contiguous())       # NCHW (see README: ReLU6 on channels_last)
-    return conv, x, out.int_repr().numpy()
+    out = out.int_repr().numpy()
+    if case.activation == "table":
+        conv.table = rng.permutation(256).astype(np.uint8)
+        out = conv.table[out]
+    return conv, x, out
 
 
 # ---- preparing and running ------------------------------------------------------------
