@@ -45,10 +45,6 @@ def main(argv=None):
     parser.add_argument("--kp", type=int, default=AccelConfig.kp)
     parser.add_argument("--yp", type=int, default=AccelConfig.yp)
     parser.add_argument("--latency", type=int, default=50, help="DRAM read latency, cycles")
-    parser.add_argument("--timeout-scale", type=float, default=4.0,
-                        help="multiply host.sim.timeout_cycles, the hang detector, by this "
-                             "(its bound is below the cycles of weight-bound layers such as "
-                             "ResNet's 512 -> 1000 classifier)")
     parser.add_argument("--out", default="build/network")
     args = parser.parse_args(argv)
 
@@ -59,10 +55,6 @@ def main(argv=None):
 
     torch.backends.quantized.engine = "qnnpack"
     cfg = AccelConfig(kp=args.kp, yp=args.yp)
-    if args.timeout_scale != 1.0:
-        import host.sim
-        bound = host.sim.timeout_cycles
-        host.sim.timeout_cycles = lambda *a, **k: int(args.timeout_scale * bound(*a, **k))
     t0 = time.perf_counter()
     model_q, x = models.quantized(args.model, args.mode, seed=0, size=args.size)
     program = compile(model_q, x, cfg=cfg, cpu_modules=models.depthwise_modules(model_q),

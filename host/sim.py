@@ -6,7 +6,6 @@ AXI4-Lite exactly as the board driver does, waits for the interrupt and returns 
 output and the performance counters. Usable from plain Python and from tests.
 """
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -38,7 +37,8 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     The sum of: 8x the layer's MAC-bound time; per step (channel tile of an output tile)
     64 cycles of pipeline turn-around; per DMA transfer twice the time a transfer holds
     one of the engine's outstanding slots (``latency`` + 16 cycles, ``max_outstanding_reads``
-    slots) plus two cycles per bus beat; 200,000 cycles of slack. Random AXI pauses of
+    slots) plus two cycles per bus beat; twice the weight slices the stationary buffer
+    takes at one per cycle; 200,000 cycles of slack. Random AXI pauses of
     probability ``pause`` stretch it by ``1 / (1 - pause)^2``. Tilings one or two output
     columns wide read one short transfer per input row and are bound by DRAM latency, not
     by MACs (a 32x9 layer with 30 channels and such tiles takes about a million cycles).
@@ -54,7 +54,11 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     bus = cfg.axi_data_width // 8
     slot = 2 * (latency + 16) / cfg.max_outstanding_reads
     dma = sum(slot + 2 * -(-length // bus) for _, _, length in tiling.transfers(desc))
-    cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma
+    # the stationary buffer takes one weight slice (one kernel's R x S weights of one
+    # channel) per cycle, and every output tile loads all K x C of them: 1x1 and FC layers
+    # (one byte per slice) are bound by it
+    weight_slices = -(-xo // d["tile_xo"]) * -(-yo // d["tile_yo"]) * d["kernels"] * d["channels"]
+    cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_slices
     return int(cycles / (1.0 - min(pause, 0.9)) ** 2) + 200_000
 
 
