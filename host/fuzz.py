@@ -130,7 +130,7 @@ def draw_tiles(rng, case):
             "yo": _tile(rng, yo)}
 
 
-def draw_case(rng, explicit_tiles=0.85):
+def draw_case(rng):
     """A random layer (no tiles yet: see :func:`draw_tiles`)."""
     c, k, h, w, kernel, stride, padding = _shape(rng)
     relu = bool(rng.random() < 0.25)
