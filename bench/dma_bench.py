@@ -31,10 +31,10 @@ if cocotb is not None:
     @cocotb.test()
     async def dma_efficiency(dut):
         from hw.dma import beat_layout, cmd_layout
-        from sim_tests.axi_tb import CycleCounter, add_read_latency, add_write_latency, make_ram
-        from host.simulator import params, store_result
+        from host.sim.axi import CycleCounter, add_read_latency, add_write_latency, make_ram
+        from host.sim.runner import params, store_result
         from cocotb.triggers import ClockCycles
-        from sim_tests.tb import StreamSink, StreamSource, finish, start_clock_and_reset
+        from host.sim.streams import StreamSink, StreamSource, finish, start_clock_and_reset
 
         p = params()
         lanes = p["data_width"] // 8
@@ -86,13 +86,13 @@ if cocotb is not None:
 
 def main():
     from hw.dma import AxiDma
-    from host import simulator
+    from host.sim import runner
 
-    results = simulator.run(AxiDma(data_width=DATA_WIDTH, addr_width=32),
-                          name=f"axi_dma_{DATA_WIDTH}", test_module="bench.dma_bench",
-                          params={"data_width": DATA_WIDTH, "transfer": TRANSFER,
-                                  "latencies": list(LATENCIES), "offsets": list(OFFSETS)},
-                          result=True)
+    results = runner.run(AxiDma(data_width=DATA_WIDTH, addr_width=32),
+                       name=f"axi_dma_{DATA_WIDTH}", test_module="bench.dma_bench",
+                       params={"data_width": DATA_WIDTH, "transfer": TRANSFER,
+                               "latencies": list(LATENCIES), "offsets": list(OFFSETS)},
+                       result=True)
     print(f"DMA efficiency, {TRANSFER // 1024} KiB, {DATA_WIDTH}-bit bus, 8 reads outstanding")
     print(f"{'engine':8} {'latency':>8} {'offset':>7} {'cycles':>8} {'efficiency':>11}")
     for r in results:

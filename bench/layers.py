@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from host.driver import prepare_layer
-from host.quant import QuantConv
 from host.sim import run_layers
+from host.sim.layers import random_layer
 from hw.config import AccelConfig
 
 # name: (C, K, H, W, kernel, stride, padding) -- ResNet-18/50 and MobileNet-like shapes
@@ -30,14 +30,6 @@ LAYERS = {
     "fc_1x1_512_10": (512, 10, 1, 1, 1, 1, 0),
 }
 LATENCY = 50
-
-
-def random_layer(rng, c, k, kernel, stride, padding):
-    weight = rng.integers(-128, 128, size=(k, c, kernel, kernel)).astype(np.int8)
-    multiplier = np.float32(128.0 / (np.sqrt(c * kernel * kernel) * 128 * 74))
-    return QuantConv(weight=weight, bias_q=rng.integers(-5000, 5000, size=k), multiplier=multiplier,
-                     input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
-                     stride=stride, padding=padding)
 
 
 def measure(cfg, name, shape, rng):

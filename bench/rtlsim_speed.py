@@ -1,4 +1,4 @@
-"""Simulation speed of the fast engine (host.rtlsim) and, optionally, the cocotb engine.
+"""Simulation speed of the fast engine (host.sim.rtlsim) and, optionally, the cocotb engine.
 
 ``python -m bench.rtlsim_speed`` runs a large layer (C = K = 64 at 56x56, 3x3, about
 1.1M cycles on the default configuration) and a tiny one on the fast engine, printing
@@ -17,7 +17,7 @@ import numpy as np
 
 from hw.config import AccelConfig
 
-from host import rtlsim
+from host.sim import rtlsim
 from host.driver import prepare_layer
 from host.quant import QuantConv
 

@@ -321,7 +321,7 @@ class Program:
 
     ``run(*args, backend="golden" | "sim" | "rtl", **kwargs)`` takes what the model takes
     and returns what it returns ("sim": the RTL on the default simulation engine, "rtl":
-    on the fast C++ engine, :mod:`host.rtlsim`). After a ``"sim"`` or ``"rtl"`` run,
+    on the fast C++ engine, :mod:`host.sim.rtlsim`). After a ``"sim"`` or ``"rtl"`` run,
     ``counters`` holds one dict per accelerator layer call (layer, shape, cycles, DRAM
     bytes, stalls, seconds).
     ``layers`` describes every conv: where it runs, its shape and folded activation.

@@ -8,27 +8,13 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from host import tiling
 from host.layout import DramImage, layer_descriptor
-from host.quant import QuantConv
 from host.schedule import core_commands
 from hw.config import AccelConfig
 from hw.core import ComputeCore
-from host.simulator import params, store_result
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.sim.layers import random_conv
+from host.sim.runner import params, store_result
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
-
-
-def random_conv(nrng, c, k, kernel, stride, padding, activation_table):
-    weight = nrng.integers(-128, 128, size=(k, c, kernel, kernel)).astype(np.int8)
-    weight[0, 0] = -128
-    bias = nrng.integers(-20000, 20000, size=k)
-    # outputs spread over the u8 range: M ~ 1 / (typical |acc|)
-    spread = np.sqrt(c * kernel * kernel) * 128 * 74
-    multiplier = (nrng.uniform(0.5, 2.0, size=k) * 128 / spread).astype(np.float32)
-    z_x, z_o = int(nrng.integers(0, 256)), int(nrng.integers(0, 256))
-    table = nrng.permutation(256).astype(np.uint8) if activation_table else np.arange(256, dtype=np.uint8)
-    return QuantConv(weight=weight, bias_q=bias, multiplier=multiplier, input_zero_point=z_x,
-                     output_zero_point=z_o, stride=stride, padding=padding,
-                     lo=int(nrng.integers(0, 40)), hi=int(nrng.integers(215, 256)), table=table)
 
 
 def beats(data, bus):

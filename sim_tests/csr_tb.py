@@ -6,10 +6,10 @@ import random
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from host.simulator import params
+from host.sim.runner import params
 from hw.config import AccelConfig
 from hw.regs import register_map
-from sim_tests.tb import random_pauses, start_clock_and_reset
+from host.sim.streams import random_pauses, start_clock_and_reset
 
 
 def _port(dut, reg, suffix=""):

@@ -6,10 +6,10 @@ import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hw.dma import beat_layout, cmd_layout
-from sim_tests.axi_tb import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
+from host.sim.axi import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
                               add_write_latency, make_ram, set_axi_pauses)
-from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, unpack,
+from host.sim.runner import params
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, unpack,
                           start_clock_and_reset)
 
 RAM_SIZE = 1 << 20

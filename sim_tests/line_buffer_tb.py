@@ -5,8 +5,8 @@ import numpy as np
 
 from host.tile_model import groups_for, line_buffer_windows, row_words
 from hw.line_buffer import LineBuffer
-from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.sim.runner import params
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

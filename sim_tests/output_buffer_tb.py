@@ -7,8 +7,8 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from host.output_model import (accumulate_passes, drain_beats, drain_tile, groups_for,
                                sums_beats)
 from hw.output_buffer import OutputBuffer
-from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.sim.runner import params
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 SUM_MAX = 9 * 255 * 128            # |DPE result| bound: 293760

@@ -5,8 +5,8 @@ import numpy as np
 
 from host.quant import requantize, wrap_int32
 from hw.requant import requant_input_layout, table_write_layout
-from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.sim.runner import params
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

@@ -8,8 +8,8 @@ from host.schedule import core_commands
 from hw.config import AccelConfig
 from hw.core import ComputeCore
 from hw.sequencer import COMMAND_STREAMS, Sequencer
-from host.simulator import params
-from sim_tests.tb import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
+from host.sim.runner import params
+from host.sim.streams import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 
 @cocotb.test()

@@ -4,8 +4,8 @@ import cocotb
 import numpy as np
 
 from hw.streaming_buffer import StreamingBuffer
-from host.simulator import params
-from sim_tests.tb import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.sim.runner import params
+from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

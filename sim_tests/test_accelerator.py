@@ -13,8 +13,8 @@ from host.quant import QuantConv
 from host.sim import run_layers
 from hw.config import AccelConfig
 from hw.regs import ErrorCode
-from sim_tests.core_tb import random_conv
-from tests.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
+from host.sim.layers import random_conv
+from host.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
 CFG = AccelConfig()          # one Verilator build serves every test here
 

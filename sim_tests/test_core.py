@@ -4,7 +4,7 @@ import pytest
 
 from hw.config import AccelConfig
 from hw.core import ComputeCore
-from host import simulator
+from host.sim import runner
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)
@@ -23,8 +23,8 @@ LAYERS = {
 
 def run_layer(name, pause=0.0, seed=1):
     spec = LAYERS[name]
-    return simulator.run(ComputeCore(AccelConfig(**CFG)), name="core_small", test_module="sim_tests.core_tb",
-                       params={"cfg": CFG, "seed": seed, "pause": pause, **spec}, result=True)
+    return runner.run(ComputeCore(AccelConfig(**CFG)), name="core_small", test_module="sim_tests.core_tb",
+                    params={"cfg": CFG, "seed": seed, "pause": pause, **spec}, result=True)
 
 
 @pytest.mark.parametrize("name", list(LAYERS))

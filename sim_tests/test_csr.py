@@ -2,7 +2,7 @@
 
 import pytest
 
-from host import simulator
+from host.sim import runner
 from hw.config import AccelConfig
 from hw.csr import CsrBank
 from hw.regs import register_map
@@ -10,8 +10,8 @@ from hw.regs import register_map
 
 @pytest.mark.parametrize("pause", [0.0, 0.4])
 def test_csr_bank_register_kinds(pause):
-    simulator.run(CsrBank(register_map(AccelConfig())), name="csr_bank",
-                  test_module="sim_tests.csr_tb", params={"pause": pause, "seed": 3})
+    runner.run(CsrBank(register_map(AccelConfig())), name="csr_bank",
+               test_module="sim_tests.csr_tb", params={"pause": pause, "seed": 3})
 
 
 def test_csr_window_too_small_is_refused():

@@ -1,14 +1,14 @@
 import pytest
 
 from hw.dma import AxiDma, AxiReader, AxiWriter
-from host import simulator
+from host.sim import runner
 
 
 @pytest.mark.parametrize("data_width", [64, 128])
 def test_dma(data_width):
-    simulator.run(AxiDma(data_width=data_width, addr_width=32), name=f"axi_dma_{data_width}",
-                test_module="sim_tests.dma_tb",
-                params={"data_width": data_width, "max_outstanding_reads": 8})
+    runner.run(AxiDma(data_width=data_width, addr_width=32), name=f"axi_dma_{data_width}",
+             test_module="sim_tests.dma_tb",
+             params={"data_width": data_width, "max_outstanding_reads": 8})
 
 
 @pytest.mark.parametrize("kwargs", [{"data_width": 96, "addr_width": 32},
@@ -82,10 +82,10 @@ def test_xilinx_wrapper_lints():
     names = xilinx_port_names(dma)
     assert names["m_axi__arvalid"] == "m_axi_arvalid"
     assert names["rd_cmd__payload"] == "rd_cmd_payload"
-    inner = simulator.to_verilog(AxiDma(data_width=64, addr_width=32), "axi_dma")
+    inner = runner.to_verilog(AxiDma(data_width=64, addr_width=32), "axi_dma")
     wrapper = xilinx_wrapper_verilog(dma, "axi_dma", "axi_dma_wrapper")
     assert "m_axi_awaddr" in wrapper and ".m_axi__awaddr(m_axi_awaddr)" in wrapper
-    root = simulator.verilator_env()
+    root = runner.verilator_env()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "inner.v").write_text(inner)
         (Path(tmp) / "wrapper.v").write_text(wrapper)

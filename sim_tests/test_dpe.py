@@ -1,10 +1,10 @@
 import pytest
 
 from hw.dpe import DPE
-from host import simulator
+from host.sim import runner
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
 def test_dpe(pause):
-    simulator.run(DPE(), name="dpe", test_module="sim_tests.dpe_tb",
-                params={"seed": 11 + int(pause * 10), "pause": pause, "count": 400})
+    runner.run(DPE(), name="dpe", test_module="sim_tests.dpe_tb",
+             params={"seed": 11 + int(pause * 10), "pause": pause, "count": 400})

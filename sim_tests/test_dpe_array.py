@@ -1,23 +1,23 @@
 import pytest
 
 from hw.dpe_array import DPEArray
-from host import simulator
+from host.sim import runner
 
 
 @pytest.mark.parametrize("kp,yp", [(1, 1), (3, 4), (4, 2), (8, 8)])
 @pytest.mark.parametrize("pause", [0.0, 0.25])
 def test_dpe_array(kp, yp, pause):
-    simulator.run(DPEArray(kp=kp, yp=yp, tag_width=8), name=f"dpe_array_{kp}x{yp}",
-                test_module="sim_tests.dpe_array_tb",
-                params={"kp": kp, "yp": yp, "seed": kp * 100 + yp + int(pause * 4),
-                        "sets": 6, "beats_per_set": 5, "pause": pause})
+    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8), name=f"dpe_array_{kp}x{yp}",
+             test_module="sim_tests.dpe_array_tb",
+             params={"kp": kp, "yp": yp, "seed": kp * 100 + yp + int(pause * 4),
+                     "sets": 6, "beats_per_set": 5, "pause": pause})
 
 
 def test_single_beat_weight_sets():
     """A new kernel set on every beat (1x1 image): still one beat per cycle."""
-    simulator.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4",
-                test_module="sim_tests.dpe_array_tb",
-                params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
+    runner.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4",
+             test_module="sim_tests.dpe_array_tb",
+             params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
 
 
 @pytest.mark.parametrize("kwargs", [{"kp": 0, "yp": 1}, {"kp": 1, "yp": 65}, {"kp": 1, "yp": 1, "tag_width": 0}])

@@ -1,13 +1,13 @@
 import pytest
 
 from hw.line_buffer import LineBuffer
-from host import simulator
+from host.sim import runner
 
 
 def run(yp, max_row, **params):
-    simulator.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
-                test_module="sim_tests.line_buffer_tb",
-                params={"yp": yp, "max_row": max_row, **params})
+    runner.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
+             test_module="sim_tests.line_buffer_tb",
+             params={"yp": yp, "max_row": max_row, **params})
 
 
 @pytest.mark.parametrize("yp", [4, 3])

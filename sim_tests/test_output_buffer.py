@@ -1,7 +1,7 @@
 import pytest
 
 from hw.output_buffer import OutputBuffer
-from host import simulator
+from host.sim import runner
 
 # two builds: (kp, yp, depth, max_dim)
 CONFIGS = {"3x4": (3, 4, 64, 64), "2x3": (2, 3, 32, 16)}
@@ -9,9 +9,9 @@ CONFIGS = {"3x4": (3, 4, 64, 64), "2x3": (2, 3, 32, 16)}
 
 def run(config, **params):
     kp, yp, depth, max_dim = CONFIGS[config]
-    simulator.run(OutputBuffer(kp=kp, yp=yp, depth=depth, max_dim=max_dim),
-                name=f"output_buffer_{kp}x{yp}", test_module="sim_tests.output_buffer_tb",
-                params={"kp": kp, "yp": yp, "depth": depth, "max_dim": max_dim, **params})
+    runner.run(OutputBuffer(kp=kp, yp=yp, depth=depth, max_dim=max_dim),
+             name=f"output_buffer_{kp}x{yp}", test_module="sim_tests.output_buffer_tb",
+             params={"kp": kp, "yp": yp, "depth": depth, "max_dim": max_dim, **params})
 
 
 @pytest.mark.parametrize("config,pause,table", [("3x4", 0.0, False), ("3x4", 0.3, True),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.layers import random_layer
+from host.sim.layers import random_layer
 from host.planner import ConvShape, descriptor_for, model
 from host.sim import run_conv
 from hw.config import AccelConfig

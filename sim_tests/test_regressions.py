@@ -6,7 +6,7 @@ import numpy as np
 from host.sim import prepare_batch, run_layers
 from hw.config import AccelConfig
 from hw.regs import ErrorCode
-from sim_tests.core_tb import random_conv
+from host.sim.layers import random_conv
 
 CFG = AccelConfig()          # the default accelerator build, shared with the other tests
 

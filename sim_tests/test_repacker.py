@@ -1,7 +1,7 @@
 import pytest
 
 from hw.repacker import Repacker
-from host import simulator
+from host.sim import runner
 
 
 @pytest.mark.parametrize("in_bytes,out_bytes,row_bytes,rows,partial,pause", [
@@ -12,11 +12,11 @@ from host import simulator
     (4, 16, 1, 30, True, 0.0),
 ])
 def test_repacker(in_bytes, out_bytes, row_bytes, rows, partial, pause):
-    simulator.run(Repacker(in_bytes=in_bytes, out_bytes=out_bytes, max_row=4096),
-                name=f"repacker_{in_bytes}_{out_bytes}", test_module="sim_tests.repacker_tb",
-                params={"in_bytes": in_bytes, "out_bytes": out_bytes, "row_bytes": row_bytes,
-                        "rows": rows, "partial": partial, "pause": pause,
-                        "seed": row_bytes * 7 + rows})
+    runner.run(Repacker(in_bytes=in_bytes, out_bytes=out_bytes, max_row=4096),
+             name=f"repacker_{in_bytes}_{out_bytes}", test_module="sim_tests.repacker_tb",
+             params={"in_bytes": in_bytes, "out_bytes": out_bytes, "row_bytes": row_bytes,
+                     "rows": rows, "partial": partial, "pause": pause,
+                     "seed": row_bytes * 7 + rows})
 
 
 def test_bad_parameters():

@@ -1,4 +1,4 @@
-"""The fast engine (host.rtlsim: C++ harness, C++ DRAM model) against the cocotb engine.
+"""The fast engine (host.sim.rtlsim: C++ harness, C++ DRAM model) against the cocotb engine.
 
 Both run the same layers in one DRAM image; they must give the same outputs, the same
 performance counters, the same START-to-interrupt cycles, the same status and error
@@ -9,13 +9,13 @@ AxiRam with the testbench's latency wrappers cycle for cycle for the counters to
 import numpy as np
 import pytest
 
-from host import rtlsim
+from host.sim import rtlsim
 from host.driver import DriverError, prepare_layer
 from host.layout import ALIGN
 from host.sim import run_layers
 from hw.config import AccelConfig
 from hw.regs import ErrorCode
-from sim_tests.core_tb import random_conv
+from host.sim.layers import random_conv
 
 CFG = AccelConfig()
 

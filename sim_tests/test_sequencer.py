@@ -4,7 +4,7 @@ from host import tiling
 from hw.config import AccelConfig
 from hw.core import ComputeCore
 from hw.sequencer import Sequencer
-from host import simulator
+from host.sim import runner
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)
@@ -29,6 +29,6 @@ def descriptors():
 
 @pytest.mark.parametrize("pause", [0.0, 0.4])
 def test_sequencer_matches_schedule(pause):
-    simulator.run(Sequencer(ComputeCore(AccelConfig(**CFG))), name="sequencer_small",
-                test_module="sim_tests.sequencer_tb",
-                params={"cfg": CFG, "descriptors": descriptors(), "pause": pause, "seed": 4})
+    runner.run(Sequencer(ComputeCore(AccelConfig(**CFG))), name="sequencer_small",
+             test_module="sim_tests.sequencer_tb",
+             params={"cfg": CFG, "descriptors": descriptors(), "pause": pause, "seed": 4})

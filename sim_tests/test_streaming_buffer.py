@@ -1,13 +1,13 @@
 import pytest
 
 from hw.streaming_buffer import StreamingBuffer
-from host import simulator
+from host.sim import runner
 
 
 def run(**params):
-    simulator.run(StreamingBuffer(word_bytes=16, depth=32), name="streaming_buffer_16_32",
-                test_module="sim_tests.streaming_buffer_tb",
-                params={"word_bytes": 16, "depth": 32, **params})
+    runner.run(StreamingBuffer(word_bytes=16, depth=32), name="streaming_buffer_16_32",
+             test_module="sim_tests.streaming_buffer_tb",
+             params={"word_bytes": 16, "depth": 32, **params})
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])

@@ -1,12 +1,12 @@
 from hw.tiler import Tiler
-from host import simulator
-from tests.test_tiling import CASES, case_descriptor
+from host.sim import runner
+from host.sim.layers import TILER_CASES, tiler_case_descriptor
 
 
 def test_tiler_matches_golden_model():
-    descriptors = [case_descriptor(case) for case in CASES]
-    simulator.run(Tiler(addr_width=40), name="tiler", test_module="sim_tests.tiler_tb",
-                params={"addr_width": 40, "descriptors": descriptors, "pause": 0.3, "seed": 7})
+    descriptors = [tiler_case_descriptor(case) for case in TILER_CASES]
+    runner.run(Tiler(addr_width=40), name="tiler", test_module="sim_tests.tiler_tb",
+             params={"addr_width": 40, "descriptors": descriptors, "pause": 0.3, "seed": 7})
 
 
 def test_bad_addr_width():

@@ -6,8 +6,8 @@ from cocotb.triggers import ClockCycles, ReadOnly
 
 from host.tiling import commands, pack
 from hw.tiler import KIND_NAMES, command_layout, descriptor_layout
-from host.simulator import params
-from sim_tests.tb import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
+from host.sim.runner import params
+from host.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 
 @cocotb.test()

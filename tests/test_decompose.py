@@ -6,7 +6,7 @@ import pytest
 
 from host.decompose import LargeConv, decompose, large_conv_from_module
 from host.quant import QuantConv, QuantError
-from tests.torch_layers import output_qparams, quantized_input, random_conv
+from host.sim.torch_layers import output_qparams, quantized_input, random_conv
 
 CASES = [(kernel, stride, padding) for kernel in (5, 7) for stride in (1, 2)
          for padding in range(kernel)]

@@ -6,7 +6,7 @@ import torch
 import torch.ao.nn.quantized as nnq
 
 from host.quant import QuantConv, QuantError, requantize
-from tests.torch_layers import output_qparams, quantized_input, random_conv
+from host.sim.torch_layers import output_qparams, quantized_input, random_conv
 
 LAYERS = 240
 

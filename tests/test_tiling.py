@@ -7,41 +7,11 @@ from host import tiling
 from host.tiling import (KIND_IACT, KIND_OUTPUT, KIND_PARAMS, KIND_WEIGHT, PARAM_BYTES,
                          commands, descriptor, output_size, pack, transfers)
 from hw.tiler import descriptor_layout
+from host.sim.layers import TILER_BASES, TILER_CASES, tiler_case_descriptor
 
-BASES = dict(input_addr=0x12_3456_7003, weight_addr=0x20_0000_0000, params_addr=0x30_0000_0010,
-             output_addr=0x40_0000_0005)
-
-# (shape, tiling) cases, also replayed on the RTL by sim_tests/test_tiler.py
-CASES = [
-    dict(channels=5, height=9, width=11, kernels=7, tile_k=3, tile_c=2, tile_xo=4, tile_yo=5,
-         stride=2, padding=1),
-    dict(channels=3, height=8, width=8, kernels=4, tile_k=2, tile_c=3, tile_xo=3, tile_yo=8,
-         stride=1, padding=1),                        # full output rows: rows merge
-    dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
-         stride=1, padding=0),                        # whole tile: channels merge
-    dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
-         stride=1, padding=0, in_pitch=9, out_pitch=8),   # pitched rows: nothing merges
-    dict(channels=6, height=10, width=13, kernels=3, tile_k=2, tile_c=4, tile_xo=3, tile_yo=4,
-         stride=2, padding=2),
-    dict(channels=2, height=7, width=5, kernels=9, tile_k=4, tile_c=8, tile_xo=2, tile_yo=3,
-         kernel_size=1, stride=1, padding=0),         # 1x1, T_C > C
-    dict(channels=3, height=5, width=6, kernels=2, tile_k=1, tile_c=1, tile_xo=1, tile_yo=2,
-         kernel_size=1, stride=1, padding=1),         # 1x1 with padding: empty iAct tiles
-    dict(channels=7, height=12, width=9, kernels=6, tile_k=4, tile_c=7, tile_xo=5, tile_yo=9,
-         stride=2, padding=1),                        # stride 2, full rows, T_C == C
-    dict(channels=1, height=3, width=3, kernels=1, tile_k=1, tile_c=1, tile_xo=1, tile_yo=1,
-         stride=1, padding=0),                        # 1x1 output
-    dict(channels=4, height=9, width=9, kernels=3, tile_k=2, tile_c=3, tile_xo=9, tile_yo=9,
-         stride=1, padding=1),                        # one spatial tile, channel split
-    dict(channels=3, height=11, width=10, kernels=4, tile_k=3, tile_c=2, tile_xo=4, tile_yo=3,
-         kernel_size=1, stride=2, padding=2),
-    dict(channels=2, height=4, width=20, kernels=2, tile_k=2, tile_c=1, tile_xo=2, tile_yo=20,
-         stride=1, padding=1, in_pitch=32, out_pitch=20),  # input pitched, output merged
-]
-
-
-def case_descriptor(case):
-    return descriptor(**BASES, **case)
+BASES = TILER_BASES
+CASES = TILER_CASES                      # also replayed on the RTL by sim_tests/test_tiler.py
+case_descriptor = tiler_case_descriptor
 
 
 @pytest.mark.parametrize("index", range(len(CASES)))

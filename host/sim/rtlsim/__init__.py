@@ -2,7 +2,7 @@
 
 The harness (``harness.cpp``, shipped with the package) holds the Verilated
 :class:`hw.top.Accelerator`, an AXI4 DRAM model that reproduces the cocotb testbench's
-cocotbext-axi ``AxiRam`` with the latency wrappers of ``sim_tests/axi_tb.py`` cycle for
+cocotbext-axi ``AxiRam`` with the latency wrappers of ``host/sim/axi.py`` cycle for
 cycle, and an AXI4-Lite master. It is built once per configuration (cached by a hash of
 the Verilog, the harness source and the flags, under ``sim_build/`` like every other
 Verilator build) and kept running per configuration, driven over pipes, so a layer costs
@@ -30,8 +30,8 @@ import numpy as np
 from hw.config import AccelConfig
 from hw.regs import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 
-from .. import simulator
-from ..driver import counters_from, finish_sequence, start_sequence
+from .. import runner
+from ...driver import counters_from, finish_sequence, start_sequence
 
 __all__ = ["build", "Harness", "harness", "run_layers", "wrapper_verilog", "HarnessError",
            "WALL_CYCLES_OFFSET", "ENGINES", "choose_engine"]
@@ -89,24 +89,24 @@ def wrapper_verilog(verilog_text, module="dpegen_accel"):
 
 
 def _flags(cfg):
-    return (list(simulator.VERILATOR_ARGS) +
+    return (list(runner.VERILATOR_ARGS) +
             ["-CFLAGS", f"-DDW={cfg.axi_data_width}"] + MAKE_OPT)
 
 
 def build(cfg: AccelConfig = AccelConfig()):
     """Build (or find in the cache) the harness for ``cfg``; returns the executable."""
-    from ..sim import accelerator_verilog
+    from .. import accelerator_verilog
     verilog_text = accelerator_verilog(cfg)
     wrapper = wrapper_verilog(verilog_text)
     source = HARNESS_CPP.read_text()
     flags = _flags(cfg)
     key = hashlib.sha256("\0".join([verilog_text, wrapper, source] + flags).encode()).hexdigest()[:16]
-    build_dir = simulator.SIM_BUILD / f"{NAME}-{key}"
+    build_dir = runner.SIM_BUILD / f"{NAME}-{key}"
     exe = build_dir / "obj" / "Vharness"
     stamp = build_dir / "built.ok"
-    with simulator._locked(simulator.SIM_BUILD / f"{NAME}-{key}.lock"):
+    with runner._locked(runner.SIM_BUILD / f"{NAME}-{key}.lock"):
         if not stamp.exists():
-            root = simulator.verilator_env()
+            root = runner.verilator_env()
             build_dir.mkdir(parents=True, exist_ok=True)
             (build_dir / "dpegen_accel.v").write_text(verilog_text)
             (build_dir / f"{TOP}.v").write_text(wrapper)
@@ -248,7 +248,7 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     Random pauses, fault injection and waveforms need the cocotb engine and are refused.
     A layer dict may also give ``"timeout_cycles"`` (default: :func:`host.sim.timeout_cycles`).
     """
-    from ..sim import timeout_cycles
+    from .. import timeout_cycles
     if pause:
         raise ValueError("random AXI pauses need the cocotb engine (engine='cocotb')")
     if waves:

@@ -16,7 +16,7 @@ import collections
 import cocotb
 from cocotb.triggers import Event, ReadOnly, RisingEdge
 
-from sim_tests.tb import random_pauses
+from host.sim.streams import random_pauses
 
 __all__ = ["CycleCounter", "add_read_latency", "add_write_latency", "ErrorInjector",
            "ChannelMonitor", "check_bursts", "set_axi_pauses", "make_ram"]

@@ -7,9 +7,9 @@ from cocotb.triggers import ClockCycles, First, RisingEdge
 
 from hw.regs import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 from host.driver import counters_from, finish_sequence, start_sequence
-from host.simulator import params, store_result
-from sim_tests.axi_tb import CycleCounter, ErrorInjector, add_read_latency, add_write_latency, make_ram, set_axi_pauses
-from sim_tests.tb import start_clock_and_reset
+from host.sim.runner import params, store_result
+from host.sim.axi import CycleCounter, ErrorInjector, add_read_latency, add_write_latency, make_ram, set_axi_pauses
+from host.sim.streams import start_clock_and_reset
 
 
 @cocotb.test()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIM_BUILD = Path(os.environ.get("DPEGEN_SIM_BUILD", ROOT / "sim_build"))
 PARAMS_ENV = "DPEGEN_TEST_PARAMS"
 RESULT_ENV = "DPEGEN_TEST_RESULT"

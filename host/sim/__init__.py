@@ -13,9 +13,9 @@ import numpy as np
 
 from hw.config import AccelConfig
 
-from . import simulator
-from .driver import DriverError, prepare_layer, status_error
-from .quant import QuantConv
+from . import runner
+from ..driver import DriverError, prepare_layer, status_error
+from ..quant import QuantConv
 
 __all__ = ["run_conv", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles"]
 
@@ -26,7 +26,7 @@ def accelerator_verilog(cfg: AccelConfig):
     """The Accelerator's Verilog and its module name, converted once per configuration."""
     if cfg not in _VERILOG:
         from hw.top import Accelerator
-        text = simulator.to_verilog(Accelerator(cfg), "dpegen_accel")
+        text = runner.to_verilog(Accelerator(cfg), "dpegen_accel")
         _VERILOG[cfg] = text
     return _VERILOG[cfg]
 
@@ -43,7 +43,7 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     columns wide read one short transfer per input row and are bound by DRAM latency, not
     by MACs (a 32x9 layer with 30 channels and such tiles takes about a million cycles).
     """
-    from . import tiling
+    from .. import tiling
     d = desc
     R, S, P = d["kernel_size"], d["stride"], d["padding"]
     xo = tiling.output_size(d["height"], R, S, P)
@@ -71,9 +71,9 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     default the first run's. Returns the cocotb side's result dict (identification,
     per-layer status/counters/output, and the DRAM bytes that changed).
 
-    ``engine``: "cpp" (:mod:`host.rtlsim`, no Python per cycle, identical results) or
+    ``engine``: "cpp" (:mod:`host.sim.rtlsim`, no Python per cycle, identical results) or
     "cocotb"; by default "cpp" unless random pauses, fault injection or waves are asked for
-    (see :func:`host.rtlsim.choose_engine`).
+    (see :func:`host.sim.rtlsim.choose_engine`).
     """
     from . import rtlsim
     if rtlsim.choose_engine(engine, pause=pause, waves=waves, layers=layers) == "cpp":
@@ -92,10 +92,10 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
                          "timeout_cycles": timeout_cycles(cfg, run.descriptor, latency, pause),
                          "fault": layer.get("fault"),
                          "soft_reset_first": layer.get("soft_reset_first", False)})
-        return simulator.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
-                             test_module="host.sim_tb", result=True, waves=waves,
-                             params={"image": str(image), "layers": spec, "latency": latency,
-                                     "pause": pause, "seed": seed})
+        return runner.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
+                          test_module="host.sim.cocotb_backend", result=True, waves=waves,
+                          params={"image": str(image), "layers": spec, "latency": latency,
+                                  "pause": pause, "seed": seed})
 
 
 def prepare_batch(cfg: AccelConfig, layers):
@@ -105,7 +105,7 @@ def prepare_batch(cfg: AccelConfig, layers):
     :func:`run_conv`). Returns ``(runs, memory)``: a ``LayerRun`` per layer, each at its
     own 4 KiB-aligned base, and the u8 image holding them all (pass it as ``memory``).
     """
-    from .layout import ALIGN
+    from ..layout import ALIGN
     runs, base = [], ALIGN
     for conv, x_u8, tiles in layers:
         run = prepare_layer(cfg, conv, x_u8, tiles, base=base)
