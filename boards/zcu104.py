@@ -407,7 +407,7 @@ def build_plan(cfg=None, *, clock_mhz=200, out_dir="build/zcu104", jobs=4,
     if already converted (conversion takes seconds). Returns ``{name: Path}`` of the files.
     """
     from hw.config import AccelConfig
-    from hw.regs import register_map
+    from hw.contract import register_map
     from hw.top import Accelerator
 
     cfg = AccelConfig() if cfg is None else cfg

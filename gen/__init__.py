@@ -15,7 +15,7 @@ from hw.dma import AxiReader, AxiWriter
 from hw.dpe import DPE
 from hw.dpe_array import DPEArray
 from hw.line_buffer import LineBuffer
-from hw.regs import register_map
+from hw.contract import register_map
 from hw.requant import Requantizer
 from hw.top import Accelerator
 

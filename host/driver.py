@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.controller import COUNTERS, TABLE_BYTES
-from hw.regs import CONTROL_START, MAGIC, VERSION, ErrorCode, register_map
+from hw.contract import (COUNTERS, CONTROL_START, MAGIC, TABLE_BYTES, VERSION, DmaKind, ErrorCode,
+                         register_map)
 
 from . import schedule
 from .layout import DramImage, layer_descriptor
@@ -44,7 +44,7 @@ class LayerRun:
         """Bytes the layer must read from DRAM: its transfers plus the table."""
         from . import tiling
         return TABLE_BYTES + sum(length for kind, _, length in tiling.transfers(self.descriptor)
-                                 if kind != tiling.KIND_OUTPUT)
+                                 if kind != DmaKind.OUTPUT)
 
 
 def default_tiles(cfg, conv, height, width):

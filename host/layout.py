@@ -2,26 +2,18 @@
 
 import numpy as np
 
-from hw.core import PARAM_BYTES
+from hw.contract import PARAM_BYTES, pack_params
 
 from . import tiling
 
-__all__ = ["param_block", "weight_bytes", "DramImage", "layer_descriptor", "PARAM_BYTES"]
+__all__ = ["param_block", "weight_bytes", "DramImage", "layer_descriptor"]
 
 ALIGN = 4096
 
 
 def param_block(conv):
-    """``PARAM_BYTES`` per kernel, little-endian: bias_q (s32), M (float32 bits), z_o, lo,
-    hi, 0, then 4 zero bytes."""
-    k = conv.out_channels
-    block = np.zeros((k, PARAM_BYTES), dtype=np.uint8)
-    block[:, 0:4] = conv.bias_q.astype("<i4").view(np.uint8).reshape(k, 4)
-    block[:, 4:8] = conv.multiplier.astype("<f4").view(np.uint8).reshape(k, 4)
-    block[:, 8] = conv.output_zero_point
-    block[:, 9] = conv.lo
-    block[:, 10] = conv.hi
-    return block.reshape(-1)
+    """The layer's :class:`hw.contract.ParamRecord` per kernel (``PARAM_BYTES`` each)."""
+    return pack_params(conv.bias_q, conv.multiplier, conv.output_zero_point, conv.lo, conv.hi)
 
 
 def weight_bytes(conv):

@@ -21,12 +21,9 @@ the bound the hardware checks). A layer no tile fits raises
 
 from dataclasses import dataclass, field, asdict
 
-import numpy as np
-
 from hw.config import AccelConfig
-from hw.controller import TABLE_BYTES
 from hw.line_buffer import word_bytes_for
-from hw.tiler import PARAM_BYTES
+from hw.contract import PARAM_BYTES, TABLE_BYTES, DmaKind
 
 from . import schedule, tiling
 
@@ -230,7 +227,7 @@ def layer_bytes(desc):
     read = TABLE_BYTES
     write = 0
     for kind, _, length in tiling.transfers(desc):
-        if kind == tiling.KIND_OUTPUT:
+        if kind == DmaKind.OUTPUT:
             write += length
         else:
             read += length

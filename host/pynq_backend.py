@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.regs import STATUS_DONE, register_map
+from hw.contract import STATUS_DONE, register_map
 
 from .driver import (DriverError, LayerRun, counters_from, finish_sequence, identification_errors,
                      prepare_layer, rebase_writes, start_sequence, status_error)

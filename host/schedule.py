@@ -10,7 +10,7 @@ overflows and the size it needs.
 from dataclasses import dataclass
 
 from hw.config import AccelConfig, tile_rows_limit
-from hw.core import PARAM_BYTES
+from hw.contract import PARAM_BYTES, DmaKind
 from hw.line_buffer import word_bytes_for
 
 from . import tiling
@@ -137,6 +137,6 @@ def core_commands(cfg: AccelConfig, desc, zero_point):
                                "groups": groups, "init": int(st.first_c), "drain": int(st.last_c),
                                "kernels": st.tk, "out_cols": st.tyo})
     for c in tiling.commands(desc):
-        if c["kind"] == tiling.KIND_OUTPUT:
+        if c["kind"] == DmaKind.OUTPUT:
             out["out_rows"].append({"rows": 1, "row_bytes": c["length"]})
     return out

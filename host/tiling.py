@@ -21,16 +21,14 @@ DRAM layouts: input u8 NCHW with row pitch ``in_pitch`` (channel stride
 kernel, kernel-major; output u8 NCHW with row pitch ``out_pitch`` (channel stride
 ``XO * out_pitch``). Padding is produced on chip and never read.
 
-The descriptor layout is :class:`hw.tiler.LayerDescriptor` (not redefined here);
+The descriptor layout is :class:`hw.contract.LayerDescriptor` (not redefined here);
 ``descriptor(...)`` fills defaults and validates, ``pack`` / ``pack_bytes`` give the integer /
 little-endian bytes the hardware register block holds.
 """
 
-from hw.tiler import (KIND_IACT, KIND_OUTPUT, KIND_PARAMS, KIND_WEIGHT, KIND_NAMES,
-                      PARAM_BYTES, LayerDescriptor, descriptor_layout)
+from hw.contract import PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
 
-__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "commands", "transfers",
-           "KIND_IACT", "KIND_WEIGHT", "KIND_PARAMS", "KIND_OUTPUT", "KIND_NAMES", "PARAM_BYTES"]
+__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "commands", "transfers"]
 
 _FIELD_NAMES = [name for name, _ in descriptor_layout()]
 
@@ -146,15 +144,15 @@ def commands(d):
                         else:
                             iact = [(base + c * X * pitch + r * pitch, cols)
                                     for c in range(tc) for r in range(rows)]
-                    group(KIND_IACT, iact, first_c, last_c)
+                    group(DmaKind.IACT, iact, first_c, last_c)
                     wbase = d["weight_addr"] + k0 * C * RS + c0 * RS
                     if tc == C:
                         weights = [(wbase, tk * C * RS)]
                     else:
                         weights = [(wbase + k * C * RS, tc * RS) for k in range(tk)]
-                    group(KIND_WEIGHT, weights, first_c, last_c)
+                    group(DmaKind.WEIGHT, weights, first_c, last_c)
                     if first_c:
-                        group(KIND_PARAMS, [(d["params_addr"] + k0 * PARAM_BYTES, tk * PARAM_BYTES)],
+                        group(DmaKind.PARAMS, [(d["params_addr"] + k0 * PARAM_BYTES, tk * PARAM_BYTES)],
                               first_c, last_c)
                     if last_c:
                         obase = d["output_addr"] + k0 * XO * opitch + x0 * opitch + y0
@@ -167,7 +165,7 @@ def commands(d):
                         else:
                             outs = [(obase + k * XO * opitch + x * opitch, tyo)
                                     for k in range(tk) for x in range(txo)]
-                        group(KIND_OUTPUT, outs, first_c, last_c)
+                        group(DmaKind.OUTPUT, outs, first_c, last_c)
     out[-1]["end"] = 1
     for c in out:
         if c["length"] >= 1 << 32:

@@ -1,24 +1,20 @@
 """Controller: validates a layer, loads its activation table, runs the Tiler's DMA
 commands into the compute core and out to DRAM, and keeps the performance counters."""
 
-from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AccelConfig
 from .dma import beat_layout, cmd_layout
 from .line_buffer import word_bytes_for
-from .regs import ErrorCode
 from .core import OUT_ROW_MAX
 from .repacker import row_command_layout
 from .requant import table_write_layout
-from .tiler import KIND_IACT, KIND_OUTPUT, KIND_PARAMS, KIND_WEIGHT, LayerDescriptor, command_layout
+from .contract import COUNTERS, PARAM_BYTES, TABLE_BYTES, DmaKind, ErrorCode, LayerDescriptor
+from .tiler import command_layout
 
-__all__ = ["Controller", "COUNTERS", "TABLE_BYTES"]
-
-TABLE_BYTES = 256
-COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes",
-            "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
+__all__ = ["Controller"]
 
 
 class Controller(wiring.Component):
@@ -42,7 +38,7 @@ class Controller(wiring.Component):
     reset; then the controller is idle again. After a DMA error, ``done`` is set with
     the error code; ``soft_reset`` clears both.
 
-    Counters (64-bit, cleared by ``start``): see ``COUNTERS``. The read bytes include the
+    Counters (64-bit, cleared by ``start``): see ``hw.contract.COUNTERS``. The read bytes include the
     table. Stalls count cycles of a running layer in which the array took no window:
     no window available (input), window waiting for weights, array held by the output.
     """
@@ -125,7 +121,7 @@ class Controller(wiring.Component):
             (ErrorCode.ADDRESS_OVERFLOW,
              (d.input_addr + d.channels * d.height * d.in_pitch > top)
              | (d.weight_addr + d.kernels * d.channels * R * R > top)
-             | (d.params_addr + d.kernels * 16 > top)
+             | (d.params_addr + d.kernels * PARAM_BYTES > top)
              | (d.output_addr + d.kernels * xo * d.out_pitch > top)
              | (table_addr + TABLE_BYTES > top)),
         ]
@@ -188,7 +184,7 @@ class Controller(wiring.Component):
 
         # read data routing
         kind = route.r_data
-        targets = {KIND_IACT: self.iact_in, KIND_WEIGHT: self.weight_in, KIND_PARAMS: self.params_in}
+        targets = {DmaKind.IACT: self.iact_in, DmaKind.WEIGHT: self.weight_in, DmaKind.PARAMS: self.params_in}
         rd = self.rd_data
 
         def abort_checks(dma_errors=True):
@@ -241,7 +237,7 @@ class Controller(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
                 cmd = self.tiler_cmd
-                is_write = cmd.payload.kind == KIND_OUTPUT
+                is_write = cmd.payload.kind == DmaKind.OUTPUT
                 with m.If(is_write):
                     m.d.comb += [
                         wr_queue.w_data.eq(Cat(cmd.payload.addr, cmd.payload.length)),

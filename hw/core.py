@@ -1,6 +1,6 @@
 """Compute core: the on-chip buffers, line buffer, DPE array and output path, wired."""
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -11,9 +11,9 @@ from .output_buffer import OutputBuffer, output_params_layout
 from .repacker import Repacker, byte_stream_layout
 from .stationary_buffer import StationaryBuffer
 from .streaming_buffer import StreamingBuffer
-from .tiler import PARAM_BYTES
+from .contract import PARAM_BYTES, ParamRecord
 
-__all__ = ["ComputeCore", "PARAM_BYTES", "OUT_ROW_MAX"]
+__all__ = ["ComputeCore", "OUT_ROW_MAX"]
 
 OUT_ROW_MAX = (1 << 32) - 1     # a write command's length
 
@@ -121,14 +121,10 @@ class ComputeCore(wiring.Component):
         connect(m, flipped(self.weight_in), self.weight_packer.i)
         connect(m, self.weight_packer.o, self.stationary.write)
         connect(m, flipped(self.params_in), self.params_packer.i)
-        raw = self.params_packer.o.payload.data
+        record = data.View(ParamRecord, self.params_packer.o.payload.data.as_value())
         params = Signal(output_params_layout)
         m.d.comb += [
-            params.bias.eq(raw.as_value()[0:32]),
-            params.multiplier.eq(raw.as_value()[32:64]),
-            params.zero_point.eq(raw[8]),
-            params.lo.eq(raw[9]),
-            params.hi.eq(raw[10]),
+            *(getattr(params, name).eq(getattr(record, name)) for name, _ in output_params_layout),
             self.output.params.valid.eq(self.params_packer.o.valid),
             self.output.params.payload.eq(params),
             self.params_packer.o.ready.eq(self.output.params.ready),

@@ -1,11 +1,11 @@
-"""AXI4-Lite register bank generated from :mod:`hw.regs`."""
+"""AXI4-Lite register bank generated from the register map of :mod:`hw.contract`."""
 
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature
-from .regs import RegisterMap
+from .contract import RegisterMap
 
 __all__ = ["CsrBank"]
 

@@ -1,11 +1,11 @@
 """Sequencer: walks a layer's L3 loop nest and issues the compute core's block commands."""
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .core import ComputeCore
-from .tiler import LayerDescriptor
+from .contract import PARAM_BYTES, LayerDescriptor
 
 __all__ = ["Sequencer", "COMMAND_STREAMS"]
 
@@ -101,7 +101,7 @@ class Sequencer(wiring.Component):
             "weight_rows": {"rows": tk * tc, "row_bytes": d.kernel_size * d.kernel_size},
             "weight_load": {"kernels": tk, "channels": tc, "kernel": d.kernel_size},
             "weight_replay": {"kernel_groups": groups_k, "channels": tc},
-            "params_rows": {"rows": tk, "row_bytes": 16},
+            "params_rows": {"rows": tk, "row_bytes": PARAM_BYTES},
             "lb_cmd": {"channels": tc * groups_k, "rows_in": rows_in, "cols_in": cols_in,
                        "out_rows": txo, "groups": groups, "pad_top": pad_top, "pad_left": pad_left,
                        "stride": d.stride, "kernel": d.kernel_size, "zero_point": zero_point},

@@ -1,62 +1,20 @@
 """Tiler: walks a layer's L3 loop nest and issues the DMA commands of every tile.
 
-The layer descriptor (:class:`LayerDescriptor`) is defined here once; the host packs it with
-``host.tiling.pack`` and ``host.tiling.commands`` is the golden model of the command stream.
+The layer descriptor (:class:`hw.contract.LayerDescriptor`) is part of the contract; the
+host packs it with ``host.tiling.pack`` and ``host.tiling.commands`` is the golden model of
+the command stream.
 """
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Tiler", "LayerDescriptor", "descriptor_layout", "command_layout", "PARAM_BYTES",
-           "KIND_IACT", "KIND_WEIGHT", "KIND_PARAMS", "KIND_OUTPUT", "KIND_NAMES"]
+from .contract import PARAM_BYTES, DmaKind, LayerDescriptor
 
-KIND_IACT, KIND_WEIGHT, KIND_PARAMS, KIND_OUTPUT = 0, 1, 2, 3
-KIND_NAMES = {KIND_IACT: "iact", KIND_WEIGHT: "weight", KIND_PARAMS: "params",
-              KIND_OUTPUT: "output"}
-
-# Per-kernel quantisation parameters in DRAM (kernel-major, PARAM_BYTES each):
-# int32 bias, float32 multiplier M, u8 zero point, u8 clamp lo, u8 clamp hi, 5 bytes padding.
-PARAM_BYTES = 16
-
-
-class LayerDescriptor(data.Struct):
-    """One convolution layer as the Tiler (and the register map) sees it.
-
-    Addresses are byte addresses of: ``input_addr`` (u8 NCHW, rows ``in_pitch`` bytes apart,
-    channels ``height * in_pitch`` apart), ``weight_addr`` (s8 (K, C, R, S) contiguous),
-    ``params_addr`` (``PARAM_BYTES`` per kernel), ``output_addr`` (u8 NCHW, rows
-    ``out_pitch`` bytes apart, channels ``XO * out_pitch`` apart). ``channels`` C,
-    ``height`` X, ``width`` Y, ``kernels`` K; ``kernel_size`` 1 or 3, ``stride`` 1 or 2,
-    ``padding`` 0..2; tile sizes ``tile_k`` T_K, ``tile_c`` T_C, ``tile_xo`` T_XO (output
-    rows), ``tile_yo`` T_YO (output columns), all >= 1.
-    """
-
-    input_addr: unsigned(64)
-    weight_addr: unsigned(64)
-    params_addr: unsigned(64)
-    output_addr: unsigned(64)
-    in_pitch: unsigned(32)
-    out_pitch: unsigned(32)
-    channels: unsigned(16)
-    height: unsigned(16)
-    width: unsigned(16)
-    kernels: unsigned(16)
-    tile_k: unsigned(16)
-    tile_c: unsigned(16)
-    tile_xo: unsigned(16)
-    tile_yo: unsigned(16)
-    kernel_size: unsigned(2)
-    stride: unsigned(2)
-    padding: unsigned(2)
-
-
-def descriptor_layout():
-    return data.Layout.cast(LayerDescriptor)
-
+__all__ = ["Tiler", "command_layout"]
 
 def command_layout(addr_width):
-    """A Tiler command: ``kind`` (KIND_*), byte ``addr`` and ``length``; ``group_last``:
+    """A Tiler command: ``kind`` (a :class:`DmaKind` value), byte ``addr`` and ``length``; ``group_last``:
     last command of its kind in this (output tile, channel tile) step; ``first_c`` /
     ``last_c``: the step is the first / last channel tile of its output tile; ``end``: the
     layer's last command."""
@@ -171,7 +129,7 @@ class Tiler(wiring.Component):
                 rows_u, cols_u = rows.as_unsigned()[:16], cols.as_unsigned()[:16]
                 merge_rows = (yi_lo == 0) & (yi_hi == d.width) & (d.in_pitch == d.width)
                 merge_all = merge_rows & (xi_lo == 0) & (xi_hi == d.height)
-                pi, pw, pp, po = phases[KIND_IACT], phases[KIND_WEIGHT], phases[KIND_PARAMS], phases[KIND_OUTPUT]
+                pi, pw, pp, po = phases[DmaKind.IACT], phases[DmaKind.WEIGHT], phases[DmaKind.PARAMS], phases[DmaKind.OUTPUT]
                 m.d.sync += [
                     pi.en.eq((rows > 0) & (cols > 0)),
                     pi.base.eq(d.input_addr + c0 * ch_in + xi_lo.as_unsigned()[:16] * d.in_pitch +
@@ -212,7 +170,7 @@ class Tiler(wiring.Component):
                 with m.If(cur.en):
                     m.d.sync += [ptr_outer.eq(cur.base), ptr.eq(cur.base), io.eq(0), ii.eq(0)]
                     m.next = "EMIT"
-                with m.Elif(phase == KIND_OUTPUT):
+                with m.Elif(phase == DmaKind.OUTPUT):
                     m.next = "NEXT"
                 with m.Else():
                     m.d.sync += phase.eq(phase + 1)
@@ -225,7 +183,7 @@ class Tiler(wiring.Component):
                         cmd.valid.eq(1), cmd.payload.kind.eq(phase), cmd.payload.addr.eq(ptr),
                         cmd.payload.length.eq(cur.length), cmd.payload.group_last.eq(group_last),
                         cmd.payload.first_c.eq(first_c), cmd.payload.last_c.eq(last_c),
-                        cmd.payload.end.eq(group_last & (phase == KIND_OUTPUT) & tile_last),
+                        cmd.payload.end.eq(group_last & (phase == DmaKind.OUTPUT) & tile_last),
                     ]
                     with m.If(inner_last):
                         m.d.sync += [ii.eq(0), io.eq(io + 1), ptr_outer.eq(ptr_outer + cur.s_outer),
@@ -233,7 +191,7 @@ class Tiler(wiring.Component):
                     with m.Else():
                         m.d.sync += [ii.eq(ii + 1), ptr.eq(ptr + cur.s_inner)]
                     with m.If(group_last):
-                        with m.If(phase == KIND_OUTPUT):
+                        with m.If(phase == DmaKind.OUTPUT):
                             m.next = "NEXT"
                         with m.Else():
                             m.d.sync += phase.eq(phase + 1)

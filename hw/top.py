@@ -6,11 +6,11 @@ from amaranth.lib.wiring import In, Out, connect
 
 from .axi import AXI4LiteSignature, AXI4Signature
 from .config import AccelConfig
-from .controller import COUNTERS, Controller
+from .controller import Controller
 from .core import ComputeCore
 from .csr import CsrBank
 from .dma import AxiDma
-from .regs import CONTROL_SOFT_RESET, CONTROL_START, register_map
+from .contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
 from .sequencer import COMMAND_STREAMS, Sequencer
 from .tiler import LayerDescriptor, Tiler
 
@@ -22,7 +22,7 @@ CSR_ADDR_WIDTH = 12
 class Accelerator(wiring.Component):
     """A convolution accelerator generated from an :class:`AccelConfig`.
 
-    ``s_axil``: AXI4-Lite slave, the registers of :func:`hw.regs.register_map`.
+    ``s_axil``: AXI4-Lite slave, the registers of :func:`hw.contract.register_map`.
     ``m_axi``: AXI4 master to DRAM (``axi_data_width`` / ``axi_addr_width``).
     ``irq``: high while IRQ_ENABLE bit 0 and IRQ_STATUS bit 0 (a layer ended) are set.
 

@@ -10,6 +10,7 @@ from host import tiling
 from host.layout import DramImage, layer_descriptor
 from host.schedule import core_commands
 from hw.config import AccelConfig
+from hw.contract import DmaKind
 from hw.core import ComputeCore
 from host.sim.layers import random_conv
 from host.sim.runner import params, store_result
@@ -45,10 +46,10 @@ async def layer(dut):
     desc = layer_descriptor(conv, x.shape, dram, p.get("tiles"))
     dram.write("input", x)
     streams = {"iact_in": [], "weight_in": [], "params_in": []}
-    kinds = {tiling.KIND_IACT: "iact_in", tiling.KIND_WEIGHT: "weight_in", tiling.KIND_PARAMS: "params_in"}
+    kinds = {DmaKind.IACT: "iact_in", DmaKind.WEIGHT: "weight_in", DmaKind.PARAMS: "params_in"}
     writes = []
     for c in tiling.commands(desc):
-        if c["kind"] == tiling.KIND_OUTPUT:
+        if c["kind"] == DmaKind.OUTPUT:
             writes.append((c["addr"], c["length"]))
         else:
             streams[kinds[c["kind"]]] += beats(dram.read(c["addr"], c["length"]), bus)

@@ -8,7 +8,7 @@ from cocotb.triggers import RisingEdge, Timer
 
 from host.sim.runner import params
 from hw.config import AccelConfig
-from hw.regs import register_map
+from hw.contract import register_map
 from host.sim.streams import random_pauses, start_clock_and_reset
 
 

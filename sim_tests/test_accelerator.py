@@ -12,7 +12,7 @@ from host.driver import prepare_layer
 from host.quant import QuantConv
 from host.sim import run_layers
 from hw.config import AccelConfig
-from hw.regs import ErrorCode
+from hw.contract import ErrorCode
 from host.sim.layers import random_conv
 from host.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
@@ -181,7 +181,7 @@ def test_dma_faults_then_soft_reset():
 def test_soft_reset_mid_layer():
     """Soft reset while a layer runs: the accelerator stops, then runs the next layer."""
     conv, x, run = small_layer(seed=9)
-    from hw.regs import CONTROL_SOFT_RESET, register_map
+    from hw.contract import CONTROL_SOFT_RESET, register_map
     control = register_map(CFG)["CONTROL"].offset
     layers = [{"run": run, "writes": run.writes + [(control, 1), (control, CONTROL_SOFT_RESET)]},
               {"run": run}]

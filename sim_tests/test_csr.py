@@ -5,7 +5,7 @@ import pytest
 from host.sim import runner
 from hw.config import AccelConfig
 from hw.csr import CsrBank
-from hw.regs import register_map
+from hw.contract import register_map
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.4])

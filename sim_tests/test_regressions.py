@@ -5,7 +5,7 @@ import numpy as np
 
 from host.sim import prepare_batch, run_layers
 from hw.config import AccelConfig
-from hw.regs import ErrorCode
+from hw.contract import ErrorCode
 from host.sim.layers import random_conv
 
 CFG = AccelConfig()          # the default accelerator build, shared with the other tests

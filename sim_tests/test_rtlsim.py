@@ -14,7 +14,7 @@ from host.driver import DriverError, prepare_layer
 from host.layout import ALIGN
 from host.sim import run_layers
 from hw.config import AccelConfig
-from hw.regs import ErrorCode
+from hw.contract import ErrorCode
 from host.sim.layers import random_conv
 
 CFG = AccelConfig()

@@ -5,7 +5,8 @@ from amaranth import unsigned
 from cocotb.triggers import ClockCycles, ReadOnly
 
 from host.tiling import commands, pack
-from hw.tiler import KIND_NAMES, command_layout, descriptor_layout
+from hw.contract import DmaKind, descriptor_layout
+from hw.tiler import command_layout
 from host.sim.runner import params
 from host.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
 
@@ -32,5 +33,5 @@ async def command_sequences(dut):
         for n, (got, want) in enumerate(zip(sink.beats, expected)):
             want = dict(want, addr=want["addr"] & mask)
             assert got == want, (f"descriptor {index} command {n}: got {got}, expected {want} "
-                                 f"({KIND_NAMES[want['kind']]})")
+                                 f"({DmaKind(want['kind']).name})")
         await ClockCycles(dut.clk, 1)

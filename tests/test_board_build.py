@@ -14,7 +14,7 @@ import boards.zcu104 as zcu104
 from boards.zcu104 import BOARD_PART, PART, ZCU104Platform, block_design_tcl, build_plan
 from gen.lint import LINT_FLAGS, verilator_binary
 from hw.config import AccelConfig
-from hw.regs import register_map
+from hw.contract import register_map
 
 TCLSH = shutil.which("tclsh")
 needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")

@@ -4,7 +4,6 @@ import and prepare a layer; simulation, report and test tools are extras."""
 
 import re
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from host.driver import (DriverError, address_registers, prepare_layer, rebase_w
                          register_writes)
 from host.quant import QuantConv
 from hw.config import AccelConfig
-from hw.regs import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode,
+from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode,
                      register_map)
 
 PHYS = 0x1_FFFF_8000        # buffer physical address: 4 KiB aligned, rebasing carries into _HI

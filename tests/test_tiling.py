@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from host import tiling
-from host.tiling import (KIND_IACT, KIND_OUTPUT, KIND_PARAMS, KIND_WEIGHT, PARAM_BYTES,
-                         commands, descriptor, output_size, pack, transfers)
-from hw.tiler import descriptor_layout
+from hw.contract import PARAM_BYTES, DmaKind, descriptor_layout
+from host.tiling import commands, descriptor, output_size, pack, transfers
 from host.sim.layers import TILER_BASES, TILER_CASES, tiler_case_descriptor
 
 BASES = TILER_BASES
@@ -29,9 +28,9 @@ def test_coverage(index):
     steps, current = [], []
     for c in cmds:
         current.append(c)
-        if c["group_last"] and (c["kind"] == KIND_OUTPUT or
-                                (not c["last_c"] and (c["kind"] == KIND_PARAMS or
-                                 (c["kind"] == KIND_WEIGHT and not c["first_c"])))):
+        if c["group_last"] and (c["kind"] == DmaKind.OUTPUT or
+                                (not c["last_c"] and (c["kind"] == DmaKind.PARAMS or
+                                 (c["kind"] == DmaKind.WEIGHT and not c["first_c"])))):
             steps.append(current)
             current = []
     assert not current
@@ -49,7 +48,7 @@ def test_coverage(index):
         # input bytes read in this step == exactly the bytes the tile's windows touch
         read = np.zeros(C * X * pitch, dtype=int)
         for c in step:
-            if c["kind"] == KIND_IACT:
+            if c["kind"] == DmaKind.IACT:
                 off = c["addr"] - d["input_addr"]
                 read[off:off + c["length"]] += 1
         need = np.zeros((C, X, pitch), dtype=int)
@@ -72,19 +71,19 @@ def test_coverage(index):
         # weights: exactly kernels [k0, k0+tk) x channels [c0, c0+tc)
         wread = np.zeros((K, C, R * R), dtype=int).reshape(-1)
         for c in step:
-            if c["kind"] == KIND_WEIGHT:
+            if c["kind"] == DmaKind.WEIGHT:
                 off = c["addr"] - d["weight_addr"]
                 wread[off:off + c["length"]] += 1
         wneed = np.zeros((K, C, R * R), dtype=int)
         wneed[k0:k0 + tk, c0:c0 + tc] = 1
         assert np.array_equal(wread, wneed.reshape(-1))
-        params = [c for c in step if c["kind"] == KIND_PARAMS]
+        params = [c for c in step if c["kind"] == DmaKind.PARAMS]
         if c0 == 0:
             assert [(c["addr"], c["length"]) for c in params] == \
                 [(d["params_addr"] + k0 * PARAM_BYTES, tk * PARAM_BYTES)]
         else:
             assert not params
-        outs = [c for c in step if c["kind"] == KIND_OUTPUT]
+        outs = [c for c in step if c["kind"] == DmaKind.OUTPUT]
         assert bool(outs) == (c0 + d["tile_c"] >= C)
         for c in outs:
             off = c["addr"] - d["output_addr"]
@@ -97,18 +96,18 @@ def test_coverage(index):
 
 def test_merging():
     d = case_descriptor(CASES[1])        # tile_yo == YO, pitch == width: one command per channel
-    iact = [c for c in commands(d) if c["kind"] == KIND_IACT and c["first_c"]]
+    iact = [c for c in commands(d) if c["kind"] == DmaKind.IACT and c["first_c"]]
     first_tile = iact[:3]
     # output rows 0..2 with padding 1 need input rows -1..3, clipped to 0..3: 4 rows of 8 bytes
     assert [c["length"] for c in first_tile] == [4 * 8] * 3
     d = case_descriptor(CASES[2])        # whole tile: one command for all channels of the step
-    steps = [c for c in commands(d) if c["kind"] == KIND_IACT]
+    steps = [c for c in commands(d) if c["kind"] == DmaKind.IACT]
     assert [(c["addr"] - d["input_addr"], c["length"]) for c in steps] == [(0, 2 * 42), (84, 2 * 42)]
-    outs = [c for c in commands(d) if c["kind"] == KIND_OUTPUT]
+    outs = [c for c in commands(d) if c["kind"] == DmaKind.OUTPUT]
     assert [(c["addr"], c["length"]) for c in outs] == [(d["output_addr"], 5 * 4 * 5)]   # K x XO x YO, 3x3 no padding
     d = case_descriptor(CASES[3])        # same shape, pitched: per row
-    assert sum(c["kind"] == KIND_IACT for c in commands(d)) == 4 * 6
-    w = [c for c in commands(case_descriptor(CASES[7])) if c["kind"] == KIND_WEIGHT]
+    assert sum(c["kind"] == DmaKind.IACT for c in commands(d)) == 4 * 6
+    w = [c for c in commands(case_descriptor(CASES[7])) if c["kind"] == DmaKind.WEIGHT]
     assert all(c["length"] in (4 * 7 * 9, 2 * 7 * 9) for c in w)   # T_C == C: one per k-tile
 
 

@@ -1,5 +1,13 @@
-"""The register map: the single source for the CSR block, the host driver and the
-exported JSON / C header.
+"""The hardware/software contract, defined once and imported by ``hw``, ``host`` and ``gen``.
+
+* :class:`LayerDescriptor`: one layer as the host writes it into the registers;
+* :class:`ParamRecord`: the per-kernel quantization parameters in DRAM
+  (:data:`PARAM_BYTES` each, kernel-major), packed by :func:`pack_params`;
+* :class:`DmaKind`: what a DMA transfer carries;
+* :class:`ErrorCode`, :data:`COUNTERS`, the control and status bits and
+  :func:`register_map`: the AXI4-Lite register map, exported by ``gen`` as JSON and as a
+  C header (``dpegen_regs.h``);
+* :data:`TABLE_BYTES`: the activation table's size in DRAM.
 
 All registers are 32 bits wide at 4-byte aligned offsets of the AXI4-Lite slave.
 64-bit quantities are split into ``_LO`` / ``_HI`` registers (low word first).
@@ -8,13 +16,100 @@ All registers are 32 bits wide at 4-byte aligned offsets of the AXI4-Lite slave.
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from amaranth.lib import data
+import numpy as np
+from amaranth import signed, unsigned
+from amaranth.lib import data, enum
 
 from .config import AccelConfig
-from .tiler import LayerDescriptor
 
-__all__ = ["Register", "RegisterMap", "register_map", "ErrorCode", "MAGIC", "VERSION",
-           "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY", "STATUS_DONE", "STATUS_ERROR"]
+__all__ = ["LayerDescriptor", "descriptor_layout", "ParamRecord", "PARAM_BYTES", "pack_params",
+           "DmaKind", "TABLE_BYTES", "COUNTERS", "Register", "RegisterMap", "register_map",
+           "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
+           "STATUS_DONE", "STATUS_ERROR"]
+
+
+class LayerDescriptor(data.Struct):
+    """One convolution layer as the Tiler (and the register map) sees it.
+
+    Addresses are byte addresses of: ``input_addr`` (u8 NCHW, rows ``in_pitch`` bytes apart,
+    channels ``height * in_pitch`` apart), ``weight_addr`` (s8 (K, C, R, S) contiguous),
+    ``params_addr`` (``PARAM_BYTES`` per kernel), ``output_addr`` (u8 NCHW, rows
+    ``out_pitch`` bytes apart, channels ``XO * out_pitch`` apart). ``channels`` C,
+    ``height`` X, ``width`` Y, ``kernels`` K; ``kernel_size`` 1 or 3, ``stride`` 1 or 2,
+    ``padding`` 0..2; tile sizes ``tile_k`` T_K, ``tile_c`` T_C, ``tile_xo`` T_XO (output
+    rows), ``tile_yo`` T_YO (output columns), all >= 1.
+    """
+
+    input_addr: unsigned(64)
+    weight_addr: unsigned(64)
+    params_addr: unsigned(64)
+    output_addr: unsigned(64)
+    in_pitch: unsigned(32)
+    out_pitch: unsigned(32)
+    channels: unsigned(16)
+    height: unsigned(16)
+    width: unsigned(16)
+    kernels: unsigned(16)
+    tile_k: unsigned(16)
+    tile_c: unsigned(16)
+    tile_xo: unsigned(16)
+    tile_yo: unsigned(16)
+    kernel_size: unsigned(2)
+    stride: unsigned(2)
+    padding: unsigned(2)
+
+
+def descriptor_layout():
+    return data.Layout.cast(LayerDescriptor)
+
+
+class ParamRecord(data.Struct):
+    """One kernel's quantization parameters in DRAM (little-endian, kernel-major):
+    ``bias`` int32 (zero-point term folded in), ``multiplier`` float32 bits of M,
+    ``zero_point`` z_o, clamp ``lo`` and ``hi``, then reserved zero bytes."""
+
+    bias: signed(32)
+    multiplier: unsigned(32)
+    zero_point: unsigned(8)
+    lo: unsigned(8)
+    hi: unsigned(8)
+    reserved: unsigned(40)
+
+
+PARAM_BYTES = data.Layout.cast(ParamRecord).size // 8
+
+
+def pack_params(bias, multiplier, zero_point, lo, hi):
+    """``PARAM_BYTES`` per kernel as u8 bytes, each field at its :class:`ParamRecord`
+    offset: ``bias`` int32 per kernel, ``multiplier`` float32 per kernel, ``zero_point``,
+    ``lo`` and ``hi`` u8 (per kernel or scalars)."""
+    bias = np.asarray(bias, dtype="<i4").reshape(-1)
+    k = bias.size
+    block = np.zeros((k, PARAM_BYTES), dtype=np.uint8)
+    values = {"bias": bias.view(np.uint8).reshape(k, 4),
+              "multiplier": np.asarray(multiplier, dtype="<f4").reshape(k).view(np.uint8).reshape(k, 4),
+              "zero_point": np.broadcast_to(np.asarray(zero_point, dtype=np.uint8), (k,))[:, None],
+              "lo": np.broadcast_to(np.asarray(lo, dtype=np.uint8), (k,))[:, None],
+              "hi": np.broadcast_to(np.asarray(hi, dtype=np.uint8), (k,))[:, None]}
+    for name, fld in data.Layout.cast(ParamRecord):
+        if name in values:
+            start = fld.offset // 8
+            block[:, start:start + fld.shape.width // 8] = values[name]
+    return block.reshape(-1)
+
+
+class DmaKind(enum.IntEnum, shape=2):
+    """What a DMA transfer of the loop nest carries."""
+    IACT = 0
+    WEIGHT = 1
+    PARAMS = 2
+    OUTPUT = 3
+
+
+TABLE_BYTES = 256           # the activation table: one u8 per u8 input
+
+COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes",
+            "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
 VERSION = 0x00010001        # 1.1 (1.1: TILE_ROWS_OVERFLOW)
