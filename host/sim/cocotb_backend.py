@@ -5,7 +5,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, First, RisingEdge
 
-from hw.regs import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
+from hw.contract import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 from host.driver import counters_from, finish_sequence, start_sequence
 from host.sim.runner import params, store_result
 from host.sim.axi import CycleCounter, ErrorInjector, add_read_latency, add_write_latency, make_ram, set_axi_pauses

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.regs import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
+from hw.contract import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 
 from .. import runner
 from ...driver import counters_from, finish_sequence, start_sequence
