@@ -315,7 +315,7 @@ def _place(cfg, items):
 
 def _check(item, layer):
     """(kind, detail) of a failed layer, or None."""
-    from hw.regs import ErrorCode
+    from hw.contract import ErrorCode
     run, case = item.run, item.case
     if not layer["irq"]:
         return "hung", "no interrupt before the timeout"

@@ -26,6 +26,7 @@ from hw.line_buffer import word_bytes_for
 from hw.contract import PARAM_BYTES, TABLE_BYTES, DmaKind
 
 from . import schedule, tiling
+from .tiling import ceil_div
 
 __all__ = ["ConvShape", "Plan", "model", "plan", "candidates", "exhaustive_plan", "TIMING",
            "layer_bytes", "descriptor_for"]
@@ -46,10 +47,6 @@ TIMING = {
     "drain_row": 6.01,        # per output transfer (write response latency / outstanding)
     "drain_tail": 15.67,      # requantizer and write pipeline
 }
-
-
-def ceil_div(a, b):
-    return -(-a // b)
 
 
 @dataclass(frozen=True)

@@ -7,63 +7,19 @@ the stream takes them. ``check_fits`` raises a clear error naming the buffer tha
 overflows and the size it needs.
 """
 
-from dataclasses import dataclass
-
 from hw.config import AccelConfig, tile_rows_limit
 from hw.contract import PARAM_BYTES, DmaKind
 from hw.line_buffer import word_bytes_for
 
 from . import tiling
+from .tiling import ceil_div, steps
 
-__all__ = ["Step", "steps", "core_commands", "check_fits", "buffer_needs", "buffer_limit",
+__all__ = ["core_commands", "check_fits", "buffer_needs", "buffer_limit",
            "BufferOverflow"]
 
 
 class BufferOverflow(ValueError):
     """A tile does not fit an on-chip buffer."""
-
-
-def ceil_div(a, b):
-    return -(-a // b)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One channel tile of one output tile, with the iAct tile geometry it reads."""
-    k0: int
-    x0: int
-    y0: int
-    c0: int
-    tk: int
-    tc: int
-    txo: int
-    tyo: int
-    rows_in: int
-    cols_in: int
-    pad_top: int
-    pad_left: int
-    first_c: bool
-    last_c: bool
-
-
-def steps(desc):
-    """Steps in the Tiler's order (see ``host.tiling.commands``)."""
-    d = desc
-    R, S, P = d["kernel_size"], d["stride"], d["padding"]
-    XO = tiling.output_size(d["height"], R, S, P)
-    YO = tiling.output_size(d["width"], R, S, P)
-    for k0 in range(0, d["kernels"], d["tile_k"]):
-        for x0 in range(0, XO, d["tile_xo"]):
-            for y0 in range(0, YO, d["tile_yo"]):
-                txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
-                xi_lo, xi_hi, yi_lo, yi_hi = tiling.iact_tile(d, x0, y0, txo, tyo)
-                for c0 in range(0, d["channels"], d["tile_c"]):
-                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
-                               tk=min(d["tile_k"], d["kernels"] - k0),
-                               tc=min(d["tile_c"], d["channels"] - c0), txo=txo, tyo=tyo,
-                               rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
-                               pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
-                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"])
 
 
 def buffer_needs(cfg, desc):

@@ -26,23 +26,29 @@ The descriptor layout is :class:`hw.contract.LayerDescriptor` (not redefined her
 little-endian bytes the hardware register block holds.
 """
 
+from dataclasses import dataclass
+
 from hw.contract import PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
 
-__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "commands", "transfers"]
+from .quant import output_size
+
+__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "ceil_div", "Step", "steps", "commands",
+           "transfers"]
 
 _FIELD_NAMES = [name for name, _ in descriptor_layout()]
 
 
-def output_size(size, kernel, stride, padding):
-    return (size + 2 * padding - kernel) // stride + 1
+def ceil_div(a, b):
+    return -(-a // b)
 
 
 def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, height, width,
                kernels, kernel_size=3, stride=1, padding=1, tile_k=None, tile_c=None,
                tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None):
     """A validated descriptor dict; pitches default to the row widths, tiles to the layer."""
-    xo = output_size(height, kernel_size, stride, padding)
-    yo = output_size(width, kernel_size, stride, padding)
+    def default_output(size):           # 1 where there is no output: validate() names it
+        return output_size(size, kernel_size, stride, padding) if size + 2 * padding >= kernel_size else 1
+    xo, yo = default_output(height), default_output(width)
     d = {
         "input_addr": input_addr, "weight_addr": weight_addr, "params_addr": params_addr,
         "output_addr": output_addr, "channels": channels, "height": height, "width": width,
@@ -105,14 +111,59 @@ def iact_tile(d, x0, y0, txo, tyo):
     return xi_lo, xi_hi, yi_lo, yi_hi
 
 
+@dataclass(frozen=True)
+class Step:
+    """One channel tile ``c0`` of one output tile ``(k0, x0, y0)``: the tile sizes (clipped
+    at the layer's edges), the input rows / columns it reads from ``(xi_lo, yi_lo)``, the
+    padding rows / columns above and left of them, and whether it is the first / last
+    channel tile of its output tile."""
+    k0: int
+    x0: int
+    y0: int
+    c0: int
+    tk: int
+    tc: int
+    txo: int
+    tyo: int
+    xi_lo: int
+    yi_lo: int
+    rows_in: int
+    cols_in: int
+    pad_top: int
+    pad_left: int
+    first_c: bool
+    last_c: bool
+
+
+def steps(d):
+    """The L3 loop nest, the one walk of it on the host: output tiles ``k0, x0, y0``, then
+    channel tiles ``c0`` innermost. :func:`commands` (the DMA transfers) and
+    ``host.schedule.core_commands`` (the compute core's commands) both consume it."""
+    R, S, P = d["kernel_size"], d["stride"], d["padding"]
+    XO = output_size(d["height"], R, S, P)
+    YO = output_size(d["width"], R, S, P)
+    for k0 in range(0, d["kernels"], d["tile_k"]):
+        for x0 in range(0, XO, d["tile_xo"]):
+            for y0 in range(0, YO, d["tile_yo"]):
+                txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
+                xi_lo, xi_hi, yi_lo, yi_hi = iact_tile(d, x0, y0, txo, tyo)
+                for c0 in range(0, d["channels"], d["tile_c"]):
+                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
+                               tk=min(d["tile_k"], d["kernels"] - k0),
+                               tc=min(d["tile_c"], d["channels"] - c0), txo=txo, tyo=tyo,
+                               xi_lo=xi_lo, yi_lo=yi_lo,
+                               rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
+                               pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
+                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"])
+
+
 def commands(d):
     validate(d)
-    C, X, Y, K = d["channels"], d["height"], d["width"], d["kernels"]
+    C, X, Y = d["channels"], d["height"], d["width"]
     R, pitch, opitch = d["kernel_size"], d["in_pitch"], d["out_pitch"]
     RS = R * R
     XO = output_size(X, R, d["stride"], d["padding"])
     YO = output_size(Y, R, d["stride"], d["padding"])
-    TK, TC, TXO, TYO = d["tile_k"], d["tile_c"], d["tile_xo"], d["tile_yo"]
     out = []
 
     def group(kind, items, first_c, last_c):
@@ -121,51 +172,42 @@ def commands(d):
                         "group_last": int(i == len(items) - 1), "first_c": int(first_c),
                         "last_c": int(last_c), "end": 0})
 
-    for k0 in range(0, K, TK):
-        tk = min(TK, K - k0)
-        for x0 in range(0, XO, TXO):
-            txo = min(TXO, XO - x0)
-            for y0 in range(0, YO, TYO):
-                tyo = min(TYO, YO - y0)
-                xi_lo, xi_hi, yi_lo, yi_hi = iact_tile(d, x0, y0, txo, tyo)
-                rows, cols = xi_hi - xi_lo, yi_hi - yi_lo
-                merge_rows = yi_lo == 0 and yi_hi == Y and pitch == Y
-                merge_all = merge_rows and xi_lo == 0 and xi_hi == X
-                for c0 in range(0, C, TC):
-                    tc = min(TC, C - c0)
-                    first_c, last_c = c0 == 0, c0 + TC >= C
-                    iact = []
-                    if rows > 0 and cols > 0:
-                        base = d["input_addr"] + c0 * X * pitch + xi_lo * pitch + yi_lo
-                        if merge_all:
-                            iact = [(base, tc * X * Y)]
-                        elif merge_rows:
-                            iact = [(base + c * X * pitch, rows * Y) for c in range(tc)]
-                        else:
-                            iact = [(base + c * X * pitch + r * pitch, cols)
-                                    for c in range(tc) for r in range(rows)]
-                    group(DmaKind.IACT, iact, first_c, last_c)
-                    wbase = d["weight_addr"] + k0 * C * RS + c0 * RS
-                    if tc == C:
-                        weights = [(wbase, tk * C * RS)]
-                    else:
-                        weights = [(wbase + k * C * RS, tc * RS) for k in range(tk)]
-                    group(DmaKind.WEIGHT, weights, first_c, last_c)
-                    if first_c:
-                        group(DmaKind.PARAMS, [(d["params_addr"] + k0 * PARAM_BYTES, tk * PARAM_BYTES)],
-                              first_c, last_c)
-                    if last_c:
-                        obase = d["output_addr"] + k0 * XO * opitch + x0 * opitch + y0
-                        orow = y0 == 0 and tyo == YO and opitch == YO
-                        oall = orow and x0 == 0 and txo == XO
-                        if oall:
-                            outs = [(obase, tk * XO * YO)]
-                        elif orow:
-                            outs = [(obase + k * XO * opitch, txo * YO) for k in range(tk)]
-                        else:
-                            outs = [(obase + k * XO * opitch + x * opitch, tyo)
-                                    for k in range(tk) for x in range(txo)]
-                        group(DmaKind.OUTPUT, outs, first_c, last_c)
+    for st in steps(d):
+        rows, cols = st.rows_in, st.cols_in
+        merge_rows = st.yi_lo == 0 and cols == Y and pitch == Y
+        merge_all = merge_rows and st.xi_lo == 0 and rows == X
+        iact = []
+        if rows > 0 and cols > 0:
+            base = d["input_addr"] + st.c0 * X * pitch + st.xi_lo * pitch + st.yi_lo
+            if merge_all:
+                iact = [(base, st.tc * X * Y)]
+            elif merge_rows:
+                iact = [(base + c * X * pitch, rows * Y) for c in range(st.tc)]
+            else:
+                iact = [(base + c * X * pitch + r * pitch, cols)
+                        for c in range(st.tc) for r in range(rows)]
+        group(DmaKind.IACT, iact, st.first_c, st.last_c)
+        wbase = d["weight_addr"] + st.k0 * C * RS + st.c0 * RS
+        if st.tc == C:
+            weights = [(wbase, st.tk * C * RS)]
+        else:
+            weights = [(wbase + k * C * RS, st.tc * RS) for k in range(st.tk)]
+        group(DmaKind.WEIGHT, weights, st.first_c, st.last_c)
+        if st.first_c:
+            group(DmaKind.PARAMS, [(d["params_addr"] + st.k0 * PARAM_BYTES, st.tk * PARAM_BYTES)],
+                  st.first_c, st.last_c)
+        if st.last_c:
+            obase = d["output_addr"] + st.k0 * XO * opitch + st.x0 * opitch + st.y0
+            orow = st.y0 == 0 and st.tyo == YO and opitch == YO
+            oall = orow and st.x0 == 0 and st.txo == XO
+            if oall:
+                outs = [(obase, st.tk * XO * YO)]
+            elif orow:
+                outs = [(obase + k * XO * opitch, st.txo * YO) for k in range(st.tk)]
+            else:
+                outs = [(obase + k * XO * opitch + x * opitch, st.tyo)
+                        for k in range(st.tk) for x in range(st.txo)]
+            group(DmaKind.OUTPUT, outs, st.first_c, st.last_c)
     out[-1]["end"] = 1
     for c in out:
         if c["length"] >= 1 << 32:
