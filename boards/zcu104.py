@@ -68,7 +68,6 @@ class ZCU104Platform(XilinxPlatform):
 # --------------------------------------------------------------------------------------
 
 REGISTER_BASE = 0x8000_0000     # accelerator registers, start of the M_AXI_HPM0_LPD window
-REGISTER_RANGE = 0x1000         # 12-bit AXI4-Lite address
 INTC_BASE = 0x8001_0000         # AXI interrupt controller (PYNQ takes interrupts through one)
 INTC_RANGE = 0x1_0000
 DDR_LOW_BASE, DDR_LOW_RANGE = 0x0, 0x8000_0000      # PS DDR below 2 GiB, seen from HP0
@@ -353,7 +352,7 @@ def block_design_tcl(cfg, clock_mhz=200):
     """Tcl of ``bd.tcl``: the proc ``dpegen_create_bd design board_preset``."""
     props = "".join(f"        CONFIG.{k} {{{v}}} \\\n" for k, v in ps_config(cfg, clock_mhz).items())
     return _fill(_BD_TCL, HP_WIDTH=hp_data_width(cfg), REG_BASE=f"0x{REGISTER_BASE:08X}",
-                 REG_RANGE=f"0x{REGISTER_RANGE:X}", INTC_BASE=f"0x{INTC_BASE:08X}",
+                 REG_RANGE=f"0x{cfg.csr_window:X}", INTC_BASE=f"0x{INTC_BASE:08X}",
                  INTC_RANGE=f"0x{INTC_RANGE:X}", DDR_BASE=f"0x{DDR_LOW_BASE:08X}",
                  DDR_RANGE=f"0x{DDR_LOW_RANGE:08X}", CLOCK_MHZ=clock_mhz,
                  CONFIG=json.dumps(cfg.to_dict(), sort_keys=True), PS_CONFIG=props,
@@ -429,7 +428,7 @@ def build_plan(cfg=None, *, clock_mhz=200, out_dir="build/zcu104", jobs=4,
         "generator": "dpegen", "board": "zcu104", "part": PART, "board_part": BOARD_PART,
         "config": cfg.to_dict(), "clock_mhz": clock_mhz,
         "hp0_data_width": hp_data_width(cfg),
-        "address_map": {"registers": {"cell": ACCEL_CELL, "base": REGISTER_BASE, "range": REGISTER_RANGE},
+        "address_map": {"registers": {"cell": ACCEL_CELL, "base": REGISTER_BASE, "range": cfg.csr_window},
                         "interrupt_controller": {"cell": "axi_intc_0", "base": INTC_BASE, "range": INTC_RANGE},
                         "dram_hp0": {"base": DDR_LOW_BASE, "range": DDR_LOW_RANGE}},
         "bitstream": "dpegen.bit", "hwh": "dpegen.hwh",

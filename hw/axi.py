@@ -14,6 +14,8 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import check_power_of_two, check_range
+
 __all__ = ["AXI4Signature", "AXI4LiteSignature", "AXI_RESP_OKAY", "AXI_RESP_EXOKAY",
            "AXI_RESP_SLVERR", "AXI_RESP_DECERR", "AXI_BURST_INCR", "xilinx_port_names",
            "xilinx_wrapper_verilog"]
@@ -23,12 +25,7 @@ AXI_BURST_FIXED, AXI_BURST_INCR, AXI_BURST_WRAP = 0, 1, 2
 
 
 def _check(name, value, lo, hi, power_of_two=False):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    if power_of_two and value & (value - 1):
-        raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], got {value}")
+    (check_power_of_two if power_of_two else check_range)(name, value, lo, hi)
 
 
 class AXI4Signature(wiring.Signature):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, asdict, fields
 
-__all__ = ["AccelConfig", "word_bytes_for", "tile_rows_limit"]
+__all__ = ["AccelConfig", "word_bytes_for", "tile_rows_limit", "check_range", "check_power_of_two"]
 
 
 def word_bytes_for(yp):
@@ -26,15 +26,17 @@ def tile_rows_limit(cfg):
     return min(cfg.streaming_buffer_depth // word_bytes_for(cfg.yp), (1 << 16) - 1)
 
 
-def _check_range(name, value, lo, hi):
+def check_range(name, value, lo, hi):
+    """The one range check of the generator: ``ValueError`` naming the parameter, the value
+    and the allowed range. Blocks use it for their own parameters too."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
-def _check_power_of_two(name, value, lo, hi):
-    _check_range(name, value, lo, hi)
+def check_power_of_two(name, value, lo, hi):
+    check_range(name, value, lo, hi)
     if value & (value - 1):
         raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], got {value}")
 
@@ -57,8 +59,25 @@ class AccelConfig:
         int32 partial sums of one output tile, per ping-pong half.
     axi_data_width, axi_addr_width
         Width in bits of the AXI4 master's data and address buses.
-    max_outstanding_reads
-        AXI read bursts the DMA keeps in flight to hide DRAM latency.
+    max_outstanding_reads, max_outstanding_writes
+        AXI read bursts the DMA keeps in flight to hide DRAM latency; write bursts that
+        may await their B response.
+    read_buffer_depth
+        Bus words of the DMA reader's R buffer; a burst is only requested when the buffer
+        has room for all of it, so at least two 256-beat bursts.
+    read_route_depth
+        DMA reads the controller keeps in flight (their kinds queue to route the returning
+        data to the input, weight or parameter path).
+    write_queue_depth
+        Output write commands the controller queues ahead of the DMA writer and the output
+        repacker, so reads of the next tile are not held up behind them.
+    sequencer_queue_depth
+        Block commands the sequencer queues per compute-core command stream.
+    line_buffer_slots
+        Rows the line buffer's ring holds: 3 in use, the rest prefetched.
+    csr_addr_width
+        Address width of the AXI4-Lite register slave: the register window is
+        ``csr_window = 1 << csr_addr_width`` bytes (the board's address map uses it).
     """
 
     kp: int = 3
@@ -70,6 +89,13 @@ class AccelConfig:
     axi_data_width: int = 128
     axi_addr_width: int = 40
     max_outstanding_reads: int = 8
+    max_outstanding_writes: int = 8
+    read_buffer_depth: int = 512
+    read_route_depth: int = 64
+    write_queue_depth: int = 512
+    sequencer_queue_depth: int = 4
+    line_buffer_slots: int = 8
+    csr_addr_width: int = 12
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
     LIMITS = {
@@ -81,17 +107,25 @@ class AccelConfig:
         "output_buffer_depth": (64, 1 << 22),
         "axi_addr_width": (32, 64),
         "max_outstanding_reads": (4, 32),
+        "max_outstanding_writes": (1, 32),
+        "read_buffer_depth": (512, 8192),       # >= two bursts of MAX_BURST_BEATS
+        "read_route_depth": (2, 1024),
+        "write_queue_depth": (2, 4096),
+        "sequencer_queue_depth": (2, 64),
+        "line_buffer_slots": (8, 32),           # slot index is the row count's low bits
+        "csr_addr_width": (12, 16),             # covers the register map; AXI4-Lite >= 12
     }
     AXI_DATA_WIDTHS = (64, 128, 256, 512)
-    POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth")
+    POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
+                    "read_buffer_depth", "line_buffer_slots")
 
     def __post_init__(self):
         for name, (lo, hi) in self.LIMITS.items():
             value = getattr(self, name)
             if name in self.POWER_OF_TWO:
-                _check_power_of_two(name, value, lo, hi)
+                check_power_of_two(name, value, lo, hi)
             else:
-                _check_range(name, value, lo, hi)
+                check_range(name, value, lo, hi)
         if self.axi_data_width not in self.AXI_DATA_WIDTHS or isinstance(self.axi_data_width, bool):
             raise ValueError(f"axi_data_width must be one of {self.AXI_DATA_WIDTHS}, "
                              f"got {self.axi_data_width!r}")
@@ -112,6 +146,28 @@ class AccelConfig:
         line buffer counts (derived: see :func:`tile_rows_limit`). The host and the
         hardware validation refuse larger tiles."""
         return tile_rows_limit(self)
+
+    @property
+    def max_channel_images(self):
+        """Channel images one line-buffer command may hold (derived): T_C * ceil(T_K / KP)
+        is at most ``stationary_buffer_depth // kp``; at least 65535."""
+        return max((1 << 16) - 1, self.stationary_buffer_depth // self.kp)
+
+    @property
+    def max_output_dim(self):
+        """Largest output-tile dimension (rows, columns or kernels) the output buffer's
+        counters hold (derived): rows <= output depth / (KP * YP), columns <= line buffer
+        depth + 2 (padding 2), kernels <= min(stationary depth, output depth / YP); at
+        least 4096, at most the descriptor's 16-bit sizes."""
+        out_words = self.output_buffer_depth // (self.kp * self.yp)
+        dim = max(4096, out_words, self.line_buffer_depth + 2,
+                  min(self.stationary_buffer_depth, self.output_buffer_depth // self.yp))
+        return min(dim, (1 << 16) - 1)
+
+    @property
+    def csr_window(self):
+        """Bytes of the AXI4-Lite register window (derived: ``1 << csr_addr_width``)."""
+        return 1 << self.csr_addr_width
 
     @property
     def macs_per_cycle(self):

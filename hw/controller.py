@@ -29,7 +29,8 @@ class Controller(wiring.Component):
        the Tiler's commands: reads go to ``rd_cmd`` with their kind queued, so each
        returning byte stream is routed to ``iact_in``, ``weight_in`` or ``params_in``;
        output writes go to ``wr_cmd`` and, as one row each, to ``out_rows``, through
-       queues deep enough that reads of the next tile are not held up behind them.
+       queues deep enough that reads of the next tile are not held up behind them
+       (``read_route_depth`` reads in flight, ``write_queue_depth`` writes queued).
     4. Ends the layer (``done``, ``layer_end`` pulse) when the Tiler's last command is out
        and every write has its B responses.
 
@@ -43,9 +44,8 @@ class Controller(wiring.Component):
     no window available (input), window waiting for weights, array held by the output.
     """
 
-    def __init__(self, cfg: AccelConfig, *, out_queue_depth=512, route_depth=64):
+    def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        self.out_queue_depth, self.route_depth = out_queue_depth, route_depth
         aw, dw = cfg.axi_addr_width, cfg.axi_data_width
         self.beat_layout = beat_layout(dw)
         rows_layout = row_command_layout(OUT_ROW_MAX)
@@ -146,10 +146,10 @@ class Controller(wiring.Component):
         m.d.comb += check.eq(self.validate(m, desc, table_addr))
 
         # queues: kinds of reads in flight; output writes for the writer and the packer
-        route = fifo.SyncFIFOBuffered(width=2, depth=self.route_depth)
+        route = fifo.SyncFIFOBuffered(width=2, depth=cfg.read_route_depth)
         wr_queue = fifo.SyncFIFOBuffered(width=cmd_layout(cfg.axi_addr_width).size,
-                                         depth=self.out_queue_depth)
-        rows_queue = fifo.SyncFIFOBuffered(width=32, depth=self.out_queue_depth)
+                                         depth=cfg.write_queue_depth)
+        rows_queue = fifo.SyncFIFOBuffered(width=32, depth=cfg.write_queue_depth)
         for name, queue in (("route", route), ("wr_queue", wr_queue), ("rows_queue", rows_queue)):
             m.submodules[name] = ResetInserter(self.core_reset)(queue)
         m.d.comb += [

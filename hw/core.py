@@ -55,16 +55,13 @@ class ComputeCore(wiring.Component):
         # to max_tile_rows, T_C * ceil(T_K / KP) channel images <= stationary depth / KP.
         self.line_buffer = LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth,
                                       max_rows=cfg.max_tile_rows,
-                                      max_channels=max((1 << 16) - 1,
-                                                       cfg.stationary_buffer_depth // cfg.kp))
+                                      max_channels=cfg.max_channel_images,
+                                      slots=cfg.line_buffer_slots)
         self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1)
-        # Output tile dimensions: rows <= output depth / (KP * YP), columns <= line buffer
-        # depth + 2 (padding 2), kernels <= min(stationary depth, output depth / YP).
+        # Output tile dimensions up to AccelConfig.max_output_dim.
         out_words = cfg.output_buffer_depth // (cfg.kp * cfg.yp)
-        max_dim = max(4096, out_words, cfg.line_buffer_depth + 2,
-                      min(cfg.stationary_buffer_depth, cfg.output_buffer_depth // cfg.yp))
         self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp, depth=max(1, out_words),
-                                   max_dim=min(max_dim, (1 << 16) - 1))
+                                   max_dim=cfg.max_output_dim)
         self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes, max_row=cfg.line_buffer_depth)
         self.weight_packer = Repacker(in_bytes=bus, out_bytes=9, max_row=9)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)

@@ -24,6 +24,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature, AXI_BURST_INCR
+from .config import check_power_of_two, check_range
 
 __all__ = ["AxiReader", "AxiWriter", "AxiDma", "cmd_layout", "beat_layout", "MAX_BURST_BEATS"]
 
@@ -42,12 +43,9 @@ def beat_layout(data_width):
 
 
 def _check_widths(data_width, addr_width, outstanding, name):
-    if data_width not in (32, 64, 128, 256, 512, 1024) or isinstance(data_width, bool):
-        raise ValueError(f"data_width must be a power of two in [32, 1024], got {data_width!r}")
-    if isinstance(addr_width, bool) or not isinstance(addr_width, int) or not 12 <= addr_width <= 64:
-        raise ValueError(f"addr_width must be in [12, 64], got {addr_width!r}")
-    if isinstance(outstanding, bool) or not isinstance(outstanding, int) or not 1 <= outstanding <= 64:
-        raise ValueError(f"{name} must be in [1, 64], got {outstanding!r}")
+    check_power_of_two("data_width", data_width, 32, 1024)
+    check_range("addr_width", addr_width, 12, 64)
+    check_range(name, outstanding, 1, 64)
 
 
 class _BurstSplitter:
@@ -117,9 +115,7 @@ class AxiReader(wiring.Component):
 
     def __init__(self, *, data_width=128, addr_width=40, max_outstanding=8, fifo_depth=512):
         _check_widths(data_width, addr_width, max_outstanding, "max_outstanding")
-        if fifo_depth < 2 * MAX_BURST_BEATS or fifo_depth & (fifo_depth - 1):
-            raise ValueError(f"fifo_depth must be a power of two >= {2 * MAX_BURST_BEATS}, "
-                             f"got {fifo_depth}")
+        check_power_of_two("fifo_depth", fifo_depth, 2 * MAX_BURST_BEATS, 1 << 16)
         self.data_width, self.addr_width = data_width, addr_width
         self.max_outstanding, self.fifo_depth = max_outstanding, fifo_depth
         self.lanes = data_width // 8
@@ -137,7 +133,8 @@ class AxiReader(wiring.Component):
     @classmethod
     def from_config(cls, config, **kwargs):
         return cls(data_width=config.axi_data_width, addr_width=config.axi_addr_width,
-                   max_outstanding=config.max_outstanding_reads, **kwargs)
+                   max_outstanding=config.max_outstanding_reads,
+                   fifo_depth=config.read_buffer_depth, **kwargs)
 
     def elaborate(self, platform):
         m = Module()
@@ -295,7 +292,7 @@ class AxiWriter(wiring.Component):
     @classmethod
     def from_config(cls, config, **kwargs):
         return cls(data_width=config.axi_data_width, addr_width=config.axi_addr_width,
-                   max_outstanding=config.max_outstanding_reads, **kwargs)
+                   max_outstanding=config.max_outstanding_writes, **kwargs)
 
     def elaborate(self, platform):
         m = Module()
@@ -441,9 +438,9 @@ class AxiDma(wiring.Component):
     """
 
     def __init__(self, *, data_width=128, addr_width=40, max_outstanding_reads=8,
-                 max_outstanding_writes=8):
+                 max_outstanding_writes=8, read_buffer_depth=512):
         self.reader = AxiReader(data_width=data_width, addr_width=addr_width,
-                                max_outstanding=max_outstanding_reads)
+                                max_outstanding=max_outstanding_reads, fifo_depth=read_buffer_depth)
         self.writer = AxiWriter(data_width=data_width, addr_width=addr_width,
                                 max_outstanding=max_outstanding_writes)
         self.data_width, self.addr_width = data_width, addr_width
@@ -460,7 +457,8 @@ class AxiDma(wiring.Component):
     def from_config(cls, config):
         return cls(data_width=config.axi_data_width, addr_width=config.axi_addr_width,
                    max_outstanding_reads=config.max_outstanding_reads,
-                   max_outstanding_writes=config.max_outstanding_reads)
+                   max_outstanding_writes=config.max_outstanding_writes,
+                   read_buffer_depth=config.read_buffer_depth)
 
     def elaborate(self, platform):
         m = Module()

@@ -4,6 +4,7 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import AccelConfig, check_range
 from .dpe import DPE, ACTIVATIONS, WEIGHTS, RESULT_SHAPE
 
 __all__ = ["DPEArray"]
@@ -26,12 +27,9 @@ class DPEArray(wiring.Component):
     """
 
     def __init__(self, *, kp, yp, tag_width=1):
-        if not 1 <= kp <= 64:
-            raise ValueError(f"kp must be in [1, 64], got {kp}")
-        if not 1 <= yp <= 64:
-            raise ValueError(f"yp must be in [1, 64], got {yp}")
-        if not 1 <= tag_width <= 64:
-            raise ValueError(f"tag_width must be in [1, 64], got {tag_width}")
+        check_range("kp", kp, *AccelConfig.LIMITS["kp"])
+        check_range("yp", yp, *AccelConfig.LIMITS["yp"])
+        check_range("tag_width", tag_width, 1, 64)
         self.kp, self.yp, self.tag_width = kp, yp, tag_width
         self.weights_layout = data.ArrayLayout(WEIGHTS, kp)
         self.windows_layout = data.StructLayout({

@@ -5,12 +5,10 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .config import word_bytes_for
+from .config import AccelConfig, check_power_of_two, check_range, word_bytes_for
 from .dpe import ACTIVATIONS
 
 __all__ = ["LineBuffer", "line_buffer_command_layout", "word_bytes_for"]
-
-SLOTS = 8           # rows held at once: 3 in use, the rest prefetched
 
 
 def line_buffer_command_layout(max_row, max_rows=None, max_channels=(1 << 16) - 1):
@@ -38,11 +36,12 @@ class LineBuffer(wiring.Component):
 
     Rows arrive on ``rows`` as ``words_per_row = ceil(cols_in / B)`` words of ``B``
     bytes (``B = word_bytes_for(yp)``), row by row, channel by channel, for each command
-    accepted on ``cmd``. Rows go into a ring of 8 row slots, each split into even and odd
-    word banks: a window row spans two consecutive words, read in one cycle, and the
-    three rows of a window are read at once. So there is no bubble per output row, per
-    channel or per command, provided rows arrive ahead of use (the ring holds 5 rows
-    beyond the 3 in use).
+    accepted on ``cmd``. Rows go into a ring of ``slots`` row slots (8 by default,
+    ``AccelConfig.line_buffer_slots``), each split into even and odd word banks: a
+    window row spans two consecutive words, read in one cycle, and the three rows of a
+    window are read at once. So there is no bubble per output row, per
+    channel or per command, provided rows arrive ahead of use (the ring holds
+    ``slots - 3`` rows beyond the 3 in use).
 
     For output row ``xo`` and window ``j`` of group ``g``, tap ``(dr, dc)`` is stored row
     ``xo * stride + dr - pad_top`` and column ``(g * yp + j) * stride + dc - pad_left``;
@@ -60,16 +59,14 @@ class LineBuffer(wiring.Component):
     Latency: 2 cycles from a ready row to its first window.
     """
 
-    def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1):
-        if not 1 <= yp <= 64:
-            raise ValueError(f"yp must be in [1, 64], got {yp}")
-        if not yp + 2 <= max_row <= 4096:
-            raise ValueError(f"max_row must be in [{yp + 2}, 4096], got {max_row}")
+    def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1, slots=8):
+        check_range("yp", yp, *AccelConfig.LIMITS["yp"])
+        check_range("max_row", max_row, yp + 2, 4096)
         max_rows = max_row if max_rows is None else max_rows
-        if not 1 <= max_rows <= (1 << 16) - 1:
-            raise ValueError(f"max_rows must be in [1, 65535], got {max_rows}")
-        if not 1 <= max_channels <= (1 << 24) - 1:
-            raise ValueError(f"max_channels must be in [1, {(1 << 24) - 1}], got {max_channels}")
+        check_range("max_rows", max_rows, 1, (1 << 16) - 1)
+        check_range("max_channels", max_channels, 1, (1 << 24) - 1)
+        check_power_of_two("slots", slots, *AccelConfig.LIMITS["line_buffer_slots"])
+        self.slots, self.slot_bits = slots, slots.bit_length() - 1
         self.yp = yp
         self.max_row = max_row
         self.max_rows = max_rows
@@ -117,12 +114,12 @@ class LineBuffer(wiring.Component):
         m.d.comb += [gen_queue.w_data.eq(self.cmd.payload),
                      gen_queue.w_en.eq(self.cmd.valid & self.cmd.ready)]
 
-        slot_free = (rows_written - rows_freed)[0:32] < SLOTS
+        slot_free = (rows_written - rows_freed)[0:32] < self.slots
         m.d.comb += self.rows.ready.eq(wcmd_valid & slot_free)
-        write_slot = rows_written[0:3]
+        write_slot = rows_written[0:self.slot_bits]
 
         banks = []
-        for slot in range(SLOTS):
+        for slot in range(self.slots):
             for parity in range(2):
                 mem = Memory(shape=data.ArrayLayout(unsigned(8), B), depth=self.bank_depth, init=[])
                 m.submodules[f"slot{slot}_bank{parity}"] = mem
@@ -220,7 +217,7 @@ class LineBuffer(wiring.Component):
         s1_offset = Signal(range(B))                     # window start within word0
         s1_word0_odd = Signal()
         s1_col = Signal(signed(col_bits))
-        s1_rows = [Signal(3, name=f"s1_slot{r}") for r in range(3)]
+        s1_rows = [Signal(self.slot_bits, name=f"s1_slot{r}") for r in range(3)]
         s1_row_ok = Signal(3)
         s1_first = Signal()
         s1_last = Signal()
@@ -243,12 +240,12 @@ class LineBuffer(wiring.Component):
             ]
             for r in range(3):
                 row = top_row + r
-                m.d.sync += [s1_rows[r].eq((chan_base + row)[0:3]),
+                m.d.sync += [s1_rows[r].eq((chan_base + row)[0:self.slot_bits]),
                              s1_row_ok[r].eq((row >= 0) & (row < gcmd.rows_in))]
 
         # Stage 2: pick each tap out of the two words of its row slot.
         pairs = []                                       # per slot: word0 then word1, 2B bytes
-        for slot in range(SLOTS):
+        for slot in range(self.slots):
             even, odd = reads[2 * slot].data, reads[2 * slot + 1].data
             pairs.append(Mux(s1_word0_odd, Cat(odd, even), Cat(even, odd)))
         pairs = Array(pairs)

@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .config import AccelConfig, check_range
 from .dpe import RESULT_SHAPE
 from .requant import Requantizer, table_write_layout
 
@@ -18,11 +19,6 @@ output_params_layout = data.StructLayout({
     "lo": unsigned(8),
     "hi": unsigned(8),
 })
-
-
-def _check(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
 
 
 class OutputBuffer(wiring.Component):
@@ -92,11 +88,11 @@ class OutputBuffer(wiring.Component):
         return 4 + Requantizer.LATENCY
 
     def __init__(self, *, kp, yp, depth, max_dim=1024, tag_width=1):
-        _check("kp", kp, 1, 64)
-        _check("yp", yp, 1, 64)
-        _check("depth", depth, 1, 1 << 22)
-        _check("max_dim", max_dim, 1, 65535)
-        _check("tag_width", tag_width, 1, 64)
+        check_range("kp", kp, *AccelConfig.LIMITS["kp"])
+        check_range("yp", yp, *AccelConfig.LIMITS["yp"])
+        check_range("depth", depth, 1, 1 << 22)
+        check_range("max_dim", max_dim, 1, 65535)
+        check_range("tag_width", tag_width, 1, 64)
         self.kp, self.yp, self.depth, self.max_dim = kp, yp, depth, max_dim
         # params entries per half: T_K <= kernel_groups * KP <= depth * KP
         self.max_kernels = min(max_dim, depth * kp)

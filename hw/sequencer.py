@@ -21,16 +21,15 @@ class Sequencer(wiring.Component):
     core's data and commands line up. ``start`` (a pulse) takes ``descriptor`` and
     ``zero_point``; ``busy`` stays high until the last step's commands are queued. Each
     step costs ``2 + max(ceil(T_K / KP), ceil(T_YO / YP))`` cycles, which the command
-    queues (4 deep) hide behind the step's compute time. The descriptor must have been
+    queues (``sequencer_queue_depth`` deep) hide behind the step's compute time. The descriptor must have been
     validated (see :class:`Controller`).
 
     Outputs: one stream per name in ``COMMAND_STREAMS``, with ComputeCore's layouts.
     """
 
-    QUEUE_DEPTH = 4
-
     def __init__(self, core: ComputeCore):
         self.kp, self.yp, self.word_bytes = core.cfg.kp, core.cfg.yp, core.word_bytes
+        self.queue_depth = core.cfg.sequencer_queue_depth
         self.layouts = {name: core.signature.members[name].signature.members["payload"].shape
                         for name in COMMAND_STREAMS}
         super().__init__({
@@ -49,7 +48,7 @@ class Sequencer(wiring.Component):
 
         queues = {}
         for name in COMMAND_STREAMS:
-            q = fifo.SyncFIFOBuffered(width=self.layouts[name].size, depth=self.QUEUE_DEPTH)
+            q = fifo.SyncFIFOBuffered(width=self.layouts[name].size, depth=self.queue_depth)
             m.submodules[f"queue_{name}"] = queues[name] = q
             port = getattr(self, name)
             m.d.comb += [port.valid.eq(q.r_rdy), port.payload.eq(q.r_data), q.r_en.eq(port.ready)]

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .config import AccelConfig, check_range
 from .dpe import TAPS, WEIGHTS
 from .repacker import byte_stream_layout
 
@@ -29,10 +30,8 @@ class StationaryBuffer(wiring.Component):
     """
 
     def __init__(self, *, kp, depth):
-        if not 1 <= kp <= 64:
-            raise ValueError(f"kp must be in [1, 64], got {kp}")
-        if not 1 <= depth <= 1 << 20:
-            raise ValueError(f"depth must be in [1, {1 << 20}], got {depth}")
+        check_range("kp", kp, *AccelConfig.LIMITS["kp"])
+        check_range("depth", depth, 1, 1 << 20)
         self.kp, self.depth = kp, depth           # depth: KP x 9 words per half
         self.write_layout = byte_stream_layout(TAPS)
         self.weights_layout = data.ArrayLayout(WEIGHTS, kp)

@@ -9,6 +9,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .config import check_range
 from .contract import PARAM_BYTES, DmaKind, LayerDescriptor
 
 __all__ = ["Tiler", "command_layout"]
@@ -47,8 +48,7 @@ class Tiler(wiring.Component):
     """
 
     def __init__(self, *, addr_width=40):
-        if isinstance(addr_width, bool) or not isinstance(addr_width, int) or not 12 <= addr_width <= 64:
-            raise ValueError(f"addr_width must be in [12, 64], got {addr_width!r}")
+        check_range("addr_width", addr_width, 12, 64)
         self.addr_width = addr_width
         self.command_layout = command_layout(addr_width)
         super().__init__({

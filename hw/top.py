@@ -14,15 +14,14 @@ from .contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
 from .sequencer import COMMAND_STREAMS, Sequencer
 from .tiler import LayerDescriptor, Tiler
 
-__all__ = ["Accelerator", "CSR_ADDR_WIDTH"]
-
-CSR_ADDR_WIDTH = 12
+__all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
     """A convolution accelerator generated from an :class:`AccelConfig`.
 
-    ``s_axil``: AXI4-Lite slave, the registers of :func:`hw.contract.register_map`.
+    ``s_axil``: AXI4-Lite slave (``csr_addr_width``), the registers of
+    :func:`hw.contract.register_map`.
     ``m_axi``: AXI4 master to DRAM (``axi_data_width`` / ``axi_addr_width``).
     ``irq``: high while IRQ_ENABLE bit 0 and IRQ_STATUS bit 0 (a layer ended) are set.
 
@@ -35,7 +34,7 @@ class Accelerator(wiring.Component):
         self.cfg = cfg
         self.register_map = register_map(cfg)
         super().__init__({
-            "s_axil": In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH)),
+            "s_axil": In(AXI4LiteSignature(addr_width=cfg.csr_addr_width)),
             "m_axi": Out(AXI4Signature(addr_width=cfg.axi_addr_width, data_width=cfg.axi_data_width)),
             "irq": Out(1),
         })
@@ -43,7 +42,7 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        m.submodules.csr = csr = CsrBank(self.register_map, addr_width=CSR_ADDR_WIDTH)
+        m.submodules.csr = csr = CsrBank(self.register_map, addr_width=cfg.csr_addr_width)
         m.submodules.controller = ctl = Controller(cfg)
         core = ComputeCore(cfg)
         tiler = Tiler(addr_width=cfg.axi_addr_width)

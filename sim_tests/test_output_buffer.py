@@ -42,7 +42,7 @@ def test_same_address_back_to_back_and_int32_wrap(config):
     ({"kp": 3, "yp": 4, "depth": 64.0}, "depth"),
 ])
 def test_bad_parameters(kwargs, name):
-    with pytest.raises(ValueError, match=rf"^{name} must be an integer in \["):
+    with pytest.raises(ValueError, match=rf"^{name} must be (an integer )?in \["):
         OutputBuffer(**kwargs)
 
 

@@ -30,6 +30,17 @@ def test_frozen():
     ("axi_data_width", 32, "(64, 128, 256, 512)"), ("axi_data_width", 96, "(64, 128, 256, 512)"),
     ("axi_addr_width", 31, "[32, 64]"), ("axi_addr_width", 65, "[32, 64]"),
     ("max_outstanding_reads", 3, "[4, 32]"), ("max_outstanding_reads", 33, "[4, 32]"),
+    ("max_outstanding_writes", 0, "[1, 32]"), ("max_outstanding_writes", 33, "[1, 32]"),
+    ("max_outstanding_writes", 8.0, "[1, 32]"),
+    ("read_buffer_depth", 256, "[512, 8192]"), ("read_buffer_depth", 16384, "[512, 8192]"),
+    ("read_buffer_depth", 768, "power of two"),
+    ("read_route_depth", 1, "[2, 1024]"), ("read_route_depth", 2048, "[2, 1024]"),
+    ("write_queue_depth", 1, "[2, 4096]"), ("write_queue_depth", 5000, "[2, 4096]"),
+    ("sequencer_queue_depth", 1, "[2, 64]"), ("sequencer_queue_depth", 65, "[2, 64]"),
+    ("line_buffer_slots", 4, "[8, 32]"), ("line_buffer_slots", 64, "[8, 32]"),
+    ("line_buffer_slots", 12, "power of two"),
+    ("csr_addr_width", 11, "[12, 16]"), ("csr_addr_width", 17, "[12, 16]"),
+    ("csr_addr_width", "12", "[12, 16]"),
 ])
 def test_invalid_values_name_parameter_value_and_range(name, value, allowed):
     with pytest.raises(ValueError) as info:
@@ -53,3 +64,51 @@ def test_cross_field_limits(kwargs, name):
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown AccelConfig fields"):
         AccelConfig.from_dict({"kp": 3, "kq": 4})
+
+
+def test_derived_limits():
+    cfg = AccelConfig()
+    assert cfg.csr_window == 0x1000
+    assert AccelConfig(csr_addr_width=16).csr_window == 0x10000
+    assert cfg.max_output_dim == 4096
+    assert AccelConfig(kp=1, yp=1, output_buffer_depth=1 << 22).max_output_dim == 65535
+    assert cfg.max_channel_images == 65535
+    assert AccelConfig(kp=1, stationary_buffer_depth=1 << 20).max_channel_images == 1 << 20
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_blocks_take_limits_from_the_config():
+    from hw.controller import Controller
+    from hw.core import ComputeCore
+    from hw.dma import AxiDma
+    from hw.sequencer import Sequencer
+    from hw.top import Accelerator
+
+    cfg = AccelConfig(max_outstanding_writes=5, read_buffer_depth=1024, read_route_depth=16,
+                      write_queue_depth=128, sequencer_queue_depth=8, line_buffer_slots=16,
+                      csr_addr_width=14)
+    dma = AxiDma.from_config(cfg)
+    assert (dma.reader.max_outstanding, dma.writer.max_outstanding) == (8, 5)
+    assert dma.reader.fifo_depth == 1024
+    core = ComputeCore(cfg)
+    assert core.line_buffer.slots == 16
+    assert core.output.max_dim == cfg.max_output_dim
+    assert core.line_buffer.max_channels == cfg.max_channel_images
+    assert Sequencer(core).queue_depth == 8
+    assert Controller(cfg).cfg.write_queue_depth == 128
+    assert Accelerator(cfg).signature.members["s_axil"].signature.addr_width == 14
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("make", [
+    lambda: __import__("hw.dpe_array", fromlist=["DPEArray"]).DPEArray(kp=0, yp=4),
+    lambda: __import__("hw.stationary_buffer", fromlist=["StationaryBuffer"]).StationaryBuffer(kp=65, depth=4),
+    lambda: __import__("hw.output_buffer", fromlist=["OutputBuffer"]).OutputBuffer(kp=3, yp=0, depth=4),
+    lambda: __import__("hw.line_buffer", fromlist=["LineBuffer"]).LineBuffer(yp=65, max_row=100),
+    lambda: __import__("hw.axi", fromlist=["AXI4Signature"]).AXI4Signature(addr_width=40.0, data_width=128),
+])
+def test_blocks_share_the_range_check(make):
+    """Blocks that take a configuration field check it with the configuration's own helper:
+    a ValueError naming the parameter, the value and the allowed range."""
+    with pytest.raises(ValueError, match=r"must be (an integer )?in \[\d+, \d+\], got "):
+        make()
