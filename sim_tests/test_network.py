@@ -2,11 +2,10 @@
 runs in simulation (grouped convs on the CPU), everything else on the CPU; the network's
 output and every accelerator layer's output equal PyTorch's exactly.
 
-The networks are the reference architectures of host.models at their full depth with
-every layer kind (7x7 stem decomposed, basic blocks with downsample and add_relu, inverted
-residuals with ReLU6, Linear as a 1x1 conv), at 32 x 32 and reduced width with 10
-classes so that the suite stays within its time budget: full widths move 16x the weights
-through the simulated DRAM at 20k cycles/s."""
+The networks are the reference architectures of host.models as published (full width and
+depth, 1000 classes: 7x7 stem decomposed, basic blocks with downsample and add_relu,
+inverted residuals with ReLU6, Linear as a 1x1 conv) at 64 x 64, on the fast simulation
+engine."""
 
 import time
 
@@ -19,8 +18,11 @@ from hw.config import AccelConfig
 torch.backends.quantized.engine = "qnnpack"
 
 
-def run_on_the_accelerator(name, mode, **kwargs):
-    model_q, x = models.quantized(name, mode, seed=0, size=32, num_classes=10, **kwargs)
+SIZE = 64
+
+
+def run_on_the_accelerator(name, mode):
+    model_q, x = models.quantized(name, mode, seed=0, size=SIZE)
     grouped = models.depthwise_modules(model_q)
     program = compile(model_q, x, cfg=AccelConfig(), cpu_modules=grouped, progress=False)
     start = time.perf_counter()
@@ -45,25 +47,25 @@ def run_on_the_accelerator(name, mode, **kwargs):
         assert c["dram_write_bytes"] == out.numel()
         assert 0 < c["array_busy_cycles"] <= c["cycles"]
         assert c["array_busy_cycles"] + c["stall_input_cycles"] <= c["cycles"]
-    print(f"{name} ({mode}) at 32x32 on the accelerator: {len(counters)} layers, {cycles} cycles, "
+    print(f"{name} ({mode}) at {SIZE}x{SIZE} on the accelerator: {len(counters)} layers, {cycles} cycles, "
           f"{seconds:.1f} s")
     return program, counters
 
 
 def test_resnet18_on_the_accelerator_equals_pytorch():
-    program, counters = run_on_the_accelerator("resnet18", "eager", width_mult=0.25)
+    program, counters = run_on_the_accelerator("resnet18", "eager")
     assert len(counters) == 21                       # 20 convs and the classifier
     stem = counters["model.conv1.0"]
-    out = (32 + 2 * 3 - 7) // 2 + 1
-    assert stem["source"] == {"C": 3, "H": 32, "W": 32, "kernel": 7, "padding": 3}
-    assert (stem["C"], stem["K"], stem["kernel"], stem["stride"], stem["padding"]) == (27, 16, 3, 2, 0)
+    out = (SIZE + 2 * 3 - 7) // 2 + 1
+    assert stem["source"] == {"C": 3, "H": SIZE, "W": SIZE, "kernel": 7, "padding": 3}
+    assert (stem["C"], stem["K"], stem["kernel"], stem["stride"], stem["padding"]) == (27, 64, 3, 2, 0)
     assert (stem["H"], stem["W"]) == (2 * (out - 1) + 3,) * 2
     fc = counters["model.head.fc"]
-    assert (fc["C"], fc["K"], fc["H"], fc["W"], fc["kernel"]) == (128, 10, 1, 1, 1)
+    assert (fc["C"], fc["K"], fc["H"], fc["W"], fc["kernel"]) == (512, 1000, 1, 1, 1)
 
 
 def test_mobilenet_v2_on_the_accelerator_equals_pytorch():
-    program, counters = run_on_the_accelerator("mobilenet_v2", "fx", width_mult=0.35)
+    program, counters = run_on_the_accelerator("mobilenet_v2", "fx")
     assert len(counters) == 36                       # 35 convs and the classifier
     assert sum(p["placement"] == "cpu" for p in program.layers) == 17     # depthwise
     # PyTorch's ReLU6 is layout-dependent on qnnpack's channels_last outputs: not folded
