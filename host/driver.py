@@ -10,7 +10,7 @@ import numpy as np
 
 from hw.config import AccelConfig
 from hw.contract import (COUNTERS, CONTROL_START, MAGIC, TABLE_BYTES, VERSION, DmaKind, ErrorCode,
-                         register_map)
+                         layer_extents, register_map)
 
 from . import schedule
 from .layout import DramImage, layer_descriptor
@@ -18,7 +18,7 @@ from .quant import QuantConv, QuantError
 
 __all__ = ["LayerRun", "prepare_layer", "register_writes", "identification_errors",
            "counters_from", "DriverError", "start_sequence", "finish_sequence",
-           "address_registers", "rebase_writes"]
+           "address_registers", "rebase_writes", "window_writes", "with_window", "check_window"]
 
 
 class DriverError(RuntimeError):
@@ -35,10 +35,18 @@ class LayerRun:
     output_shape: tuple
     table_addr: int
     zero_point: int
+    window: tuple              # (base, size) of the DMA window the writes program
 
-    def writes_with(self, cfg, **fields):
-        """The register writes with some descriptor fields replaced (unchecked)."""
-        return register_writes(cfg, {**self.descriptor, **fields}, self.table_addr, self.zero_point)
+    def writes_with(self, cfg, table_addr=None, window=None, **fields):
+        """The register writes with some descriptor fields, the table address or the
+        window replaced (unchecked)."""
+        return register_writes(cfg, {**self.descriptor, **fields},
+                               self.table_addr if table_addr is None else table_addr,
+                               self.zero_point, self.window if window is None else window)
+
+    def extents(self):
+        """``{name: (start, end)}`` of the DRAM ranges the layer touches."""
+        return layer_extents(self.descriptor, self.table_addr)
 
     def read_bytes(self):
         """Bytes the layer must read from DRAM: its transfers plus the table."""
@@ -54,8 +62,24 @@ def default_tiles(cfg, conv, height, width):
     return dict(plan(cfg, ConvShape.from_conv(conv, height, width)).tiles)
 
 
-def register_writes(cfg, desc, table_addr, zero_point):
-    """(offset, value) writes of the descriptor, table address and input zero point."""
+def window_writes(cfg, base, size):
+    """(offset, value) writes of the DMA window ``[base, base + size)``."""
+    rm = register_map(cfg)
+    return [(rm["WINDOW_BASE_LO"].offset, base & 0xFFFFFFFF), (rm["WINDOW_BASE_HI"].offset, base >> 32),
+            (rm["WINDOW_SIZE_LO"].offset, size & 0xFFFFFFFF), (rm["WINDOW_SIZE_HI"].offset, size >> 32)]
+
+
+def with_window(cfg, writes, base, size):
+    """``writes`` with the window registers set to ``[base, base + size)`` (in place of
+    those ``writes`` program, or after them when they program none)."""
+    new = dict(window_writes(cfg, base, size))
+    out = [(reg, new.pop(reg, value)) for reg, value in writes]
+    return out + list(new.items())
+
+
+def register_writes(cfg, desc, table_addr, zero_point, window):
+    """(offset, value) writes of the descriptor, table address, input zero point and the
+    DMA window ``(base, size)``."""
     rm = register_map(cfg)
     writes = []
     for reg in rm.descriptor_registers():
@@ -63,14 +87,27 @@ def register_writes(cfg, desc, table_addr, zero_point):
     writes += [(rm["TABLE_ADDR_LO"].offset, table_addr & 0xFFFFFFFF),
                (rm["TABLE_ADDR_HI"].offset, table_addr >> 32),
                (rm["INPUT_ZERO_POINT"].offset, zero_point)]
-    return writes
+    return writes + window_writes(cfg, *window)
 
 
-def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x1000):
+def check_window(desc, table_addr, window):
+    """Raise :class:`DriverError` when a DRAM range the layer reads or writes
+    (:func:`hw.contract.layer_extents`) leaves the DMA window ``(base, size)``, which the
+    accelerator would refuse with ``OUTSIDE_WINDOW``."""
+    base, size = window
+    for name, (start, end) in layer_extents(desc, table_addr).items():
+        if start < base or end > base + size:
+            raise DriverError(f"the layer's {name} [{start:#x}, {end:#x}) is outside the DMA "
+                              f"window [{base:#x}, {base + size:#x})")
+
+
+def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x1000, window=None):
     """Check ``conv`` and ``x_u8`` (1, C, H, W) and lay them out for the accelerator.
 
-    Raises :class:`QuantError` for what the accelerator cannot run and
-    :class:`schedule.BufferOverflow` for tiles that do not fit, before any hardware access.
+    ``window``: the DMA window ``(base, size)`` in image addresses; by default the image,
+    ``[base, top)``. Raises :class:`QuantError` for what the accelerator cannot run,
+    :class:`schedule.BufferOverflow` for tiles that do not fit and :class:`DriverError`
+    for a layer outside the window, before any hardware access.
     """
     x_u8 = np.asarray(x_u8)
     if x_u8.dtype != np.uint8 or x_u8.ndim != 4 or x_u8.shape[0] != 1:
@@ -89,11 +126,13 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
     if dram.top > 1 << cfg.axi_addr_width:
         raise QuantError(f"the layer needs {dram.top} bytes of DRAM, beyond the "
                          f"{cfg.axi_addr_width}-bit address space")
+    window = (dram.base, dram.top - dram.base) if window is None else tuple(window)
+    check_window(desc, table_addr, window)
     return LayerRun(dram=dram, descriptor=desc,
-                    writes=register_writes(cfg, desc, table_addr, conv.input_zero_point),
+                    writes=register_writes(cfg, desc, table_addr, conv.input_zero_point, window),
                     output_addr=desc["output_addr"],
                     output_shape=(conv.out_channels,) + out_shape,
-                    table_addr=table_addr, zero_point=conv.input_zero_point)
+                    table_addr=table_addr, zero_point=conv.input_zero_point, window=window)
 
 
 def identification_errors(cfg: AccelConfig, read):
@@ -142,13 +181,14 @@ def finish_sequence(cfg: AccelConfig = AccelConfig()):
 
 def address_registers(cfg: AccelConfig = AccelConfig()):
     """{name: (lo offset, hi offset)} of every register pair that holds a DRAM address
-    (descriptor ``*_addr`` fields and the activation table address)."""
+    (descriptor ``*_addr`` fields, the activation table address and the window base)."""
     rm = register_map(cfg)
     pairs = {}
     for reg in rm.descriptor_registers():
         if reg.field_name.endswith("_addr"):
             pairs.setdefault(reg.field_name, [None, None])[reg.half] = reg.offset
     pairs["table_addr"] = [rm["TABLE_ADDR_LO"].offset, rm["TABLE_ADDR_HI"].offset]
+    pairs["window_base"] = [rm["WINDOW_BASE_LO"].offset, rm["WINDOW_BASE_HI"].offset]
     for name, (lo, hi) in pairs.items():
         if lo is None or hi is None:
             raise ValueError(f"address register {name} has no low/high pair")

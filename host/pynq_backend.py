@@ -9,7 +9,10 @@ moves bytes and register values through PYNQ:
    identification registers are checked against the configuration before anything else;
 3. the layer's ``DramImage`` (addresses relative to the image) goes into a physically
    contiguous ``pynq.allocate`` buffer, and every address register is rebased by the
-   buffer's physical address (:func:`host.driver.rebase_writes`);
+   buffer's physical address (:func:`host.driver.rebase_writes`); the DMA window
+   registers are set to the whole buffer, ``[physical address, + buffer size)``
+   (:func:`host.driver.with_window`), so the accelerator refuses any layer that would
+   touch memory outside it;
 4. the descriptor writes and :func:`host.driver.start_sequence` start the layer; the end
    comes as an interrupt (``pynq.Interrupt`` on ``dpegen_0/irq`` through the AXI interrupt
    controller), or by polling STATUS when no interrupt is available;
@@ -27,8 +30,9 @@ import numpy as np
 from hw.config import AccelConfig
 from hw.contract import STATUS_DONE, register_map
 
-from .driver import (DriverError, LayerRun, counters_from, finish_sequence, identification_errors,
-                     prepare_layer, rebase_writes, start_sequence, status_error)
+from .driver import (DriverError, LayerRun, check_window, counters_from, finish_sequence,
+                     identification_errors, prepare_layer, rebase_writes, start_sequence,
+                     status_error, with_window)
 from .quant import QuantConv
 
 __all__ = ["PynqAccelerator", "run_conv", "find_accelerator", "ACCEL_CELL", "PYNQ_MISSING"]
@@ -139,9 +143,10 @@ class PynqAccelerator:
         memory = run.dram.memory
         buffer = self._buffer_for(memory.size)
         base = _physical_address(buffer)
+        check_window(run.descriptor, run.table_addr, (0, int(buffer.size)))
+        writes = with_window(self.cfg, rebase_writes(self.cfg, run.writes, base), base, int(buffer.size))
         buffer[:memory.size] = memory
         buffer.flush()
-        writes = rebase_writes(self.cfg, run.writes, base)
         for offset, value in writes:
             self.write(offset, value)
         start = time.perf_counter()

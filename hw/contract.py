@@ -7,7 +7,14 @@
 * :class:`ErrorCode`, :data:`COUNTERS`, the control and status bits and
   :func:`register_map`: the AXI4-Lite register map, exported by ``gen`` as JSON and as a
   C header (``dpegen_regs.h``);
-* :data:`TABLE_BYTES`: the activation table's size in DRAM.
+* :data:`TABLE_BYTES`: the activation table's size in DRAM;
+* :func:`layer_extents`: the DRAM byte ranges a layer reads and writes, which the
+  hardware checks against the address space and the DMA window.
+
+The DMA window: the driver programs, once per buffer allocation, the DRAM range
+``[WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)`` the accelerator may touch. Every layer whose
+extents leave it is refused with ``OUTSIDE_WINDOW`` before any DRAM access. The window
+registers reset to 0, an empty window: nothing runs until a driver sets it.
 
 All registers are 32 bits wide at 4-byte aligned offsets of the AXI4-Lite slave.
 64-bit quantities are split into ``_LO`` / ``_HI`` registers (low word first).
@@ -23,7 +30,7 @@ from amaranth.lib import data, enum
 from .config import AccelConfig
 
 __all__ = ["LayerDescriptor", "descriptor_layout", "ParamRecord", "PARAM_BYTES", "pack_params",
-           "DmaKind", "TABLE_BYTES", "COUNTERS", "Register", "RegisterMap", "register_map",
+           "DmaKind", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
            "STATUS_DONE", "STATUS_ERROR"]
 
@@ -112,7 +119,7 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010001        # 1.1 (1.1: TILE_ROWS_OVERFLOW)
+VERSION = 0x00010002        # 1.2 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -137,6 +144,25 @@ class ErrorCode(IntEnum):
     DMA_READ_ERROR = 11     # SLVERR / DECERR on a read
     DMA_WRITE_ERROR = 12    # SLVERR / DECERR on a write
     TILE_ROWS_OVERFLOW = 13  # a tile has more input or output rows than max_tile_rows
+    OUTSIDE_WINDOW = 14     # a read or write of the layer leaves [WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)
+
+
+def layer_extents(desc, table_addr):
+    """``{name: (start, end)}``: the DRAM byte ranges a layer touches, as the hardware
+    validation computes them (``end`` exclusive): ``input`` channels * height * in_pitch
+    bytes from input_addr, ``weights`` K * C * R * R, ``params`` K * PARAM_BYTES,
+    ``table`` TABLE_BYTES (all read) and ``output`` K * XO * out_pitch (written).
+    ``desc``: a dict of :class:`LayerDescriptor` fields."""
+    d = desc
+    r = d["kernel_size"]
+    span = d["height"] + 2 * d["padding"] - r
+    xo = (span >> 1 if d["stride"] == 2 else span) + 1       # as the hardware computes it
+    sizes = {"input": (d["input_addr"], d["channels"] * d["height"] * d["in_pitch"]),
+             "weights": (d["weight_addr"], d["kernels"] * d["channels"] * r * r),
+             "params": (d["params_addr"], d["kernels"] * PARAM_BYTES),
+             "table": (table_addr, TABLE_BYTES),
+             "output": (d["output_addr"], d["kernels"] * xo * d["out_pitch"])}
+    return {name: (start, start + size) for name, (start, size) in sizes.items()}
 
 
 @dataclass(frozen=True)
@@ -236,4 +262,18 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     _counter(rm, "STALL_INPUT_CYCLES", "array idle: no window from the line buffer")
     _counter(rm, "STALL_WEIGHTS_CYCLES", "array idle: window waits for weights")
     _counter(rm, "STALL_OUTPUT_CYCLES", "array stalled by the output buffer")
+    # 1.2, after every 1.1 register so that their offsets stay: the DMA window ...
+    for name, doc in (("BASE", "first DRAM byte the accelerator may touch"),
+                      ("SIZE", "bytes of the DMA window (0, the reset value: nothing runs)")):
+        rm.add(f"WINDOW_{name}_LO", "rw", f"{doc} (bits 0..31)")
+        rm.add(f"WINDOW_{name}_HI", "rw", f"{doc} (bits 32..63)")
+    # ... and the identification of the configuration fields added in 1.2
+    for name in CFG_FIELDS_1_2:
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     return rm
+
+
+# configuration fields identified since register map 1.2
+CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_depth",
+                  "write_queue_depth", "sequencer_queue_depth", "line_buffer_slots",
+                  "csr_addr_width")

@@ -22,8 +22,10 @@ class Controller(wiring.Component):
 
     1. Validates the descriptor (``ErrorCode``): kernel, stride, padding, zero sizes,
        pitches, every buffer against the largest tile, the tile's rows against
-       ``max_tile_rows``, addresses against the address width. A bad descriptor ends the
-       layer at once with its code; nothing touches DRAM.
+       ``max_tile_rows``, addresses against the address width, then every byte range the
+       layer reads or writes (``hw.contract.layer_extents``) against the DMA window
+       ``[window_base, window_base + window_size)``. A bad descriptor ends the layer at
+       once with its code; nothing touches DRAM.
     2. Reads the 256-byte activation table at ``table_addr`` into the requantizers.
     3. Starts the Tiler (``tiler_desc``) and the Sequencer (``seq_start``) and dispatches
        the Tiler's commands: reads go to ``rd_cmd`` with their kind queued, so each
@@ -52,6 +54,7 @@ class Controller(wiring.Component):
         super().__init__({
             # registers
             "descriptor": In(LayerDescriptor), "table_addr": In(64), "zero_point": In(8),
+            "window_base": In(64), "window_size": In(64),
             "start": In(1), "soft_reset": In(1),
             "busy": Out(1), "done": Out(1), "error_code": Out(8), "layer_end": Out(1),
             **{name: Out(64) for name in COUNTERS},
@@ -78,7 +81,7 @@ class Controller(wiring.Component):
             "core_reset": Out(1),
         })
 
-    def validate(self, m, d, table_addr):
+    def validate(self, m, d, table_addr, window_base, window_size):
         """The descriptor's ErrorCode (combinational)."""
         cfg = self.cfg
         word = word_bytes_for(cfg.yp)
@@ -101,6 +104,13 @@ class Controller(wiring.Component):
         groups_k = (d.tile_k + cfg.kp - 1) // cfg.kp
         groups_y = (d.tile_yo + cfg.yp - 1) // cfg.yp
         words = (cols + word - 1) >> (word.bit_length() - 1)
+        # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
+        extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),
+                   (d.weight_addr, d.weight_addr + d.kernels * d.channels * R * R),
+                   (d.params_addr, d.params_addr + d.kernels * PARAM_BYTES),
+                   (d.output_addr, d.output_addr + d.kernels * xo * d.out_pitch),
+                   (table_addr, table_addr + TABLE_BYTES)]
+        window_end = window_base + window_size
 
         checks = [
             (ErrorCode.BAD_KERNEL, (R != 1) & (R != 3)),
@@ -118,12 +128,9 @@ class Controller(wiring.Component):
             (ErrorCode.STATIONARY_BUFFER_OVERFLOW, groups_k * cfg.kp * d.tile_c > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
              groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth),
-            (ErrorCode.ADDRESS_OVERFLOW,
-             (d.input_addr + d.channels * d.height * d.in_pitch > top)
-             | (d.weight_addr + d.kernels * d.channels * R * R > top)
-             | (d.params_addr + d.kernels * PARAM_BYTES > top)
-             | (d.output_addr + d.kernels * xo * d.out_pitch > top)
-             | (table_addr + TABLE_BYTES > top)),
+            (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),
+            (ErrorCode.OUTSIDE_WINDOW,
+             Cat(*((start < window_base) | (end > window_end) for start, end in extents)).any()),
         ]
         code = Signal(8)
         for error, condition in reversed(checks):      # the first failing check wins
@@ -138,12 +145,13 @@ class Controller(wiring.Component):
 
         desc = Signal(LayerDescriptor)
         table_addr = Signal(64)
+        window_base, window_size = Signal(64), Signal(64)
         m.d.comb += self.active_descriptor.eq(desc)
         error_code = Signal(8)
         done = Signal()
         m.d.comb += [self.error_code.eq(error_code), self.done.eq(done)]
         check = Signal(8)
-        m.d.comb += check.eq(self.validate(m, desc, table_addr))
+        m.d.comb += check.eq(self.validate(m, desc, table_addr, window_base, window_size))
 
         # queues: kinds of reads in flight; output writes for the writer and the packer
         route = fifo.SyncFIFOBuffered(width=2, depth=cfg.read_route_depth)
@@ -202,6 +210,7 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [desc.eq(self.descriptor), table_addr.eq(self.table_addr),
+                                 window_base.eq(self.window_base), window_size.eq(self.window_size),
                                  done.eq(0), error_code.eq(0), writes_issued.eq(0),
                                  writes_done.eq(0), seen_end.eq(0), table_index.eq(0)]
                     m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]

@@ -63,6 +63,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             ctl.descriptor.eq(descriptor),
             ctl.table_addr.eq(Cat(csr.table_addr_lo, csr.table_addr_hi)),
+            ctl.window_base.eq(Cat(csr.window_base_lo, csr.window_base_hi)),
+            ctl.window_size.eq(Cat(csr.window_size_lo, csr.window_size_hi)),
             ctl.zero_point.eq(csr.input_zero_point[:8]),
             ctl.start.eq(csr.control_write & (csr.control & CONTROL_START).any()),
             ctl.soft_reset.eq(csr.control_write & (csr.control & CONTROL_SOFT_RESET).any()),

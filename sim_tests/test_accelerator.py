@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch.ao.nn.quantized as nnq
 
-from host.driver import prepare_layer
+from host.driver import DriverError, prepare_layer
 from host.quant import QuantConv
 from host.sim import run_layers
 from hw.config import AccelConfig
-from hw.contract import ErrorCode
+from hw.contract import TABLE_BYTES, ErrorCode
 from host.sim.layers import random_conv
 from host.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
@@ -156,6 +156,51 @@ def test_bad_descriptors_are_refused_without_dram_access():
         assert layer["counters"]["cycles"] < 10, "validation took longer than a few cycles"
     check_guard(result, [good])
     check_run(CFG, good, result["layers"][-1], conv(x)[0])     # ready for the next start
+
+
+def test_dma_window():
+    """Every layer whose reads or writes leave the DMA window is refused with
+    OUTSIDE_WINDOW within a few cycles, with no DRAM byte moved (an empty window, the
+    reset value, included); a layer exactly filling the window runs."""
+    conv, x, good = small_layer(seed=4)
+    extents = good.extents()
+    lo = min(start for start, _ in extents.values())
+    hi = max(end for _, end in extents.values())
+    window = (lo, hi - lo)
+    assert extents["input"][0] == lo and extents["table"][1] == hi
+    out_size = extents["output"][1] - extents["output"][0]
+    outside = [
+        {"output_addr": hi - out_size + 1},                  # the output's last byte
+        {"output_addr": lo - 1},                             # the output's first byte
+        {"input_addr": lo - 1},                              # the input's first byte
+        {"table_addr": hi - TABLE_BYTES + 1},                # the table's last byte
+        {"window": (lo + 1, hi - lo - 1)},                   # the input's first byte
+        {"window": (lo, hi - lo - 1)},                       # the table's last byte
+        {"window": (0, 0)},                                  # empty: the reset value
+    ]
+    layers = [{"run": good, "writes": good.writes_with(CFG, **{"window": window, **fields})}
+              for fields in outside]
+    layers.append({"run": good, "writes": good.writes_with(CFG, window=window)})
+    result = run_layers(CFG, layers)
+    for fields, layer in zip(outside, result["layers"]):
+        assert layer["error_code"] == ErrorCode.OUTSIDE_WINDOW, \
+            f"{fields}: got {ErrorCode(layer['error_code']).name}"
+        assert layer["irq"] and layer["status"] & 0b110 == 0b110
+        assert layer["counters"]["dram_read_bytes"] == 0 and layer["counters"]["dram_write_bytes"] == 0
+        assert layer["counters"]["cycles"] < 10
+    check_guard(result, [good])
+    check_run(CFG, good, result["layers"][-1], conv(x)[0])
+
+
+def test_dma_window_checked_by_the_host():
+    conv, x, good = small_layer(seed=4)
+    lo, hi = good.dram.base, good.dram.top
+    with pytest.raises(DriverError, match="table .* outside the DMA window"):
+        prepare_layer(CFG, conv, x, window=(lo, good.table_addr + TABLE_BYTES - 1 - lo))
+    with pytest.raises(DriverError, match="input .* outside the DMA window"):
+        prepare_layer(CFG, conv, x, window=(lo + 1, hi - lo))
+    assert prepare_layer(CFG, conv, x, window=(lo, good.table_addr + TABLE_BYTES - lo)).writes \
+        == good.writes_with(CFG, window=(lo, good.table_addr + TABLE_BYTES - lo))
 
 
 def test_dma_faults_then_soft_reset():

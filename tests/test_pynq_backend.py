@@ -14,7 +14,7 @@ from host.driver import (DriverError, address_registers, prepare_layer, rebase_w
 from host.quant import QuantConv
 from hw.config import AccelConfig
 from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode,
-                     register_map)
+                         layer_extents, register_map)
 
 PHYS = 0x1_FFFF_8000        # buffer physical address: 4 KiB aligned, rebasing carries into _HI
 REG_BASE = 0x8000_0000
@@ -69,6 +69,8 @@ class FakeHardware:
         """Run the layer the registers describe on the golden model."""
         self.layers += 1
         code = self.fail_with
+        if not code and not self.inside_window():
+            code = ErrorCode.OUTSIDE_WINDOW
         if not code:
             try:
                 self.compute()
@@ -79,6 +81,20 @@ class FakeHardware:
         self.regs[self.rm["IRQ_STATUS"].offset] = 1
         self.regs[self.rm["CYCLES_LO"].offset] = 1000 * self.layers
         self.regs[self.rm["DRAM_READ_BYTES_HI"].offset] = self.layers
+
+    def window(self):
+        return (self.reg("WINDOW_BASE_LO") | self.reg("WINDOW_BASE_HI") << 32,
+                self.reg("WINDOW_SIZE_LO") | self.reg("WINDOW_SIZE_HI") << 32)
+
+    def inside_window(self):
+        """The hardware's window check: every range the layer touches in the window."""
+        desc = {name: self.field(name) for name in (
+            "input_addr", "weight_addr", "params_addr", "output_addr", "in_pitch", "out_pitch",
+            "channels", "height", "kernels", "kernel_size", "stride", "padding")}
+        base, size = self.window()
+        table_addr = self.reg("TABLE_ADDR_LO") | self.reg("TABLE_ADDR_HI") << 32
+        return all(base <= start and end <= base + size
+                   for start, end in layer_extents(desc, table_addr).values())
 
     def compute(self):
         f = self.field
@@ -218,7 +234,8 @@ def test_write_sequence_matches_sim_backend(fake, with_interrupt):
     desc = dict(run.descriptor)
     for name in ("input_addr", "weight_addr", "params_addr", "output_addr"):
         desc[name] += PHYS
-    expected = (register_writes(cfg, desc, run.table_addr + PHYS, conv.input_zero_point)
+    window = (PHYS, run.dram.memory.size)          # the whole buffer
+    expected = (register_writes(cfg, desc, run.table_addr + PHYS, conv.input_zero_point, window)
                 + [(rm["IRQ_ENABLE"].offset, 1), (rm["CONTROL"].offset, CONTROL_START)]
                 + [(rm["IRQ_STATUS"].offset, 1)])
     assert writes_of(hw) == expected
@@ -298,7 +315,9 @@ def test_rebase_writes():
     table = by_offset[rm["TABLE_ADDR_LO"].offset] | by_offset[rm["TABLE_ADDR_HI"].offset] << 32
     assert table == run.table_addr + offset
     addr_offsets = {o for pair in address_registers(cfg).values() for o in pair}
-    assert len(addr_offsets) == 10
+    assert len(addr_offsets) == 12
+    window = by_offset[rm["WINDOW_BASE_LO"].offset] | by_offset[rm["WINDOW_BASE_HI"].offset] << 32
+    assert window == run.window[0] + offset
     for (o1, v1), (o2, v2) in zip(run.writes, rebased):
         assert o1 == o2
         if o1 not in addr_offsets:
@@ -308,3 +327,42 @@ def test_rebase_writes():
         rebase_writes(cfg, run.writes, 1 << cfg.axi_addr_width)
     with pytest.raises(ValueError, match="both halves"):
         rebase_writes(cfg, run.writes[1:], PHYS)
+
+
+def test_window_is_the_buffer(fake):
+    """The window registers hold the buffer's physical range, written before START, and
+    follow the buffer when a larger layer reallocates it."""
+    hw = fake()
+    rng = np.random.default_rng(4)
+    cfg = AccelConfig()
+    rm = register_map(cfg)
+    accel = pynq_backend.PynqAccelerator(cfg, "dpegen.bit")
+    for c, size in ((5, 6), (5, 40)):
+        conv = make_conv(rng, c=c)
+        x = rng.integers(0, 256, (1, c, size, size), dtype=np.uint8)
+        before = len(hw.log)
+        y, _ = accel.run_conv(conv, x)
+        assert np.array_equal(y, conv(x))
+        buffer = hw.buffers[-1]
+        assert hw.window() == (buffer.device_address, buffer.size)
+        written = [(e[1], e[2]) for e in hw.log[before:] if e[0] == "write"]
+        start = written.index((rm["CONTROL"].offset, CONTROL_START))
+        window_regs = {rm[n].offset for n in ("WINDOW_BASE_LO", "WINDOW_BASE_HI",
+                                              "WINDOW_SIZE_LO", "WINDOW_SIZE_HI")}
+        assert window_regs <= {o for o, _ in written[:start]}
+    assert len(hw.buffers) == 2 and hw.buffers[1].device_address != hw.buffers[0].device_address
+
+
+def test_layer_outside_the_buffer_refused_before_hardware(fake):
+    hw = fake()
+    rng = np.random.default_rng(5)
+    cfg = AccelConfig()
+    conv = make_conv(rng)
+    accel = pynq_backend.PynqAccelerator(cfg, "dpegen.bit")
+    run = prepare_layer(cfg, conv, rng.integers(0, 256, (1, 5, 6, 6), dtype=np.uint8))
+    run.descriptor["output_addr"] = run.dram.memory.size        # past the buffer's end
+    before = len(hw.log)
+    with pytest.raises(DriverError, match="output .* outside the DMA window"):
+        accel.run_layer(run)
+    assert not any(e[0] in ("write", "flush") for e in hw.log[before:])
+
