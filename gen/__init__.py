@@ -19,7 +19,7 @@ from hw.contract import register_map
 from hw.requant import Requantizer
 from hw.top import Accelerator
 
-__all__ = ["BLOCKS", "DEFAULT_BLOCKS", "generate", "ports"]
+__all__ = ["BLOCKS", "DEFAULT_BLOCKS", "generate", "latency", "ports"]
 
 # Every block the generator can emit, built from a config.
 BLOCKS = {
@@ -45,9 +45,40 @@ def ports(component):
     return out
 
 
+def _part_latencies(component):
+    """``{attribute: latency}`` of the pipelined blocks a composite holds as attributes."""
+    return {name: part.latency for name, part in vars(component).items()
+            if isinstance(part, wiring.Component) and getattr(part, "latency", None) is not None}
+
+
+def latency(name, component, cfg):
+    """The manifest's ``latency`` of block ``name``: the block's own ``latency`` (cycles)
+    for a pipelined block; for the composites, which have no single latency, a dict of
+    their parts' latencies by part: ``core`` -> ComputeCore's parts (``streaming``,
+    ``stationary``, ``line_buffer``, ``array``, ``output``, the four repackers),
+    ``accelerator`` -> the core's parts plus ``axi_reader`` and ``axi_writer``."""
+    own = getattr(component, "latency", None)
+    if own is not None:
+        return own
+    if name == "core":
+        return _part_latencies(component)
+    if name == "accelerator":
+        core, reader, writer = ComputeCore(cfg), AxiReader.from_config(cfg), AxiWriter.from_config(cfg)
+        for part in (core, reader, writer, *vars(core).values()):
+            if isinstance(part, wiring.Component):
+                part._MustUse__used = True          # built to be asked, not elaborated
+        return {**_part_latencies(core), "axi_reader": reader.latency, "axi_writer": writer.latency}
+    raise ValueError(f"block {name!r} has no latency")
+
+
 def generate(cfg, out_dir, blocks=None):
     """Write ``<block>.v`` for each block (default: the accelerator), ``manifest.json``
-    (configuration, ports, latencies, register map) and ``dpegen_regs.h``."""
+    (configuration, ports, latencies, register map) and ``dpegen_regs.h``.
+
+    A module's ``latency`` in the manifest (see :func:`latency`) is an int, the block's
+    ``latency`` in cycles (each block's docstring says from which transfer to which), for
+    the pipelined blocks, and a dict ``{part: cycles}`` of the parts' latencies for the
+    composites ``core`` and ``accelerator``; never None."""
     names = list(DEFAULT_BLOCKS) if blocks is None else list(blocks)
     unknown = [n for n in names if n not in BLOCKS]
     if unknown:
@@ -66,7 +97,7 @@ def generate(cfg, out_dir, blocks=None):
         manifest["modules"][name] = {
             "file": f"{name}.v",
             "ports": ports(component),
-            "latency": getattr(component, "latency", None),
+            "latency": latency(name, component, cfg),
             "seconds": round(time.perf_counter() - start, 3),
         }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

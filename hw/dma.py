@@ -109,9 +109,23 @@ class AxiReader(wiring.Component):
     ``max_outstanding`` bursts are in flight. AR is only issued when the ``fifo_depth``-word
     R buffer has room reserved for the whole burst, so ``rready`` stays high. Throughput is one
     beat per cycle once the data flows; each command whose address is not word-aligned costs
-    one extra cycle. Latency: AR goes out 2 cycles after ``cmd`` is accepted; the first data
-    beat leaves 3 cycles (aligned) or 4 cycles (unaligned) after its R beat.
+    one extra cycle.
+
+    Latency: 3 cycles from a command's first R beat to its first ``data`` beat (word-aligned
+    ``addr``, ``data`` ready; 4 when unaligned): :attr:`latency`. ARVALID rises 2 cycles
+    after ``cmd`` is accepted (:attr:`ar_latency`).
     """
+
+    LATENCY = 3
+    AR_LATENCY = 2
+
+    @property
+    def latency(self):
+        return self.LATENCY
+
+    @property
+    def ar_latency(self):
+        return self.AR_LATENCY
 
     def __init__(self, *, data_width=128, addr_width=40, max_outstanding=8, fifo_depth=512):
         _check_widths(data_width, addr_width, max_outstanding, "max_outstanding")
@@ -268,9 +282,23 @@ class AxiWriter(wiring.Component):
     Data are shifted to the address alignment; WSTRB masks the head and tail, so bytes
     outside ``[addr, addr + length)`` are never written. Bursts of at most 256 beats never
     cross 4 KiB; up to ``max_outstanding`` bursts await their B response. One W beat per
-    cycle; latency: AW leaves 2 cycles after ``cmd``, the first W beat 1 cycle after the first
-    data beat (when AW was issued before).
+    cycle.
+
+    Latency: 1 cycle from a command's first ``data`` beat to WVALID of its first W beat (its
+    AW issued before): :attr:`latency`. AWVALID rises 2 cycles after ``cmd`` is accepted
+    (:attr:`aw_latency`).
     """
+
+    LATENCY = 1
+    AW_LATENCY = 2
+
+    @property
+    def latency(self):
+        return self.LATENCY
+
+    @property
+    def aw_latency(self):
+        return self.AW_LATENCY
 
     def __init__(self, *, data_width=128, addr_width=40, max_outstanding=8):
         _check_widths(data_width, addr_width, max_outstanding, "max_outstanding")

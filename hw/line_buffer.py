@@ -56,8 +56,16 @@ class LineBuffer(wiring.Component):
 
     ``windows``: stream of ``{windows: YP x 9 u8, first, last}``: ``first``/``last`` mark
     a channel image's first and last beat. Groups past ``out_cols`` are emitted too.
-    Latency: 2 cycles from a ready row to its first window.
+
+    Latency: 3 cycles from the transfer of the last row word a window needs to the
+    window's transfer (command accepted before, ``windows`` ready): :attr:`latency`.
     """
+
+    LATENCY = 3
+
+    @property
+    def latency(self):
+        return self.LATENCY
 
     def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1, slots=8):
         check_range("yp", yp, *AccelConfig.LIMITS["yp"])

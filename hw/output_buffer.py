@@ -78,14 +78,19 @@ class OutputBuffer(wiring.Component):
     Latency: a sums beat is written 1 cycle after it is accepted; the first ``out`` beat
     of a tile appears 12 cycles after the last ``sums`` beat of its drain pass (if its
     params are in and the other half is not draining): 1 (write) + 1 (hand-over) +
-    1 (drain start) + 1 (read) + 8 (requantizer) (:attr:`drain_latency`).
+    1 (drain start) + 1 (read) + 8 (requantizer) (:attr:`latency`, also
+    :attr:`drain_latency`).
     """
 
     @property
-    def drain_latency(self):
+    def latency(self):
         """Cycles from the last ``sums`` beat of a drain pass to the tile's first ``out``
         beat, when nothing else holds the drain back."""
         return 4 + Requantizer.LATENCY
+
+    @property
+    def drain_latency(self):
+        return self.latency
 
     def __init__(self, *, kp, yp, depth, max_dim=1024, tag_width=1):
         check_range("kp", kp, *AccelConfig.LIMITS["kp"])

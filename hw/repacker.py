@@ -32,8 +32,17 @@ class Repacker(wiring.Component):
 
     ``i``: stream of ``byte_stream_layout(in_bytes)``; ``o``: ``byte_stream_layout(out_bytes)``.
     Throughput: one ``o`` word per cycle, and ``in_bytes`` per cycle in; no bubble between
-    commands. Latency: 1 cycle.
+    commands.
+
+    Latency: 1 cycle from the transfer of the ``i`` beat that completes an ``o`` word to
+    that word's transfer (its command accepted, ``o`` ready): :attr:`latency`.
     """
+
+    LATENCY = 1
+
+    @property
+    def latency(self):
+        return self.LATENCY
 
     def __init__(self, *, in_bytes, out_bytes, max_row=1 << 24):
         for name, value in (("in_bytes", in_bytes), ("out_bytes", out_bytes)):

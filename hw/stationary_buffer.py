@@ -26,8 +26,17 @@ class StationaryBuffer(wiring.Component):
     ``write``: stream of ``byte_stream_layout(9)`` (a :class:`Repacker` with 9-byte rows,
     or 1-byte rows for 1x1 kernels, makes it from DMA beats);
     ``weights``: stream of KP x 9 s8, as :class:`DPEArray` takes them.
-    Throughput: one slice in and one weight set out per cycle. Latency: 2 cycles.
+    Throughput: one slice in and one weight set out per cycle.
+
+    Latency: 2 cycles from a ``replay`` command's transfer to its first ``weights`` beat
+    (its half loaded, ``weights`` ready): :attr:`latency`.
     """
+
+    LATENCY = 2
+
+    @property
+    def latency(self):
+        return self.LATENCY
 
     def __init__(self, *, kp, depth):
         check_range("kp", kp, *AccelConfig.LIMITS["kp"])

@@ -18,8 +18,17 @@ class StreamingBuffer(wiring.Component):
     loads while the current one replays, and nothing is overwritten before it was used.
 
     ``write``: stream of words (``word_bytes`` u8); ``read``: the same layout.
-    Throughput: one word per cycle on each side. Latency: 2 cycles from command to data.
+    Throughput: one word per cycle on each side.
+
+    Latency: 2 cycles from a ``replay`` command's transfer to its first ``read`` beat
+    (its half loaded, ``read`` ready): :attr:`latency`.
     """
+
+    LATENCY = 2
+
+    @property
+    def latency(self):
+        return self.LATENCY
 
     def __init__(self, *, word_bytes, depth):
         if not 1 <= word_bytes <= 256:

@@ -5,12 +5,12 @@ import random
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from hw.dma import beat_layout, cmd_layout
+from hw.dma import AxiReader, AxiWriter, beat_layout, cmd_layout
 from host.sim.axi import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
                               add_write_latency, make_ram, set_axi_pauses)
 from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, unpack,
-                          start_clock_and_reset)
+from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses, unpack,
+                              start_clock_and_reset)
 
 RAM_SIZE = 1 << 20
 WRITE_BASE = RAM_SIZE // 2
@@ -314,3 +314,39 @@ async def write_error_and_clear(dut):
         before[good[0][0]:good[0][0] + good[0][1]] = payload
         assert env.ram.read(0, RAM_SIZE) == bytes(before), "write after recovery is wrong"
         base += 0x10000
+
+
+@cocotb.test()
+async def latency(dut):
+    """AxiReader.latency (first R beat to first data beat, aligned), .ar_latency (cmd to
+    ARVALID); AxiWriter.latency (first data beat to WVALID, AW issued before), .aw_latency
+    (cmd to AWVALID). DRAM without latency or pauses."""
+    env = Env(dut, seed=13)
+    lanes = env.lanes
+    reader = AxiReader(data_width=env.width, addr_width=ADDR_WIDTH)
+    writer = AxiWriter(data_width=env.width, addr_width=ADDR_WIDTH)
+    await start_clock_and_reset(dut)
+    log = TransferLog(dut, rd_cmd="rd_cmd", ar=("m_axi__arvalid", None),
+                      r=("m_axi__rvalid", "m_axi__rready"), rd_data="rd_data",
+                      wr_cmd="wr_cmd", aw=("m_axi__awvalid", None), wr_data="wr_data",
+                      w=("m_axi__wvalid", None))
+    reads = [(0x2000, 3 * lanes)]
+    rd_sink = StreamSink(dut, "rd_data", env.beat_layout)
+    rd_cmd = StreamSource(dut, "rd_cmd", env.cmd_layout)
+    await finish([rd_cmd.start({"addr": a, "length": n} for a, n in reads), rd_sink.start(3)],
+                 dut.clk, 200)
+    env.check_read_beats(rd_sink.beats, reads)
+    writes = [(WRITE_BASE + 0x1000, 2 * lanes)]
+    wr_done = StreamSink(dut, "wr_done", 2)
+    done = wr_done.start(1)
+    await StreamSource(dut, "wr_cmd", env.cmd_layout).send({"addr": a, "length": n} for a, n in writes)
+    await ClockCycles(dut.clk, 10)                     # AW goes out first
+    await StreamSource(dut, "wr_data", env.beat_layout).send(
+        env.write_beats(writes, [bytes(range(2 * lanes))]))
+    await finish([done], dut.clk, 200)
+    log.stop()
+    measured = {"reader": log.latency("r", "rd_data"), "reader AR": log.latency("rd_cmd", "ar"),
+                "writer": log.latency("wr_data", "w"), "writer AW": log.latency("wr_cmd", "aw")}
+    want = {"reader": reader.latency, "reader AR": reader.ar_latency,
+            "writer": writer.latency, "writer AW": writer.aw_latency}
+    assert measured == want, f"latencies {measured} != {want}"

@@ -2,12 +2,13 @@
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles
 
 from host.tile_model import groups_for, line_buffer_windows, row_words
 from hw.line_buffer import LineBuffer
 from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
-                          start_clock_and_reset)
+from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+                              seeded_rng, start_clock_and_reset)
 
 
 def random_pass(nrng, yp, max_row, *, kernel=None, stride=None, channels=None):
@@ -78,3 +79,26 @@ async def windows(dut):
         # rows arrive faster than they are used: no bubble across channels or passes
         assert sink.cycles[-1] - sink.cycles[0] == len(expected) - 1, \
             f"{sink.cycles[-1] - sink.cycles[0] + 1 - len(expected)} bubble cycles"
+
+
+@cocotb.test()
+async def latency(dut):
+    """LineBuffer.latency: from the last row word a window needs to the window, for a 1x1
+    window (one row) and a 3x3 one (three rows), the command accepted long before."""
+    p = params()
+    lb = LineBuffer(yp=p["yp"], max_row=p["max_row"])
+    B = lb.word_bytes
+    for kernel, rows in ((1, 1), (3, 3)):
+        await start_clock_and_reset(dut)
+        log = TransferLog(dut, rows="rows", windows="windows")
+        sink = StreamSink(dut, "windows", lb.windows_layout)
+        task = sink.start(1)
+        await StreamSource(dut, "cmd", lb.command_layout).send([{
+            "channels": 1, "rows_in": rows, "cols_in": B, "out_rows": 1, "groups": 1,
+            "pad_top": 0, "pad_left": 0, "stride": 1, "kernel": kernel, "zero_point": 0}])
+        await ClockCycles(dut.clk, 10)
+        await StreamSource(dut, "rows", lb.rows_layout).send([[r + 1] * B for r in range(rows)])
+        await finish([task], dut.clk, 100)
+        log.stop()
+        measured = log.first("windows") - log.cycles["rows"][-1]
+        assert measured == lb.latency, f"kernel {kernel}: latency {measured} != {lb.latency}"

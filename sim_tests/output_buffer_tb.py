@@ -163,8 +163,9 @@ async def tiles(dut):
                     f"drain ended at {outs[-1]}"
         first_outs = [cy for cy, i in zip(sink.cycles, tile_of_out) if i == 0]
         last_sums = [cy for cy, i in zip(sums_cycles, tile_of_sum) if i == 0]
-        assert first_outs[0] - last_sums[-1] == ob.drain_latency, \
-            f"drain latency {first_outs[0] - last_sums[-1]} != {ob.drain_latency}"
+        # OutputBuffer.latency: the last sums beat of a drain pass to the tile's first out beat
+        assert first_outs[0] - last_sums[-1] == ob.latency, \
+            f"drain latency {first_outs[0] - last_sums[-1]} != {ob.latency}"
         if p.get("scenario") == "overlap":
             # double buffering really overlaps: tile t + 1's sums arrive during t's drain
             for t in range(len(tile_list) - 1):

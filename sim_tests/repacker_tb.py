@@ -2,11 +2,12 @@
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles
 
 from hw.repacker import Repacker
 from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
-                          start_clock_and_reset)
+from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+                              seeded_rng, start_clock_and_reset)
 
 
 def expected_words(stream_bytes, row_bytes, out_bytes):
@@ -55,3 +56,25 @@ async def repack(dut):
         assert got["data"][:count] == chunk, f"word {index}: {got['data'][:count]} != {chunk}"
     if not pause and not p.get("partial") and p["in_bytes"] >= p["out_bytes"]:
         assert sink.cycles[-1] - sink.cycles[0] <= len(want) + 2, "repacker below one word per cycle"
+
+
+@cocotb.test()
+async def latency(dut):
+    """Repacker.latency: from the input beat that completes an output word to that word."""
+    p = params()
+    rp = Repacker(in_bytes=p["in_bytes"], out_bytes=p["out_bytes"])
+    await start_clock_and_reset(dut)
+    log = TransferLog(dut, i="i", o="o")
+    sink = StreamSink(dut, "o", rp.out_layout)
+    task = sink.start(1)
+    await StreamSource(dut, "cmd", rp.cmd_layout).send([{"rows": 1, "row_bytes": rp.out_bytes}])
+    await ClockCycles(dut.clk, 5)
+    beats, left = [], rp.out_bytes
+    while left:
+        count = min(left, rp.in_bytes)
+        beats.append({"data": [7] * rp.in_bytes, "count": count, "last": int(count == left)})
+        left -= count
+    await StreamSource(dut, "i", rp.in_layout).send(beats)
+    await finish([task], dut.clk, 100)
+    measured = log.first("o") - log.cycles["i"][-1]
+    assert measured == rp.latency, f"latency {measured} != {rp.latency}"

@@ -2,11 +2,12 @@
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles
 
 from hw.stationary_buffer import StationaryBuffer
 from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
-                          start_clock_and_reset)
+from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+                              seeded_rng, start_clock_and_reset)
 
 
 @cocotb.test()
@@ -54,3 +55,23 @@ async def weight_tiles(dut):
     for index, (got, want) in enumerate(zip(sink.beats, expected)):
         for lane, taps in want.items():
             assert got[lane] == taps, f"set {index}, kernel lane {lane}: {got[lane]} != {taps}"
+
+
+@cocotb.test()
+async def latency(dut):
+    """StationaryBuffer.latency: from a replay command to its first weight set, the half
+    loaded."""
+    p = params()
+    st = StationaryBuffer(kp=p["kp"], depth=p["depth"])
+    await start_clock_and_reset(dut)
+    log = TransferLog(dut, replay="replay", weights="weights")
+    sink = StreamSink(dut, "weights", st.weights_layout)
+    task = sink.start(1)
+    await StreamSource(dut, "load", st.load_layout).send([{"kernels": st.kp, "channels": 1, "kernel": 3}])
+    await StreamSource(dut, "write", st.write_layout).send(
+        [{"data": [k + 1] * 9, "count": 9, "last": 1} for k in range(st.kp)])
+    await ClockCycles(dut.clk, 5)
+    await StreamSource(dut, "replay", st.replay_layout).send([{"kernel_groups": 1, "channels": 1}])
+    await finish([task], dut.clk, 100)
+    assert log.latency("replay", "weights") == st.latency, \
+        f"latency {log.latency('replay', 'weights')} != {st.latency}"

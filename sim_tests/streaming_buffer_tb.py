@@ -2,11 +2,12 @@
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles
 
 from hw.streaming_buffer import StreamingBuffer
 from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
-                          start_clock_and_reset)
+from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+                              seeded_rng, start_clock_and_reset)
 
 
 @cocotb.test()
@@ -39,3 +40,21 @@ async def ping_pong(dut):
         # each tile replays twice while the next one loads: no gap between tiles
         gaps = sink.cycles[-1] - sink.cycles[0] + 1 - len(expected)
         assert gaps <= 2 * len(tiles), f"{gaps} idle cycles: loads do not overlap replays"
+
+
+@cocotb.test()
+async def latency(dut):
+    """StreamingBuffer.latency: from a replay command to its first word, the half loaded."""
+    p = params()
+    sb = StreamingBuffer(word_bytes=p["word_bytes"], depth=p["depth"])
+    await start_clock_and_reset(dut)
+    log = TransferLog(dut, replay="replay", read="read")
+    sink = StreamSink(dut, "read", sb.word_layout)
+    task = sink.start(2)
+    await StreamSource(dut, "load", sb.load_layout).send([{"words": 2}])
+    await StreamSource(dut, "write", sb.word_layout).send([[1] * sb.word_bytes, [2] * sb.word_bytes])
+    await ClockCycles(dut.clk, 5)
+    await StreamSource(dut, "replay", sb.replay_layout).send([{"words": 2, "replays": 1}])
+    await finish([task], dut.clk, 100)
+    assert log.latency("replay", "read") == sb.latency, \
+        f"latency {log.latency('replay', 'read')} != {sb.latency}"

@@ -47,6 +47,34 @@ def test_array_ports_follow_config(tmp_path):
     assert manifest["modules"]["dpe_array"]["latency"] == 4
 
 
+def test_every_block_records_its_latency(tmp_path, monkeypatch):
+    """No None in the manifest: an int for a pipelined block (its ``latency``), a dict of
+    the parts' latencies for the composites."""
+    from hw.dma import AxiReader, AxiWriter
+    from hw.line_buffer import LineBuffer
+
+    monkeypatch.setattr(gen, "convert", lambda component, name: f"module {name}();\nendmodule\n")
+    cfg = AccelConfig()
+    modules = gen.generate(cfg, tmp_path, list(gen.BLOCKS))["modules"]
+    assert set(modules) == set(gen.BLOCKS)
+    for name, module in modules.items():
+        value = module["latency"]
+        assert value is not None, name
+        if isinstance(value, dict):
+            assert value and all(isinstance(v, int) and v > 0 for v in value.values()), (name, value)
+        else:
+            assert isinstance(value, int) and value > 0, (name, value)
+    assert modules["line_buffer"]["latency"] == LineBuffer.LATENCY == 3
+    assert modules["axi_reader"]["latency"] == AxiReader.LATENCY == 3
+    assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 1
+    assert modules["core"]["latency"] == {
+        "streaming": 2, "stationary": 2, "line_buffer": 3, "array": 4, "output": 12,
+        "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1}
+    assert modules["accelerator"]["latency"] == {**modules["core"]["latency"],
+                                                  "axi_reader": 3, "axi_writer": 1}
+    assert json.loads((tmp_path / "manifest.json").read_text())["modules"] == modules
+
+
 def test_generation_is_reproducible(tmp_path):
     gen.generate(AccelConfig(), tmp_path / "a", ["requant"])
     gen.generate(AccelConfig(), tmp_path / "b", ["requant"])

@@ -14,7 +14,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 __all__ = ["start_clock_and_reset", "pack", "unpack", "StreamSource", "StreamSink",
-           "random_pauses", "no_pauses"]
+           "TransferLog", "random_pauses", "no_pauses"]
 
 
 async def start_clock_and_reset(dut, cycles=2):
@@ -149,6 +149,47 @@ class StreamSink:
 
     def start(self, count):
         return cocotb.start_soon(self.receive(count))
+
+
+class TransferLog:
+    """Latency probe: the clock cycle (counted from construction, all channels alike) of
+    every rising edge at which a channel transfers.
+
+    ``channels`` maps a name to a stream prefix of ``dut`` (``"rows"``: ``rows__valid`` and
+    ``rows__ready``) or to a ``(valid, ready)`` pair of signal names (``ready`` None: the
+    cycles ``valid`` is high, e.g. ``("m_axi__arvalid", None)`` for when AR is first
+    offered). ``latency(a, b)`` is the number of cycles from ``a``'s first transfer to
+    ``b``'s first transfer.
+    """
+
+    def __init__(self, dut, **channels):
+        self.clk = dut.clk
+        self.signals = {}
+        for name, spec in channels.items():
+            valid, ready = (f"{spec}__valid", f"{spec}__ready") if isinstance(spec, str) else spec
+            self.signals[name] = (getattr(dut, valid), getattr(dut, ready) if ready else None)
+        self.cycles = {name: [] for name in channels}
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        cycle = 0
+        while True:
+            await ReadOnly()
+            for name, (valid, ready) in self.signals.items():
+                if int(valid.value) == 1 and (ready is None or int(ready.value) == 1):
+                    self.cycles[name].append(cycle)
+            await RisingEdge(self.clk)
+            cycle += 1
+
+    def first(self, name):
+        assert self.cycles[name], f"no transfer on {name}"
+        return self.cycles[name][0]
+
+    def latency(self, a, b):
+        return self.first(b) - self.first(a)
+
+    def stop(self):
+        self._task.cancel()
 
 
 def seeded_rng(params, default=1):
