@@ -2,7 +2,7 @@
 // model and an AXI4-Lite master in one process, driven over stdin / stdout.
 //
 // The DRAM model reproduces, cycle for cycle, what the cocotb testbench does with
-// cocotbext-axi's AxiRam and the latency wrappers of sim_tests/axi_tb.py. cocotb runs its
+// cocotbext-axi's AxiRam and the latency wrappers of host/sim/axi.py. cocotb runs its
 // coroutines as tasks: at each rising clock edge the tasks waiting on the clock resume in
 // the order they started waiting, and a task woken by an event (a queue put, an Event set)
 // runs after every task already scheduled. Values read at the edge are the ones before it;
