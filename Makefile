@@ -34,7 +34,7 @@ report: $(call STAMP,report)
 	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT)
 
 sim: $(call STAMP,sim)
-	$(PY) -m host.sim --kp $(KP) --yp $(YP) $(if $(filter 1,$(WAVES)),--waves)
+	$(PY) -m host.runtime.sim --kp $(KP) --yp $(YP) $(if $(filter 1,$(WAVES)),--waves)
 
 bench: $(call STAMP,sim)
 	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
@@ -45,7 +45,7 @@ network: $(call STAMP,test)
 	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
 
 dse: $(call STAMP,report)
-	$(PY) -m host.dse --model $(MODEL) --device zu7ev --out build/dse
+	$(PY) -m host.tools.dse --model $(MODEL) --device zu7ev --out build/dse
 
 bitstream: $(call STAMP,gen)
 	$(PY) -m boards.zcu104 --kp $(KP) --yp $(YP) --clock-mhz $(CLOCK_MHZ) --jobs $(JOBS) --out $(BOARD_OUT)
@@ -57,7 +57,7 @@ test: $(call STAMP,test)
 	$(PY) -m pytest -n $(JOBS) --dist worksteal -q
 
 fuzz: $(call STAMP,test)
-	$(PY) -m host.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS)
+	$(PY) -m host.tools.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS)
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -31,10 +31,10 @@ if cocotb is not None:
     @cocotb.test()
     async def dma_efficiency(dut):
         from hw.dma import beat_layout, cmd_layout
-        from host.sim.axi import CycleCounter, add_read_latency, add_write_latency, make_ram
-        from host.sim.runner import params, store_result
+        from host.runtime.sim.axi import CycleCounter, add_read_latency, add_write_latency, make_ram
+        from host.runtime.sim.runner import params, store_result
         from cocotb.triggers import ClockCycles
-        from host.sim.streams import StreamSink, StreamSource, finish, start_clock_and_reset
+        from host.runtime.sim.streams import StreamSink, StreamSource, finish, start_clock_and_reset
 
         p = params()
         lanes = p["data_width"] // 8
@@ -86,7 +86,7 @@ if cocotb is not None:
 
 def main():
     from hw.dma import AxiDma
-    from host.sim import runner
+    from host.runtime.sim import runner
 
     results = runner.run(AxiDma(data_width=DATA_WIDTH, addr_width=32),
                        name=f"axi_dma_{DATA_WIDTH}", test_module="bench.dma_bench",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.driver import prepare_layer
-from host.sim import run_layers
-from host.sim.layers import random_layer
+from host.runtime.driver import prepare_layer
+from host.runtime.sim import run_layers
+from host.runtime.sim.layers import random_layer
 from hw.config import AccelConfig
 
 # name: (C, K, H, W, kernel, stride, padding) -- ResNet-18/50 and MobileNet-like shapes

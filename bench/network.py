@@ -1,9 +1,9 @@
 """A whole quantized network through the RTL on the fast engine, checked against PyTorch.
 
 ``python -m bench.network --model resnet18`` (``make network MODEL=resnet18``) builds
-``host.models.quantized(model, mode, seed=0, size=224)``, compiles it for the accelerator
+``host.tools.models.quantized(model, mode, seed=0, size=224)``, compiles it for the accelerator
 (depthwise convs stay on the CPU), runs it with ``backend="rtl"`` (every conv and Linear
-in the Verilated accelerator, :mod:`host.sim.rtlsim`), and compares the network's output and
+in the Verilated accelerator, :mod:`host.runtime.sim.rtlsim`), and compares the network's output and
 every accelerator layer's output with PyTorch's. It prints one line per accelerator layer
 (cycles, utilization = MACs / (cycles x MACs per cycle), DRAM bytes, stall cycles, from
 the RTL's counters) and writes ``<out>/<model>.json`` and a PNG of per-layer utilization.
@@ -50,9 +50,9 @@ def main(argv=None):
 
     import torch
 
-    from host import models
-    from host.sim import rtlsim
-    from host.program import compile, torch_layer_outputs
+    from host.tools import models
+    from host.runtime.sim import rtlsim
+    from host.compiler.program import compile, torch_layer_outputs
 
     torch.backends.quantized.engine = "qnnpack"
     cfg = AccelConfig(kp=args.kp, yp=args.yp)

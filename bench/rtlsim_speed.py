@@ -1,4 +1,4 @@
-"""Simulation speed of the fast engine (host.sim.rtlsim) and, optionally, the cocotb engine.
+"""Simulation speed of the fast engine (host.runtime.sim.rtlsim) and, optionally, the cocotb engine.
 
 ``python -m bench.rtlsim_speed`` runs a large layer (C = K = 64 at 56x56, 3x3, about
 1.1M cycles on the default configuration) and a tiny one on the fast engine, printing
@@ -17,9 +17,9 @@ import numpy as np
 
 from hw.config import AccelConfig
 
-from host.sim import rtlsim
-from host.driver import prepare_layer
-from host.quant import QuantConv
+from host.runtime.sim import rtlsim
+from host.runtime.driver import prepare_layer
+from host.golden.quant import QuantConv
 
 
 def layer(c, k, size, seed=0, kernel=3, stride=1, padding=1):
@@ -33,7 +33,7 @@ def layer(c, k, size, seed=0, kernel=3, stride=1, padding=1):
 
 
 def timed(cfg, conv, x, latency, engine):
-    from host.sim import run_layers
+    from host.runtime.sim import run_layers
     run = prepare_layer(cfg, conv, x)
     start = time.perf_counter()
     result = run_layers(cfg, [{"run": run}], latency=latency, engine=engine)

@@ -117,10 +117,10 @@ def led_pins(count=STATUS_LEDS):
 
 
 def wrapper_verilog(component):
-    """:func:`hw.axi.xilinx_wrapper_verilog` with the IP-integrator attributes that tie
+    """:func:`hw.dma.axi.xilinx_wrapper_verilog` with the IP-integrator attributes that tie
     ``m_axi`` and ``s_axil`` to ``aclk``, mark ``aresetn`` active low and ``irq`` as a
     level-high interrupt (Vivado reads them when it infers the module reference)."""
-    from hw.axi import xilinx_wrapper_verilog
+    from hw.dma.axi import xilinx_wrapper_verilog
     text = xilinx_wrapper_verilog(component, ACCEL_MODULE, WRAPPER_MODULE)
     edits = {
         "    input wire aclk,":

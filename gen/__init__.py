@@ -7,16 +7,15 @@ from pathlib import Path
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from hw.config import AccelConfig
 
 from .convert import convert
-from hw.core import ComputeCore
+from hw.datapath.core import ComputeCore
 from hw.dma import AxiReader, AxiWriter
-from hw.dpe import DPE
-from hw.dpe_array import DPEArray
-from hw.line_buffer import LineBuffer
+from hw.datapath.dpe import DPE
+from hw.datapath.dpe_array import DPEArray
+from hw.datapath.line_buffer import LineBuffer
 from hw.contract import register_map
-from hw.requant import Requantizer
+from hw.datapath.requant import Requantizer
 from hw.top import Accelerator
 
 __all__ = ["BLOCKS", "DEFAULT_BLOCKS", "generate", "latency", "ports"]

@@ -27,7 +27,7 @@ import numpy as np
 from amaranth import signed, unsigned
 from amaranth.lib import data, enum
 
-from .config import AccelConfig
+from hw.config import AccelConfig
 
 __all__ = ["LayerDescriptor", "descriptor_layout", "ParamRecord", "PARAM_BYTES", "pack_params",
            "DmaKind", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",

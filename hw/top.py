@@ -4,15 +4,15 @@ from amaranth import Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from .axi import AXI4LiteSignature, AXI4Signature
-from .config import AccelConfig
-from .controller import Controller
-from .core import ComputeCore
-from .csr import CsrBank
-from .dma import AxiDma
-from .contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
-from .sequencer import COMMAND_STREAMS, Sequencer
-from .tiler import LayerDescriptor, Tiler
+from hw.dma.axi import AXI4LiteSignature, AXI4Signature
+from hw.config import AccelConfig
+from hw.control.controller import Controller
+from hw.datapath.core import ComputeCore
+from hw.control.csr import CsrBank
+from hw.dma import AxiDma
+from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
+from hw.control.sequencer import COMMAND_STREAMS, Sequencer
+from hw.control.tiler import LayerDescriptor, Tiler
 
 __all__ = ["Accelerator"]
 

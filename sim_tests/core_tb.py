@@ -1,20 +1,20 @@
 """Composite testbench: StreamingBuffer -> LineBuffer -> DPEArray -> OutputBuffer ->
-requantizers, fed with the DRAM transfers of host.tiling and the commands of
-host.schedule; the u8 output must equal host.quant.QuantConv bit for bit."""
+requantizers, fed with the DRAM transfers of host.golden.tiling and the commands of
+host.golden.schedule; the u8 output must equal host.golden.quant.QuantConv bit for bit."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from host import tiling
-from host.layout import DramImage, layer_descriptor
-from host.schedule import core_commands
+from host.golden import tiling
+from host.runtime.layout import DramImage, layer_descriptor
+from host.golden.schedule import core_commands
 from hw.config import AccelConfig
 from hw.contract import DmaKind
-from hw.core import ComputeCore
-from host.sim.layers import random_conv
-from host.sim.runner import params, store_result
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from hw.datapath.core import ComputeCore
+from host.runtime.sim.layers import random_conv
+from host.runtime.sim.runner import params, store_result
+from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

@@ -1,4 +1,4 @@
-"""cocotb testbench of hw.csr.CsrBank: every register kind of the accelerator's register
+"""cocotb testbench of hw.control.csr.CsrBank: every register kind of the accelerator's register
 map through cocotbext-axi's AXI4-Lite master, with random pauses on all five channels."""
 
 import random
@@ -6,10 +6,10 @@ import random
 import cocotb
 from cocotb.triggers import RisingEdge, Timer
 
-from host.sim.runner import params
+from host.runtime.sim.runner import params
 from hw.config import AccelConfig
 from hw.contract import register_map
-from host.sim.streams import random_pauses, start_clock_and_reset
+from host.runtime.sim.streams import random_pauses, start_clock_and_reset
 
 
 def _port(dut, reg, suffix=""):

@@ -6,10 +6,10 @@ import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from hw.dma import AxiReader, AxiWriter, beat_layout, cmd_layout
-from host.sim.axi import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
+from host.runtime.sim.axi import (ChannelMonitor, check_bursts, CycleCounter, ErrorInjector, add_read_latency,
                               add_write_latency, make_ram, set_axi_pauses)
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses, unpack,
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses, unpack,
                               start_clock_and_reset)
 
 RAM_SIZE = 1 << 20

@@ -1,11 +1,11 @@
-"""cocotb testbench of hw.dpe_array.DPEArray: dot products and weight switching."""
+"""cocotb testbench of hw.datapath.dpe_array.DPEArray: dot products and weight switching."""
 
 import cocotb
 import numpy as np
 
-from hw.dpe_array import DPEArray
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from hw.datapath.dpe_array import DPEArray
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

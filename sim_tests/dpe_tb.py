@@ -1,11 +1,11 @@
-"""cocotb testbench of hw.dpe.DPE against the golden dot product."""
+"""cocotb testbench of hw.datapath.dpe.DPE against the golden dot product."""
 
 import cocotb
 import numpy as np
 
-from hw.dpe import dpe_input_layout, RESULT_SHAPE
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from hw.datapath.dpe import dpe_input_layout, RESULT_SHAPE
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

@@ -1,13 +1,13 @@
-"""cocotb testbench of hw.line_buffer.LineBuffer against host.tile_model."""
+"""cocotb testbench of hw.datapath.line_buffer.LineBuffer against host.golden.tile_model."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from host.tile_model import groups_for, line_buffer_windows, row_words
-from hw.line_buffer import LineBuffer
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+from host.golden.tile_model import groups_for, line_buffer_windows, row_words
+from hw.datapath.line_buffer import LineBuffer
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
                               seeded_rng, start_clock_and_reset)
 
 

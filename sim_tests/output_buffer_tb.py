@@ -1,14 +1,14 @@
-"""cocotb testbench of hw.output_buffer.OutputBuffer against host.output_model."""
+"""cocotb testbench of hw.datapath.output_buffer.OutputBuffer against host.golden.output_model."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from host.output_model import (accumulate_passes, drain_beats, drain_tile, groups_for,
+from host.golden.output_model import (accumulate_passes, drain_beats, drain_tile, groups_for,
                                sums_beats)
-from hw.output_buffer import OutputBuffer
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from hw.datapath.output_buffer import OutputBuffer
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 SUM_MAX = 9 * 255 * 128            # |DPE result| bound: 293760

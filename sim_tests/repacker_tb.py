@@ -1,12 +1,12 @@
-"""cocotb testbench of hw.repacker.Repacker: bytes in, row-aligned words out."""
+"""cocotb testbench of hw.datapath.repacker.Repacker: bytes in, row-aligned words out."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from hw.repacker import Repacker
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+from hw.datapath.repacker import Repacker
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
                               seeded_rng, start_clock_and_reset)
 
 

@@ -1,12 +1,12 @@
-"""cocotb testbench of hw.requant.Requantizer against host.quant.requantize."""
+"""cocotb testbench of hw.datapath.requant.Requantizer against host.golden.quant.requantize."""
 
 import cocotb
 import numpy as np
 
-from host.quant import requantize, wrap_int32
-from hw.requant import requant_input_layout, table_write_layout
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
+from host.golden.quant import requantize, wrap_int32
+from hw.datapath.requant import requant_input_layout, table_write_layout
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_pauses, seeded_rng,
                           start_clock_and_reset)
 
 

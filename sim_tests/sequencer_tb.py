@@ -1,15 +1,15 @@
-"""cocotb testbench of hw.sequencer.Sequencer against host.schedule.core_commands."""
+"""cocotb testbench of hw.control.sequencer.Sequencer against host.golden.schedule.core_commands."""
 
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from host import tiling
-from host.schedule import core_commands
+from host.golden import tiling
+from host.golden.schedule import core_commands
 from hw.config import AccelConfig
-from hw.core import ComputeCore
-from hw.sequencer import COMMAND_STREAMS, Sequencer
-from host.sim.runner import params
-from host.sim.streams import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
+from hw.datapath.core import ComputeCore
+from hw.control.sequencer import COMMAND_STREAMS, Sequencer
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 
 @cocotb.test()

@@ -1,12 +1,12 @@
-"""cocotb testbench of hw.stationary_buffer.StationaryBuffer: weight tiles in, weight sets out."""
+"""cocotb testbench of hw.datapath.stationary_buffer.StationaryBuffer: weight tiles in, weight sets out."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from hw.stationary_buffer import StationaryBuffer
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+from hw.datapath.stationary_buffer import StationaryBuffer
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
                               seeded_rng, start_clock_and_reset)
 
 

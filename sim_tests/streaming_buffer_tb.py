@@ -1,12 +1,12 @@
-"""cocotb testbench of hw.streaming_buffer.StreamingBuffer: ping-pong loads and replays."""
+"""cocotb testbench of hw.datapath.streaming_buffer.StreamingBuffer: ping-pong loads and replays."""
 
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles
 
-from hw.streaming_buffer import StreamingBuffer
-from host.sim.runner import params
-from host.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
+from hw.datapath.streaming_buffer import StreamingBuffer
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, finish, random_pauses,
                               seeded_rng, start_clock_and_reset)
 
 

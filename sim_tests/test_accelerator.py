@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch.ao.nn.quantized as nnq
 
-from host.driver import DriverError, prepare_layer
-from host.quant import QuantConv
-from host.sim import run_layers
+from host.runtime.driver import DriverError, prepare_layer
+from host.compiler.torch_frontend import conv_from_torch
+from host.runtime.sim import run_layers
 from hw.config import AccelConfig
 from hw.contract import TABLE_BYTES, ErrorCode
-from host.sim.layers import random_conv
-from host.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
+from host.runtime.sim.layers import random_conv
+from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
 CFG = AccelConfig()          # one Verilator build serves every test here
 
@@ -101,7 +101,7 @@ def test_pytorch_layer(activation):
     act = {"relu6": nnq.ReLU6(), "leaky": nnq.LeakyReLU(0.05, 40, 0.1)}.get(activation)
     y = module(quantized_input(x, s_x, z_x))
     expected = (act(y.contiguous()) if act else y).int_repr().numpy()[0]
-    conv = QuantConv.from_torch(module, s_x, z_x, activation=act)
+    conv = conv_from_torch(module, s_x, z_x, activation=act)
     run = prepare_layer(CFG, conv, x, {"k": 6, "c": 4, "xo": 5, "yo": 11})
     result = run_layers(CFG, [{"run": run}], latency=30)
     check_guard(result, [run])

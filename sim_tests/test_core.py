@@ -3,8 +3,8 @@
 import pytest
 
 from hw.config import AccelConfig
-from hw.core import ComputeCore
-from host.sim import runner
+from hw.datapath.core import ComputeCore
+from host.runtime.sim import runner
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)

@@ -1,10 +1,10 @@
-"""AXI4-Lite register bank (hw.csr) against the register map, with and without pauses."""
+"""AXI4-Lite register bank (hw.control.csr) against the register map, with and without pauses."""
 
 import pytest
 
-from host.sim import runner
+from host.runtime.sim import runner
 from hw.config import AccelConfig
-from hw.csr import CsrBank
+from hw.control.csr import CsrBank
 from hw.contract import register_map
 
 

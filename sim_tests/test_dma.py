@@ -1,7 +1,7 @@
 import pytest
 
 from hw.dma import AxiDma, AxiReader, AxiWriter
-from host.sim import runner
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("data_width", [64, 128])
@@ -39,7 +39,7 @@ def test_axi_signature_names_match_cocotbext():
     import cocotbext.axi.axi_channels as full
     import cocotbext.axi.axil_channels as lite
     from amaranth.lib import wiring
-    from hw.axi import AXI4LiteSignature, AXI4Signature
+    from hw.dma.axi import AXI4LiteSignature, AXI4Signature
 
     class Both(wiring.Component):
         def __init__(self):
@@ -66,7 +66,7 @@ def test_axi_signature_names_match_cocotbext():
                                     {"addr_width": 8, "data_width": 128},
                                     {"addr_width": 40, "data_width": 128, "id_width": 0}])
 def test_axi_signature_validation(kwargs):
-    from hw.axi import AXI4Signature
+    from hw.dma.axi import AXI4Signature
     with pytest.raises(ValueError):
         AXI4Signature(**kwargs)
 
@@ -76,7 +76,7 @@ def test_xilinx_wrapper_lints():
     import subprocess
     import tempfile
     from pathlib import Path
-    from hw.axi import xilinx_port_names, xilinx_wrapper_verilog
+    from hw.dma.axi import xilinx_port_names, xilinx_wrapper_verilog
 
     dma = AxiDma(data_width=64, addr_width=32)
     names = xilinx_port_names(dma)

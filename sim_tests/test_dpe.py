@@ -1,7 +1,7 @@
 import pytest
 
-from hw.dpe import DPE
-from host.sim import runner
+from hw.datapath.dpe import DPE
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.dpe_array import DPEArray
-from host.sim import runner
+from hw.datapath.dpe_array import DPEArray
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("kp,yp", [(1, 1), (3, 4), (4, 2), (8, 8)])

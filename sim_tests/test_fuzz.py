@@ -1,8 +1,8 @@
-"""Random layers through the RTL (``host.fuzz``, fixed seed): PyTorch-quantized convs with
+"""Random layers through the RTL (``host.tools.fuzz``, fixed seed): PyTorch-quantized convs with
 random shapes, quantization, activations and explicit tiles, bit-exact against both the
 golden model and PyTorch. ``make fuzz N=500`` runs more."""
 
-from host.fuzz import fuzz
+from host.tools.fuzz import fuzz
 
 SEED = 2026
 

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.line_buffer import LineBuffer
-from host.sim import runner
+from hw.datapath.line_buffer import LineBuffer
+from host.runtime.sim import runner
 
 
 def run(yp, max_row, **params):

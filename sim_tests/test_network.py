@@ -2,7 +2,7 @@
 runs in simulation (grouped convs on the CPU), everything else on the CPU; the network's
 output and every accelerator layer's output equal PyTorch's exactly.
 
-The networks are the reference architectures of host.models as published (full width and
+The networks are the reference architectures of host.tools.models as published (full width and
 depth, 1000 classes: 7x7 stem decomposed, basic blocks with downsample and add_relu,
 inverted residuals with ReLU6, Linear as a 1x1 conv) at 64 x 64, on the fast simulation
 engine."""
@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from host import models
-from host.program import compile, torch_layer_outputs
+from host.tools import models
+from host.compiler.program import compile, torch_layer_outputs
 from hw.config import AccelConfig
 
 torch.backends.quantized.engine = "qnnpack"

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.output_buffer import OutputBuffer
-from host.sim import runner
+from hw.datapath.output_buffer import OutputBuffer
+from host.runtime.sim import runner
 
 # two builds: (kp, yp, depth, max_dim)
 CONFIGS = {"3x4": (3, 4, 64, 64), "2x3": (2, 3, 32, 16)}

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from host.sim.layers import random_layer
-from host.planner import ConvShape, descriptor_for, model
-from host.sim import run_conv
+from host.runtime.sim.layers import random_layer
+from host.compiler.planner import ConvShape, descriptor_for, model
+from host.runtime.sim import run_conv
 from hw.config import AccelConfig
 
 # (C, K, H, W, kernel, stride, padding, tiles)

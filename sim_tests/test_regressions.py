@@ -3,10 +3,10 @@ each run bit-exactly against the golden model (several layers per simulation).""
 
 import numpy as np
 
-from host.sim import prepare_batch, run_layers
+from host.runtime.sim import prepare_batch, run_layers
 from hw.config import AccelConfig
 from hw.contract import ErrorCode
-from host.sim.layers import random_conv
+from host.runtime.sim.layers import random_conv
 
 CFG = AccelConfig()          # the default accelerator build, shared with the other tests
 
@@ -46,7 +46,7 @@ def test_tiles_with_more_rows_than_the_line_buffer_depth():
 # Reported as hangs: tiles one or two output columns wide. Each input row is its own DMA
 # read of a few bytes, bound by DRAM latency; the layers take 0.23 to 1.1 million cycles
 # (latency 50), past the simulation's MAC-based timeout of the time. They were never stuck:
-# the timeout (host.sim.timeout_cycles) now counts transfers (tests/test_tile_rows.py).
+# the timeout (host.runtime.sim.timeout_cycles) now counts transfers (tests/test_tile_rows.py).
 SHORT_ROWS = [
     (30, 14, 32, 9, 1, 2, 0, {"k": 1, "c": 28, "xo": 5, "yo": 1}),
     (30, 14, 32, 9, 3, 1, 1, {"k": 1, "c": 30, "xo": 5, "yo": 1}),
@@ -61,7 +61,7 @@ def test_short_row_tilings():
 
 
 # The fuzzer's failures on the line buffer with 9-bit row counters, minimized by
-# host.fuzz.minimize: 513 stored rows count as 1 (a hang; wrong outputs with stride 2).
+# host.tools.fuzz.minimize: 513 stored rows count as 1 (a hang; wrong outputs with stride 2).
 MINIMIZED = [
     {"seed": 745348996, "c": 1, "k": 1, "h": 513, "w": 1, "kernel": 1, "stride": 1, "padding": 0,
      "z_x": 116, "s_x": 0.049391895985103434, "per_channel": False, "relu": False,
@@ -73,6 +73,6 @@ MINIMIZED = [
 
 
 def test_minimized_fuzzer_failures():
-    from host.fuzz import Case, run_cases
+    from host.tools.fuzz import Case, run_cases
     report = run_cases([Case(**case) for case in MINIMIZED], CFG)
     assert report.cases == len(MINIMIZED) and report.ok, report.summary()

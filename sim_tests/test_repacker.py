@@ -1,7 +1,7 @@
 import pytest
 
-from hw.repacker import Repacker
-from host.sim import runner
+from hw.datapath.repacker import Repacker
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("in_bytes,out_bytes,row_bytes,rows,partial,pause", [

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.requant import Requantizer
-from host.sim import runner
+from hw.datapath.requant import Requantizer
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("pause,table", [(0.0, False), (0.3, True)])

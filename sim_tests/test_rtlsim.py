@@ -1,4 +1,4 @@
-"""The fast engine (host.sim.rtlsim: C++ harness, C++ DRAM model) against the cocotb engine.
+"""The fast engine (host.runtime.sim.rtlsim: C++ harness, C++ DRAM model) against the cocotb engine.
 
 Both run the same layers in one DRAM image; they must give the same outputs, the same
 performance counters, the same START-to-interrupt cycles, the same status and error
@@ -9,13 +9,13 @@ AxiRam with the testbench's latency wrappers cycle for cycle for the counters to
 import numpy as np
 import pytest
 
-from host.sim import rtlsim
-from host.driver import DriverError, prepare_layer
-from host.layout import ALIGN
-from host.sim import run_layers
+from host.runtime.sim import rtlsim
+from host.runtime.driver import DriverError, prepare_layer
+from host.runtime.layout import ALIGN
+from host.runtime.sim import run_layers
 from hw.config import AccelConfig
 from hw.contract import ErrorCode
-from host.sim.layers import random_conv
+from host.runtime.sim.layers import random_conv
 
 CFG = AccelConfig()
 
@@ -75,7 +75,7 @@ def test_engines_agree(latency):
 
 
 def test_run_conv_on_the_fast_engine():
-    from host.sim import run_conv
+    from host.runtime.sim import run_conv
     convs, xs, runs, _, _ = make_layers()
     y, counters = run_conv(CFG, convs[3], np.concatenate([xs[3], xs[3]]),
                            LAYERS["tiled_table"][7], latency=20, engine="cpp")
@@ -89,31 +89,31 @@ def test_refused_descriptor_is_a_driver_error():
     layers = [{"run": runs[0], "writes": runs[0].writes_with(CFG, stride=3)}]
     layer = rtlsim.run_layers(CFG, layers, latency=20)["layers"][0]
     assert layer["error_code"] == ErrorCode.BAD_STRIDE and layer["irq"]
-    from host.driver import status_error
+    from host.runtime.driver import status_error
     assert isinstance(status_error(layer["status"], layer["error_code"]), DriverError)
 
 
 def test_timeout_is_a_hang(monkeypatch):
     """A layer that does not finish in time comes back without an interrupt (busy); the
     harness stays usable, and run_conv reports it as a DriverError."""
-    import host.sim
+    import host.runtime.sim
     convs, xs, runs, _, _ = make_layers()
     layers = [{"run": runs[4], "timeout_cycles": 30}, {"run": runs[4], "soft_reset_first": True}]
     result = rtlsim.run_layers(CFG, layers, latency=20)
     hung, good = result["layers"]
     assert not hung["irq"] and hung["status"] & 1 and hung["error_code"] == 0
     assert good["irq"] and good["error_code"] == 0
-    monkeypatch.setattr(host.sim, "timeout_cycles", lambda *args, **kwargs: 30)
+    monkeypatch.setattr(host.runtime.sim, "timeout_cycles", lambda *args, **kwargs: 30)
     with pytest.raises(DriverError, match="did not finish"):
-        host.sim.run_conv(CFG, convs[4], xs[4], latency=20, engine="cpp")
+        host.runtime.sim.run_conv(CFG, convs[4], xs[4], latency=20, engine="cpp")
 
 
 def test_program_on_the_rtl_backend():
     """Program.run(backend="rtl"): a network block through the fast engine equals the
     golden backend, with one counter entry per accelerator layer call."""
     import torch
-    from host import models
-    from host.program import compile
+    from host.tools import models
+    from host.compiler.program import compile
     torch.backends.quantized.engine = "qnnpack"
     model_q, x = models.quantized("inception_block", "eager", seed=0, size=12, num_classes=10)
     program = compile(model_q, x, cfg=CFG, cpu_modules=models.depthwise_modules(model_q),

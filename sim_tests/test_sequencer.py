@@ -1,10 +1,10 @@
 import pytest
 
-from host import tiling
+from host.golden import tiling
 from hw.config import AccelConfig
-from hw.core import ComputeCore
-from hw.sequencer import Sequencer
-from host.sim import runner
+from hw.datapath.core import ComputeCore
+from hw.control.sequencer import Sequencer
+from host.runtime.sim import runner
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
            stationary_buffer_depth=256, output_buffer_depth=2048)

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.stationary_buffer import StationaryBuffer
-from host.sim import runner
+from hw.datapath.stationary_buffer import StationaryBuffer
+from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])

@@ -1,7 +1,7 @@
 import pytest
 
-from hw.streaming_buffer import StreamingBuffer
-from host.sim import runner
+from hw.datapath.streaming_buffer import StreamingBuffer
+from host.runtime.sim import runner
 
 
 def run(**params):

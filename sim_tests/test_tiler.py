@@ -1,6 +1,6 @@
-from hw.tiler import Tiler
-from host.sim import runner
-from host.sim.layers import TILER_CASES, tiler_case_descriptor
+from hw.control.tiler import Tiler
+from host.runtime.sim import runner
+from host.runtime.sim.layers import TILER_CASES, tiler_case_descriptor
 
 
 def test_tiler_matches_golden_model():

@@ -1,14 +1,14 @@
-"""cocotb testbench of hw.tiler.Tiler: its command stream equals host.tiling.commands."""
+"""cocotb testbench of hw.control.tiler.Tiler: its command stream equals host.golden.tiling.commands."""
 
 import cocotb
 from amaranth import unsigned
 from cocotb.triggers import ClockCycles, ReadOnly
 
-from host.tiling import commands, pack
+from host.golden.tiling import commands, pack
 from hw.contract import DmaKind, descriptor_layout
-from hw.tiler import command_layout
-from host.sim.runner import params
-from host.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
+from hw.control.tiler import command_layout
+from host.runtime.sim.runner import params
+from host.runtime.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 
 @cocotb.test()

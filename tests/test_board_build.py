@@ -296,7 +296,7 @@ def test_led_constraints_from_platform(plan):
 
 
 def test_wrapper_ports(plan):
-    from hw.axi import xilinx_port_names
+    from hw.dma.axi import xilinx_port_names
     from hw.top import Accelerator
     out, _ = plan
     text = (out / "rtl/dpegen_axi.v").read_text()

@@ -78,10 +78,10 @@ def test_derived_limits():
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_blocks_take_limits_from_the_config():
-    from hw.controller import Controller
-    from hw.core import ComputeCore
+    from hw.control.controller import Controller
+    from hw.datapath.core import ComputeCore
     from hw.dma import AxiDma
-    from hw.sequencer import Sequencer
+    from hw.control.sequencer import Sequencer
     from hw.top import Accelerator
 
     cfg = AccelConfig(max_outstanding_writes=5, read_buffer_depth=1024, read_route_depth=16,
@@ -101,11 +101,11 @@ def test_blocks_take_limits_from_the_config():
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 @pytest.mark.parametrize("make", [
-    lambda: __import__("hw.dpe_array", fromlist=["DPEArray"]).DPEArray(kp=0, yp=4),
-    lambda: __import__("hw.stationary_buffer", fromlist=["StationaryBuffer"]).StationaryBuffer(kp=65, depth=4),
-    lambda: __import__("hw.output_buffer", fromlist=["OutputBuffer"]).OutputBuffer(kp=3, yp=0, depth=4),
-    lambda: __import__("hw.line_buffer", fromlist=["LineBuffer"]).LineBuffer(yp=65, max_row=100),
-    lambda: __import__("hw.axi", fromlist=["AXI4Signature"]).AXI4Signature(addr_width=40.0, data_width=128),
+    lambda: __import__("hw.datapath.dpe_array", fromlist=["DPEArray"]).DPEArray(kp=0, yp=4),
+    lambda: __import__("hw.datapath.stationary_buffer", fromlist=["StationaryBuffer"]).StationaryBuffer(kp=65, depth=4),
+    lambda: __import__("hw.datapath.output_buffer", fromlist=["OutputBuffer"]).OutputBuffer(kp=3, yp=0, depth=4),
+    lambda: __import__("hw.datapath.line_buffer", fromlist=["LineBuffer"]).LineBuffer(yp=65, max_row=100),
+    lambda: __import__("hw.dma.axi", fromlist=["AXI4Signature"]).AXI4Signature(addr_width=40.0, data_width=128),
 ])
 def test_blocks_share_the_range_check(make):
     """Blocks that take a configuration field check it with the configuration's own helper:

@@ -1,12 +1,12 @@
 """Large kernels (5x5, 7x7, ... up to 9x9) as one 3x3 conv over a rearranged input
-(host.decompose) against PyTorch's quantized conv, engine qnnpack, bit for bit."""
+(host.compiler.decompose) against PyTorch's quantized conv, engine qnnpack, bit for bit."""
 
 import numpy as np
 import pytest
 
-from host.decompose import LargeConv, decompose, large_conv_from_module
-from host.quant import QuantConv, QuantError
-from host.sim.torch_layers import output_qparams, quantized_input, random_conv
+from host.compiler.decompose import LargeConv, decompose, large_conv_from_module
+from host.golden.quant import QuantConv, QuantError
+from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
 CASES = [(kernel, stride, padding) for kernel in (5, 7) for stride in (1, 2)
          for padding in range(kernel)]

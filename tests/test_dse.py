@@ -1,6 +1,6 @@
 """Design-space exploration: pruned search equals exhaustive search on a reduced space."""
 
-from host import dse, networks
+from host.tools import dse, networks
 from hw.config import AccelConfig
 
 

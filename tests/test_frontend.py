@@ -1,4 +1,4 @@
-"""Whole quantized networks (torch.ao eager mode, qnnpack) compiled with host.program:
+"""Whole quantized networks (torch.ao eager mode, qnnpack) compiled with host.compiler.program:
 the golden backend equals PyTorch's own output exactly; unsupported convs are refused."""
 
 import pytest
@@ -7,11 +7,11 @@ import torch.ao.nn.quantized as nnq
 import torch.ao.quantization as tq
 import torch.nn as nn
 
-from host import dse
-from host.models import symmetric_qconfig
-from host.program import compile, torch_layer_outputs
-from host.quant import QuantError
-from host.torch_frontend import layer_table
+from host.tools import dse
+from host.tools.models import symmetric_qconfig
+from host.compiler.program import compile, torch_layer_outputs
+from host.golden.quant import QuantError
+from host.compiler.torch_frontend import layer_table
 
 torch.backends.quantized.engine = "qnnpack"
 

@@ -51,7 +51,7 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
     """No None in the manifest: an int for a pipelined block (its ``latency``), a dict of
     the parts' latencies for the composites."""
     from hw.dma import AxiReader, AxiWriter
-    from hw.line_buffer import LineBuffer
+    from hw.datapath.line_buffer import LineBuffer
 
     monkeypatch.setattr(gen, "convert", lambda component, name: f"module {name}();\nendmodule\n")
     cfg = AccelConfig()

@@ -43,7 +43,7 @@ def test_cocotb_modules_named_in_the_package_are_in_the_package():
 
 
 def test_tests_do_not_import_test_modules():
-    """Tests share helpers through the package (host.sim) or a conftest, not each other
+    """Tests share helpers through the package (host.runtime.sim) or a conftest, not each other
     or the benches (cocotb modules are named by string, not imported)."""
     offenders = []
     for directory in ("tests", "sim_tests"):

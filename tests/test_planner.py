@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from host import schedule
-from host.planner import ConvShape, candidates, descriptor_for, exhaustive_plan, layer_bytes, model, plan
+from host.golden import schedule
+from host.compiler.planner import ConvShape, candidates, descriptor_for, exhaustive_plan, layer_bytes, model, plan
 from hw.config import AccelConfig
 
 SMALL = AccelConfig(kp=2, yp=2, line_buffer_depth=8, streaming_buffer_depth=256,
@@ -69,8 +69,8 @@ def test_overflow_names_the_buffer():
 
 def test_default_tiles_uses_the_planner():
     import numpy as np
-    from host.driver import default_tiles
-    from host.quant import QuantConv
+    from host.runtime.driver import default_tiles
+    from host.golden.quant import QuantConv
     conv = QuantConv(weight=np.ones((16, 24, 3, 3), np.int8), bias_q=np.zeros(16), multiplier=0.01,
                      input_zero_point=3, output_zero_point=0, stride=1, padding=1)
     tiles = default_tiles(AccelConfig(), conv, 20, 20)

@@ -8,10 +8,10 @@ import types
 import numpy as np
 import pytest
 
-from host import pynq_backend
-from host.driver import (DriverError, address_registers, prepare_layer, rebase_writes,
+from host.runtime import pynq_backend
+from host.runtime.driver import (DriverError, address_registers, prepare_layer, rebase_writes,
                          register_writes)
-from host.quant import QuantConv
+from host.golden.quant import QuantConv
 from hw.config import AccelConfig
 from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode,
                          layer_extents, register_map)

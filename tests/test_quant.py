@@ -1,12 +1,13 @@
-"""Golden model (host.quant) against PyTorch's quantized conv, engine qnnpack."""
+"""Golden model (host.golden.quant) against PyTorch's quantized conv, engine qnnpack."""
 
 import numpy as np
 import pytest
 import torch
 import torch.ao.nn.quantized as nnq
 
-from host.quant import QuantConv, QuantError, requantize
-from host.sim.torch_layers import output_qparams, quantized_input, random_conv
+from host.compiler.torch_frontend import conv_from_torch
+from host.golden.quant import QuantConv, QuantError, requantize
+from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
 LAYERS = 240
 
@@ -50,7 +51,7 @@ def test_golden_equals_pytorch_qnnpack(chunk):
             # elements of such tensors, so activations are applied in NCHW order.
             y = activation(y.contiguous())
         expected = y.int_repr().numpy()
-        got = QuantConv.from_torch(module, s_x, z_x, activation=activation)(x)
+        got = conv_from_torch(module, s_x, z_x, activation=activation)(x)
         assert got.shape == expected.shape
         bad = int((got != expected).sum())
         assert bad == 0, f"layer seed {seed}: {bad} of {got.size} outputs differ from PyTorch"
@@ -100,7 +101,7 @@ def test_rejects_asymmetric_weights():
     w = torch.quantize_per_tensor(torch.randn(2, 2, 3, 3), 0.01, 5, torch.qint8)
     module.set_weight_bias(w, None)
     with pytest.raises(QuantError, match="symmetric"):
-        QuantConv.from_torch(module, 0.1, 0)
+        conv_from_torch(module, 0.1, 0)
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -113,14 +114,14 @@ def test_rejects_asymmetric_weights():
 def test_rejects_unsupported_layers(kwargs, message):
     module = nnq.Conv2d(4, 4, **kwargs)
     with pytest.raises(QuantError, match=message):
-        QuantConv.from_torch(module, 0.1, 0)
+        conv_from_torch(module, 0.1, 0)
 
 
 def test_rejects_multiplier_that_overflows_int32():
     module = _module()
     module.scale = 1e-9
     with pytest.raises(QuantError, match="beyond int32"):
-        QuantConv.from_torch(module, 0.1, 0)
+        conv_from_torch(module, 0.1, 0)
 
 
 def test_rejects_bad_padding_and_input():
@@ -136,7 +137,7 @@ def test_rejects_bad_padding_and_input():
 
 def test_relu6_table_matches_float_reference():
     """The ReLU6 table equals clamp(round(relu6(dequant(q)) / s) + z) for every input."""
-    from host.torch_frontend import activation_table
+    from host.compiler.torch_frontend import activation_table
     scale, zero_point = 0.0735, 37
     table, out_scale, out_zp = activation_table(nnq.ReLU6(), scale, zero_point)
     q = np.arange(256)
@@ -154,7 +155,7 @@ def _division_multiplier(s_w, s_x, s_o):
 def near_tie_cases(count, seed=0):
     """``(s_x, s_w, s_o, acc)`` where the reciprocal and the division formulas for M differ
     by one ulp and ``f32(acc * M)`` rounds to different integers under the two."""
-    from host.torch_frontend import requantization_multiplier
+    from host.compiler.torch_frontend import requantization_multiplier
     rng = np.random.default_rng(seed)
     found = []
     while len(found) < count:
@@ -207,7 +208,7 @@ def test_multiplier_is_pytorchs_at_near_ties(kind):
                 xin = quantized_input(x[i].reshape(1, c), s_x, 0)
             module.scale, module.zero_point = s_o, 128
             expected = module(xin).int_repr().numpy().reshape(k)[i]
-            conv = QuantConv.from_torch(module, s_x, 0)
+            conv = conv_from_torch(module, s_x, 0)
             got = conv(x[i].reshape(1, c, 1, 1))[0, i, 0, 0]
             assert got == expected, (kind, per_channel, s_x, s_w, s_o, acc)
             division = np.rint(np.float32(np.float32(acc) * _division_multiplier(s_w, s_x, s_o))) + 128

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from host.quant import conv_accumulate
-from host.tile_model import line_buffer_windows, row_words
+from host.golden.quant import conv_accumulate
+from host.golden.tile_model import line_buffer_windows, row_words
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 0), (3, 1, 1), (3, 2, 0), (3, 2, 1),

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from amaranth import Shape
 
-from host import schedule, tiling
-from host.driver import prepare_layer
-from host.planner import ConvShape, plan
-from host.quant import QuantConv
-from host.sim import timeout_cycles
+from host.golden import schedule, tiling
+from host.runtime.driver import prepare_layer
+from host.compiler.planner import ConvShape, plan
+from host.golden.quant import QuantConv
+from host.runtime.sim import timeout_cycles
 from hw.config import AccelConfig, tile_rows_limit, word_bytes_for
 
 
@@ -73,7 +73,7 @@ def width(layout, name):
 def test_command_fields_hold_every_accepted_value(cfg):
     """Largest value of each line buffer / output buffer command field that a tile the
     host and the hardware validation accept can produce, against the field's width."""
-    from hw.core import ComputeCore
+    from hw.datapath.core import ComputeCore
     core = ComputeCore(cfg)
     lb = core.line_buffer.command_layout
     out = core.output.cmd_layout

@@ -1,12 +1,12 @@
-"""Sanity of the golden address model host/tiling.py against brute-force coverage."""
+"""Sanity of the golden address model host/golden/tiling.py against brute-force coverage."""
 
 import numpy as np
 import pytest
 
-from host import tiling
+from host.golden import tiling
 from hw.contract import PARAM_BYTES, DmaKind, descriptor_layout
-from host.tiling import commands, descriptor, output_size, pack, transfers
-from host.sim.layers import TILER_BASES, TILER_CASES, tiler_case_descriptor
+from host.golden.tiling import commands, descriptor, output_size, pack, transfers
+from host.runtime.sim.layers import TILER_BASES, TILER_CASES, tiler_case_descriptor
 
 BASES = TILER_BASES
 CASES = TILER_CASES                      # also replayed on the RTL by sim_tests/test_tiler.py

@@ -1,0 +1,1 @@
+"""PyTorch front end, decomposition, tile planner and whole-network programs."""

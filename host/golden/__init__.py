@@ -1,0 +1,1 @@
+"""Golden models: the arithmetic, the loop nest's DMA transfers and core commands, tiles."""

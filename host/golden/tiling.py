@@ -1,0 +1,220 @@
+"""Golden address model of the Tiler: the exact DMA command sequence of one layer.
+
+``commands(desc)`` walks the L3 loop nest (:func:`steps`, docs/architecture.md) in this order::
+
+    for k0 in range(0, K, T_K):
+      for x0 in range(0, XO, T_XO):
+        for y0 in range(0, YO, T_YO):
+          for c0 in range(0, C, T_C):
+            iAct tile      (kind IACT)
+            weight tile    (kind WEIGHT)
+            params block   (kind PARAMS, only when c0 == 0)
+            output tile    (kind OUTPUT, only after the last c0)
+
+and returns dicts ``{kind, addr, length, group_last, first_c, last_c, end}``:
+``group_last`` marks the last command of its kind in that step, ``first_c`` / ``last_c``
+tell whether the step is the first / last channel tile, ``end`` marks the layer's last
+command. ``transfers(desc)`` is the ``(kind, addr, length)`` projection.
+
+DRAM layouts: input u8 NCHW with row pitch ``in_pitch`` (channel stride
+``height * in_pitch``); weights s8 (K, C, R, S) contiguous; params ``PARAM_BYTES`` per
+kernel, kernel-major; output u8 NCHW with row pitch ``out_pitch`` (channel stride
+``XO * out_pitch``). Padding is produced on chip and never read.
+
+The descriptor layout is :class:`hw.contract.LayerDescriptor` (not redefined here);
+``descriptor(...)`` fills defaults and validates, ``pack`` / ``pack_bytes`` give the integer /
+little-endian bytes the hardware register block holds.
+"""
+
+from dataclasses import dataclass
+
+from hw.contract import PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
+
+from host.golden.quant import output_size
+
+__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "ceil_div", "Step", "steps", "commands",
+           "transfers"]
+
+_FIELD_NAMES = [name for name, _ in descriptor_layout()]
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, height, width,
+               kernels, kernel_size=3, stride=1, padding=1, tile_k=None, tile_c=None,
+               tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None):
+    """A validated descriptor dict; pitches default to the row widths, tiles to the layer."""
+    def default_output(size):           # 1 where there is no output: validate() names it
+        return output_size(size, kernel_size, stride, padding) if size + 2 * padding >= kernel_size else 1
+    xo, yo = default_output(height), default_output(width)
+    d = {
+        "input_addr": input_addr, "weight_addr": weight_addr, "params_addr": params_addr,
+        "output_addr": output_addr, "channels": channels, "height": height, "width": width,
+        "kernels": kernels, "kernel_size": kernel_size, "stride": stride, "padding": padding,
+        "tile_k": kernels if tile_k is None else tile_k,
+        "tile_c": channels if tile_c is None else tile_c,
+        "tile_xo": xo if tile_xo is None else tile_xo,
+        "tile_yo": yo if tile_yo is None else tile_yo,
+        "in_pitch": width if in_pitch is None else in_pitch,
+        "out_pitch": yo if out_pitch is None else out_pitch,
+    }
+    validate(d)
+    return d
+
+
+def validate(d):
+    layout = descriptor_layout()
+    for name, field in layout:
+        value = d[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << field.shape.width:
+            raise ValueError(f"{name} must be an integer in [0, 2**{field.shape.width}), got {value!r}")
+    if d["kernel_size"] not in (1, 3):
+        raise ValueError(f"kernel_size must be 1 or 3, got {d['kernel_size']}")
+    if d["stride"] not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {d['stride']}")
+    if not 0 <= d["padding"] <= 2:
+        raise ValueError(f"padding must be in [0, 2], got {d['padding']}")
+    for name in ("channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo"):
+        if d[name] < 1:
+            raise ValueError(f"{name} must be at least 1, got {d[name]}")
+    for size in ("height", "width"):
+        if d[size] + 2 * d["padding"] < d["kernel_size"]:
+            raise ValueError(f"{size} + 2 * padding must be at least the kernel size")
+    if d["in_pitch"] < d["width"]:
+        raise ValueError(f"in_pitch ({d['in_pitch']}) must be at least width ({d['width']})")
+    yo = output_size(d["width"], d["kernel_size"], d["stride"], d["padding"])
+    if d["out_pitch"] < yo:
+        raise ValueError(f"out_pitch ({d['out_pitch']}) must be at least the output width ({yo})")
+
+
+def pack(d):
+    """The descriptor as the integer a ``LayerDescriptor`` signal carries."""
+    validate(d)
+    return LayerDescriptor.const({name: d[name] for name in _FIELD_NAMES}).as_value().value
+
+
+def pack_bytes(d):
+    """Little-endian bytes of :func:`pack`, padded to whole 32-bit words."""
+    size = descriptor_layout().size
+    return pack(d).to_bytes(-(-size // 32) * 4, "little")
+
+
+def iact_tile(d, x0, y0, txo, tyo):
+    """Input rows / columns [lo, hi) an output tile needs, clipped to the tensor."""
+    s, p, r = d["stride"], d["padding"], d["kernel_size"]
+    xi_lo = max(0, x0 * s - p)
+    xi_hi = min(d["height"], (x0 + txo - 1) * s - p + r)
+    yi_lo = max(0, y0 * s - p)
+    yi_hi = min(d["width"], (y0 + tyo - 1) * s - p + r)
+    return xi_lo, xi_hi, yi_lo, yi_hi
+
+
+@dataclass(frozen=True)
+class Step:
+    """One channel tile ``c0`` of one output tile ``(k0, x0, y0)``: the tile sizes (clipped
+    at the layer's edges), the input rows / columns it reads from ``(xi_lo, yi_lo)``, the
+    padding rows / columns above and left of them, and whether it is the first / last
+    channel tile of its output tile."""
+    k0: int
+    x0: int
+    y0: int
+    c0: int
+    tk: int
+    tc: int
+    txo: int
+    tyo: int
+    xi_lo: int
+    yi_lo: int
+    rows_in: int
+    cols_in: int
+    pad_top: int
+    pad_left: int
+    first_c: bool
+    last_c: bool
+
+
+def steps(d):
+    """The L3 loop nest, the one walk of it on the host: output tiles ``k0, x0, y0``, then
+    channel tiles ``c0`` innermost. :func:`commands` (the DMA transfers) and
+    ``host.golden.schedule.core_commands`` (the compute core's commands) both consume it."""
+    R, S, P = d["kernel_size"], d["stride"], d["padding"]
+    XO = output_size(d["height"], R, S, P)
+    YO = output_size(d["width"], R, S, P)
+    for k0 in range(0, d["kernels"], d["tile_k"]):
+        for x0 in range(0, XO, d["tile_xo"]):
+            for y0 in range(0, YO, d["tile_yo"]):
+                txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
+                xi_lo, xi_hi, yi_lo, yi_hi = iact_tile(d, x0, y0, txo, tyo)
+                for c0 in range(0, d["channels"], d["tile_c"]):
+                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
+                               tk=min(d["tile_k"], d["kernels"] - k0),
+                               tc=min(d["tile_c"], d["channels"] - c0), txo=txo, tyo=tyo,
+                               xi_lo=xi_lo, yi_lo=yi_lo,
+                               rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
+                               pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
+                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"])
+
+
+def commands(d):
+    validate(d)
+    C, X, Y = d["channels"], d["height"], d["width"]
+    R, pitch, opitch = d["kernel_size"], d["in_pitch"], d["out_pitch"]
+    RS = R * R
+    XO = output_size(X, R, d["stride"], d["padding"])
+    YO = output_size(Y, R, d["stride"], d["padding"])
+    out = []
+
+    def group(kind, items, first_c, last_c):
+        for i, (addr, length) in enumerate(items):
+            out.append({"kind": kind, "addr": addr, "length": length,
+                        "group_last": int(i == len(items) - 1), "first_c": int(first_c),
+                        "last_c": int(last_c), "end": 0})
+
+    for st in steps(d):
+        rows, cols = st.rows_in, st.cols_in
+        merge_rows = st.yi_lo == 0 and cols == Y and pitch == Y
+        merge_all = merge_rows and st.xi_lo == 0 and rows == X
+        iact = []
+        if rows > 0 and cols > 0:
+            base = d["input_addr"] + st.c0 * X * pitch + st.xi_lo * pitch + st.yi_lo
+            if merge_all:
+                iact = [(base, st.tc * X * Y)]
+            elif merge_rows:
+                iact = [(base + c * X * pitch, rows * Y) for c in range(st.tc)]
+            else:
+                iact = [(base + c * X * pitch + r * pitch, cols)
+                        for c in range(st.tc) for r in range(rows)]
+        group(DmaKind.IACT, iact, st.first_c, st.last_c)
+        wbase = d["weight_addr"] + st.k0 * C * RS + st.c0 * RS
+        if st.tc == C:
+            weights = [(wbase, st.tk * C * RS)]
+        else:
+            weights = [(wbase + k * C * RS, st.tc * RS) for k in range(st.tk)]
+        group(DmaKind.WEIGHT, weights, st.first_c, st.last_c)
+        if st.first_c:
+            group(DmaKind.PARAMS, [(d["params_addr"] + st.k0 * PARAM_BYTES, st.tk * PARAM_BYTES)],
+                  st.first_c, st.last_c)
+        if st.last_c:
+            obase = d["output_addr"] + st.k0 * XO * opitch + st.x0 * opitch + st.y0
+            orow = st.y0 == 0 and st.tyo == YO and opitch == YO
+            oall = orow and st.x0 == 0 and st.txo == XO
+            if oall:
+                outs = [(obase, st.tk * XO * YO)]
+            elif orow:
+                outs = [(obase + k * XO * opitch, st.txo * YO) for k in range(st.tk)]
+            else:
+                outs = [(obase + k * XO * opitch + x * opitch, st.tyo)
+                        for k in range(st.tk) for x in range(st.txo)]
+            group(DmaKind.OUTPUT, outs, st.first_c, st.last_c)
+    out[-1]["end"] = 1
+    for c in out:
+        if c["length"] >= 1 << 32:
+            raise ValueError(f"transfer of {c['length']} bytes does not fit the 32-bit length")
+    return out
+
+
+def transfers(d):
+    """The exact ``(kind, addr, length)`` sequence the Tiler issues for descriptor ``d``."""
+    return [(c["kind"], c["addr"], c["length"]) for c in commands(d)]

@@ -1,0 +1,1 @@
+"""DRAM layout, the register-level driver, and the simulation and PYNQ backends."""

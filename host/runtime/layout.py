@@ -1,0 +1,75 @@
+"""DRAM layout of a layer: input, weights, per-kernel parameters and output regions."""
+
+import numpy as np
+
+from hw.contract import PARAM_BYTES, pack_params
+
+from host.golden import tiling
+
+__all__ = ["param_block", "weight_bytes", "DramImage", "layer_descriptor"]
+
+ALIGN = 4096
+
+
+def param_block(conv):
+    """The layer's :class:`hw.contract.ParamRecord` per kernel (``PARAM_BYTES`` each)."""
+    return pack_params(conv.bias_q, conv.multiplier, conv.output_zero_point, conv.lo, conv.hi)
+
+
+def weight_bytes(conv):
+    """Weights (K, C, R, S) s8 as stored in DRAM, kernel-major."""
+    return conv.weight.astype(np.int8).view(np.uint8).reshape(-1)
+
+
+class DramImage:
+    """A byte-addressed memory image with regions placed at 4 KiB-aligned addresses."""
+
+    def __init__(self, base=0x1000):
+        self.base = base
+        self.regions = {}
+        self.top = base
+
+    def place(self, name, size, data=None):
+        addr = self.top
+        self.regions[name] = (addr, size)
+        self.top = -(-(addr + size + 64) // ALIGN) * ALIGN       # guard gap between regions
+        if data is not None:
+            self.write(name, data)
+        return addr
+
+    def write(self, name, data):
+        addr, size = self.regions[name]
+        data = np.asarray(data, dtype=np.uint8).reshape(-1)
+        assert data.size == size
+        self._bytes(addr + size)[addr:addr + size] = data
+
+    def read(self, addr, length):
+        return self._bytes(addr + length)[addr:addr + length]
+
+    def _bytes(self, size):
+        if not hasattr(self, "_mem") or self._mem.size < size:
+            mem = np.zeros(max(size, self.top), dtype=np.uint8)
+            if hasattr(self, "_mem"):
+                mem[:self._mem.size] = self._mem
+            self._mem = mem
+        return self._mem
+
+    @property
+    def memory(self):
+        return self._bytes(self.top)
+
+
+def layer_descriptor(conv, x_shape, dram, tiles=None):
+    """Place a layer's tensors in ``dram`` and return its descriptor dict."""
+    _, c, h, w = x_shape
+    xo, yo = conv.output_shape(h, w)
+    k = conv.out_channels
+    tiles = tiles or {}
+    d = tiling.descriptor(
+        input_addr=dram.place("input", c * h * w), weight_addr=dram.place("weights", conv.weight.size),
+        params_addr=dram.place("params", k * PARAM_BYTES), output_addr=dram.place("output", k * xo * yo),
+        channels=c, height=h, width=w, kernels=k, kernel_size=conv.kernel_size, stride=conv.stride,
+        padding=conv.padding, **{f"tile_{n}": v for n, v in tiles.items()})
+    dram.write("weights", weight_bytes(conv))
+    dram.write("params", param_block(conv))
+    return d

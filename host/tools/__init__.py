@@ -1,0 +1,1 @@
+"""Reference networks, design-space exploration and the RTL fuzzer."""

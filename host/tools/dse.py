@@ -1,0 +1,318 @@
+"""``python -m host.tools.dse``: design-space exploration of the accelerator for a network.
+
+Searches KP, YP and buffer depths for the fewest modelled network cycles
+(``host.compiler.planner``: the best L3 tiles of every layer under each configuration) among
+configurations whose modelled resources fit the device (``gen.report.BUDGET``).
+Layers the accelerator cannot run (kernels other than 1 and 3, grouped / depthwise
+convolutions, strides other than 1 and 2) are listed as CPU layers.
+
+Writes ``<out>/dse_<model>.json`` and ``<out>/dse_<model>.png`` (per-layer utilization
+and a roofline; needs matplotlib).
+"""
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from gen.report import BUDGET
+from hw.config import AccelConfig
+from hw.datapath.line_buffer import word_bytes_for
+
+from host.tools import networks
+from host.compiler.planner import ConvShape, plan
+from host.golden.schedule import BufferOverflow
+
+__all__ = ["resources", "accelerator_layers", "evaluate", "search", "exhaustive_search",
+           "SPACE", "main"]
+
+DEVICES = {"zu7ev": BUDGET}
+
+# Resource model, calibrated on yosys synth_xilinx (xcup) of the blocks:
+# dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP;
+# requant: 629 LUT / 408 FF / 2 DSP (one per array column).
+LUT_PER_DPE = (8519 - 1603) / (64 - 12)
+FF_PER_DPE = (15878 - 3378) / (64 - 12)
+LUT_ARRAY_BASE = 1603 - LUT_PER_DPE * 12
+FF_ARRAY_BASE = 3378 - FF_PER_DPE * 12
+REQUANT = {"LUT": 629, "FF": 408, "DSP": 2}
+# Everything outside the array and the requantizers (DMA, tiler, sequencer, controller,
+# CSRs, buffers' logic, line buffer), calibrated on the yosys estimate of the whole default
+# accelerator (KP=3, YP=4): 28,277 LUT, 15,911 FF, 172 DSP, 104.5 BRAM36.
+FIXED = {"LUT": 28_277 - 1_603 - 4 * 629, "FF": 15_911 - 3_378 - 4 * 408, "DSP": 172 - 108 - 4 * 2}
+# Logic that grows with the array outside the DPEs (output-buffer and line-buffer muxes,
+# wider words): fitted so that the model also reproduces the yosys estimate of the whole
+# accelerator at KP=16, YP=11: 93,728 LUT, 73,593 FF, 1,662 DSP, 215 BRAM36.
+SYSTEM_PER_DPE = {"LUT": 239.24, "FF": 93.92}
+FIXED["LUT"] -= round(12 * SYSTEM_PER_DPE["LUT"])
+FIXED["FF"] -= round(12 * SYSTEM_PER_DPE["FF"])
+# FIFOs of the DMA reader (512 x 134 bit) and the controller's write queues (512 x 72, 512 x 32)
+FIXED_BRAM36 = 4
+# BRAM36 aspect ratios (depth, width); URAM288 is 4K x 72
+BRAM_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+URAM_SHAPES = ((4096, 72),)
+
+SPACE = {
+    "kp": (2, 3, 4, 6, 8, 12, 16, 24, 32),
+    "yp": (2, 4, 8, 16, 32),
+    "streaming_buffer_depth": (1 << 16, 1 << 18),
+    "stationary_buffer_depth": (1 << 12, 1 << 14),
+    "output_buffer_depth": (1 << 14, 1 << 16, 1 << 18),
+    "line_buffer_depth": (256,),
+}
+
+
+def _memory(depth, width, shapes=BRAM_SHAPES):
+    """Blocks for one ``depth`` x ``width`` memory: the best of the block's aspect ratios."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in shapes)
+
+
+def resources(cfg: AccelConfig):
+    """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration."""
+    n = cfg.kp * cfg.yp
+    word = word_bytes_for(cfg.yp)
+    res = {
+        "DSP": 9 * n + REQUANT["DSP"] * cfg.yp + FIXED["DSP"],
+        "LUT": round(LUT_ARRAY_BASE + (LUT_PER_DPE + SYSTEM_PER_DPE["LUT"]) * n
+                     + REQUANT["LUT"] * cfg.yp + FIXED["LUT"]),
+        "FF": round(FF_ARRAY_BASE + (FF_PER_DPE + SYSTEM_PER_DPE["FF"]) * n
+                    + REQUANT["FF"] * cfg.yp + FIXED["FF"]),
+    }
+    # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
+    kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
+    out_words = cfg.output_buffer_depth // n
+    bram = (_memory(2 * cfg.streaming_buffer_depth // word, word * 8) +
+            _memory(2 * kernel_groups_words, cfg.kp * 72) + FIXED_BRAM36)
+    # per-kernel parameters (88 bits) of both halves, in the output buffer
+    params = 2 * (1 << max(0, math.ceil(math.log2(max(1, min(4096, out_words * cfg.kp))))))
+    bram += _memory(params, 88)
+    out = 2 * _memory(out_words, n * 32)
+    res["BRAM36"] = bram + out
+    res["URAM"] = 0
+    if res["BRAM36"] > BUDGET["BRAM36"]:
+        res["BRAM36"] = bram
+        res["URAM"] = 2 * _memory(out_words, n * 32, URAM_SHAPES)
+    return res
+
+
+def fits(res, budget):
+    return all(res[k] <= budget[k] for k in budget)
+
+
+def accelerator_layers(layers):
+    """Split a layer table into (accelerator ConvShapes, CPU layers with the reason)."""
+    acc, cpu = [], []
+    for l in layers:
+        reason = None
+        if l.get("groups", 1) != 1:
+            reason = f"grouped convolution (groups={l['groups']})"
+        elif l["kernel"] not in (1, 3):
+            reason = f"{l['kernel']}x{l['kernel']} kernel (the array runs 1x1 and 3x3)"
+        elif l["stride"] not in (1, 2):
+            reason = f"stride {l['stride']}"
+        elif l["padding"] > l["kernel"] - 1:
+            reason = f"padding {l['padding']}"
+        elif not l.get("supported", True):
+            reason = l["reason"]
+        if reason:
+            cpu.append({**l, "reason": reason})
+        else:
+            acc.append(ConvShape(l["C"], l["K"], l["H"], l["W"], l["kernel"], l["stride"],
+                                 l["padding"], l["name"]))
+    return acc, cpu
+
+
+def _key(shape):
+    return (shape.channels, shape.kernels, shape.height, shape.width, shape.kernel_size,
+            shape.stride, shape.padding)
+
+
+def _lower_bound(cfg, shapes):
+    return sum(math.ceil(s.kernels / cfg.kp) * s.channels * s.out_height *
+               math.ceil(s.out_width / cfg.yp) for s in shapes)
+
+
+def evaluate(cfg, shapes, limit=None, cache=None):
+    """Total modelled cycles and per-layer plans; ``None`` if a layer does not fit or the
+    running total exceeds ``limit``."""
+    total, plans = 0, []
+    for s in shapes:
+        key = (cfg, _key(s))
+        p = cache.get(key) if cache is not None else None
+        if p is None:
+            try:
+                p = plan(cfg, s, coarse=True)
+            except BufferOverflow:
+                return None, None
+            if cache is not None:
+                cache[key] = p
+        total += p.cycles
+        plans.append(p)
+        if limit is not None and total > limit:
+            return None, None
+    return total, plans
+
+
+def configurations(space, budget):
+    """Configurations of ``space`` whose modelled resources fit ``budget``."""
+    out = []
+    for kp, yp, sb, st, ob, lb in itertools.product(
+            space["kp"], space["yp"], space["streaming_buffer_depth"],
+            space["stationary_buffer_depth"], space["output_buffer_depth"], space["line_buffer_depth"]):
+        try:
+            cfg = AccelConfig(kp=kp, yp=yp, streaming_buffer_depth=sb, stationary_buffer_depth=st,
+                              output_buffer_depth=ob, line_buffer_depth=lb)
+        except ValueError:
+            continue
+        if fits(resources(cfg), budget):
+            out.append(cfg)
+    return out
+
+
+def _dominated(cfg, others):
+    """A fitting configuration with the same array and every depth at least as large
+    (at least one larger) plans every layer at least as fast."""
+    names = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
+             "line_buffer_depth")
+    for o in others:
+        if o is cfg or (o.kp, o.yp) != (cfg.kp, cfg.yp):
+            continue
+        if all(getattr(o, n) >= getattr(cfg, n) for n in names) and \
+                any(getattr(o, n) > getattr(cfg, n) for n in names):
+            return True
+    return False
+
+
+def _rank(cfg, total):
+    res = resources(cfg)
+    return (total, res["DSP"], res["LUT"], res["BRAM36"] + 8 * res["URAM"], sorted(cfg.to_dict().items()))
+
+
+def search(shapes, space=SPACE, budget=BUDGET):
+    """Best configuration: fewest modelled cycles, then fewest resources. Pruned: depth
+    combinations dominated by a larger fitting one are skipped (more buffer never slows
+    a plan down), and configurations whose compute lower bound cannot beat the best."""
+    cfgs = configurations(space, budget)
+    cfgs = [c for c in cfgs if not _dominated(c, cfgs)]
+    cfgs.sort(key=lambda c: _lower_bound(c, shapes))
+    best, evaluated = None, 0
+    cache = {}
+    for cfg in cfgs:
+        if best is not None and _lower_bound(cfg, shapes) > best[0]:
+            break
+        total, plans = evaluate(cfg, shapes, None if best is None else best[0], cache)
+        evaluated += 1
+        if total is not None and (best is None or _rank(cfg, total) < _rank(best[1], best[0])):
+            best = (total, cfg, plans)
+    if best is None:
+        raise BufferOverflow("no configuration of the space runs every layer within the budget")
+    return {"cycles": best[0], "config": best[1], "plans": best[2], "evaluated": evaluated,
+            "configurations": len(configurations(space, budget))}
+
+
+def exhaustive_search(shapes, space, budget=BUDGET):
+    """Reference for :func:`search`: every fitting configuration, no pruning."""
+    best = None
+    for cfg in configurations(space, budget):
+        total, plans = evaluate(cfg, shapes)
+        if total is not None and (best is None or _rank(cfg, total) < _rank(best[1], best[0])):
+            best = (total, cfg, plans)
+    return {"cycles": best[0], "config": best[1], "plans": best[2]}
+
+
+def _torch_layers(spec):
+    import importlib
+    mod, _, fn = spec.partition(":")
+    if not fn:
+        raise SystemExit(f"--torch-module wants pkg.mod:fn, got {spec!r}")
+    model = getattr(importlib.import_module(mod), fn)()
+    from host.compiler.torch_frontend import layer_table
+    return layer_table(model)
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = result["layers"]
+    cfg = result["config"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5))
+    a.bar(range(len(rows)), [100 * r["utilization"] for r in rows])
+    a.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=90, fontsize=5)
+    a.set_ylabel("MAC utilization (%)")
+    a.set_title(f"KP={cfg['kp']} YP={cfg['yp']}: per-layer utilization")
+    peak = 9 * cfg["kp"] * cfg["yp"]
+    bw = 16 * 0.98
+    xs = [r["macs"] / (r["dram_read_bytes"] + r["dram_write_bytes"]) for r in rows]
+    ys = [r["macs"] / r["cycles"] for r in rows]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    grid = [lo * (hi / lo) ** (i / 100) for i in range(101)]
+    b.loglog(grid, [min(peak, bw * g) for g in grid], "k-", label="roofline (16 B/cycle bus)")
+    b.loglog(xs, ys, "o", ms=3, label="layers (model)")
+    b.set_xlabel("MACs per DRAM byte")
+    b.set_ylabel("MACs per cycle")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m host.tools.dse", description=__doc__.split("\n")[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", choices=sorted(networks.NETWORKS))
+    src.add_argument("--torch-module", help="pkg.mod:fn returning a torch.nn.Module (float or quantized)")
+    parser.add_argument("--device", choices=sorted(DEVICES), default="zu7ev")
+    parser.add_argument("--out", default="build/dse")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    name = args.model or args.torch_module.replace(":", "_").replace(".", "_")
+    layers = networks.network(args.model) if args.model else _torch_layers(args.torch_module)
+    shapes, cpu = accelerator_layers(layers)
+    r = search(shapes, SPACE, DEVICES[args.device])
+    seconds = time.perf_counter() - start
+    cfg = r["config"]
+    rows = [{"name": p.layer.name, "tiles": p.tiles, "cycles": p.cycles, "macs": p.macs,
+             "utilization": p.utilization, "dram_read_bytes": p.dram_read_bytes,
+             "dram_write_bytes": p.dram_write_bytes} for p in r["plans"]]
+    macs = sum(x["macs"] for x in rows)
+    result = {"model": name, "device": args.device, "config": cfg.to_dict(),
+              "resources": resources(cfg), "budget": DEVICES[args.device],
+              "cycles": r["cycles"], "macs": macs,
+              "utilization": macs / (r["cycles"] * cfg.macs_per_cycle),
+              "configurations_fitting": r["configurations"], "configurations_evaluated": r["evaluated"],
+              "search_seconds": seconds, "layers": rows,
+              "cpu_layers": [{k: l[k] for k in ("name", "C", "K", "H", "W", "kernel", "stride",
+                                                "padding", "groups", "reason")} for l in cpu]}
+    print(f"{name} on {args.device}: KP={cfg.kp} YP={cfg.yp} ({cfg.macs_per_cycle} MACs/cycle), "
+          f"depths stream {cfg.streaming_buffer_depth} stat {cfg.stationary_buffer_depth} "
+          f"out {cfg.output_buffer_depth}; resources {result['resources']}")
+    print(f"{'layer':24} {'T_K':>4} {'T_C':>4} {'T_XO':>4} {'T_YO':>4} {'cycles':>9} {'util':>6} "
+          f"{'read B':>9} {'write B':>8}")
+    for x in rows:
+        t = x["tiles"]
+        print(f"{x['name']:24} {t['k']:>4} {t['c']:>4} {t['xo']:>4} {t['yo']:>4} {x['cycles']:>9} "
+              f"{100 * x['utilization']:>5.1f}% {x['dram_read_bytes']:>9} {x['dram_write_bytes']:>8}")
+    for l in cpu:
+        print(f"{l['name']:24} CPU: {l['reason']}")
+    print(f"total {r['cycles']} cycles, utilization {100 * result['utilization']:.1f}%; "
+          f"{r['evaluated']} of {r['configurations']} configurations evaluated in {seconds:.1f} s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"dse_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out / f'dse_{name}.json'}")
+    if not args.no_plot:
+        try:
+            plot(result, out / f"dse_{name}.png")
+            print(f"wrote {out / f'dse_{name}.png'}")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install matplotlib)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

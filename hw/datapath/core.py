@@ -1,0 +1,156 @@
+"""Compute core: the on-chip buffers, line buffer, DPE array and output path, wired."""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+
+from hw.config import AccelConfig
+from hw.datapath.dpe_array import DPEArray
+from hw.datapath.line_buffer import LineBuffer, word_bytes_for
+from hw.datapath.output_buffer import OutputBuffer, output_params_layout
+from hw.datapath.repacker import Repacker, byte_stream_layout
+from hw.datapath.stationary_buffer import StationaryBuffer
+from hw.datapath.streaming_buffer import StreamingBuffer
+from hw.contract import PARAM_BYTES, ParamRecord
+
+__all__ = ["ComputeCore", "OUT_ROW_MAX"]
+
+OUT_ROW_MAX = (1 << 32) - 1     # a write command's length
+
+
+
+
+class ComputeCore(wiring.Component):
+    """Everything between the DMA and the DMA, driven by command streams.
+
+    Data in (bus-wide byte streams, as :class:`AxiReader` delivers them):
+    ``iact_in`` (iAct tile rows, cut into row-aligned words by ``iact_rows`` commands
+    ``{rows, row_bytes}``) -> :class:`StreamingBuffer`; ``weight_in`` (weight slices,
+    cut by ``weight_rows`` commands with ``row_bytes`` 9, or 1 for 1x1 kernels) ->
+    :class:`StationaryBuffer`; ``params_in`` (``PARAM_BYTES`` per kernel) -> the
+    :class:`OutputBuffer`'s parameters; ``table`` -> the requantizers' activation table.
+
+    Compute: :class:`StreamingBuffer` ``read`` -> :class:`LineBuffer` -> :class:`DPEArray`
+    (weights from :class:`StationaryBuffer`, swapped on each channel image's first window)
+    -> :class:`OutputBuffer`.
+
+    Data out: ``out`` (bus-wide byte stream for :class:`AxiWriter`, one ``last`` per
+    ``out_rows`` command row, i.e. per write command).
+
+    Commands, passed to the blocks unchanged: ``iact_load``, ``iact_replay``
+    (StreamingBuffer), ``weight_load``, ``weight_replay`` (StationaryBuffer), ``lb_cmd``
+    (LineBuffer), ``out_cmd`` (OutputBuffer), plus the repackers' ``iact_rows``,
+    ``weight_rows``, ``params_rows`` and ``out_rows``.
+    """
+
+    def __init__(self, cfg=AccelConfig()):
+        self.cfg = cfg
+        bus = cfg.axi_data_width // 8
+        self.bus_bytes = bus
+        self.word_bytes = word_bytes_for(cfg.yp)
+        self.streaming = StreamingBuffer(word_bytes=self.word_bytes,
+                                         depth=max(2, cfg.streaming_buffer_depth // self.word_bytes))
+        self.stationary = StationaryBuffer(kp=cfg.kp, depth=max(1, cfg.stationary_buffer_depth // cfg.kp))
+        # Command fields hold every value the descriptor validation admits: tile rows up
+        # to max_tile_rows, T_C * ceil(T_K / KP) channel images <= stationary depth / KP.
+        self.line_buffer = LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth,
+                                      max_rows=cfg.max_tile_rows,
+                                      max_channels=cfg.max_channel_images,
+                                      slots=cfg.line_buffer_slots)
+        self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1)
+        # Output tile dimensions up to AccelConfig.max_output_dim.
+        out_words = cfg.output_buffer_depth // (cfg.kp * cfg.yp)
+        self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp, depth=max(1, out_words),
+                                   max_dim=cfg.max_output_dim)
+        self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes, max_row=cfg.line_buffer_depth)
+        self.weight_packer = Repacker(in_bytes=bus, out_bytes=9, max_row=9)
+        self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)
+        self.out_packer = Repacker(in_bytes=cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
+        bus_layout = byte_stream_layout(bus)
+        super().__init__({
+            "iact_in": In(stream.Signature(bus_layout)),
+            "weight_in": In(stream.Signature(bus_layout)),
+            "params_in": In(stream.Signature(bus_layout)),
+            "table": In(stream.Signature(self.output.table_layout)),
+            "out": Out(stream.Signature(bus_layout)),
+            "iact_rows": In(stream.Signature(self.iact_packer.cmd_layout)),
+            "weight_rows": In(stream.Signature(self.weight_packer.cmd_layout)),
+            "params_rows": In(stream.Signature(self.params_packer.cmd_layout)),
+            "out_rows": In(stream.Signature(self.out_packer.cmd_layout)),
+            "iact_load": In(stream.Signature(self.streaming.load_layout)),
+            "iact_replay": In(stream.Signature(self.streaming.replay_layout)),
+            "weight_load": In(stream.Signature(self.stationary.load_layout)),
+            "weight_replay": In(stream.Signature(self.stationary.replay_layout)),
+            "lb_cmd": In(stream.Signature(self.line_buffer.command_layout)),
+            "out_cmd": In(stream.Signature(self.output.cmd_layout)),
+            "array_busy": Out(1),
+            "stall_input": Out(1),
+            "stall_weights": Out(1),
+            "stall_output": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for name in ("streaming", "stationary", "line_buffer", "array", "output",
+                     "iact_packer", "weight_packer", "params_packer", "out_packer"):
+            m.submodules[name] = getattr(self, name)
+
+        # commands
+        connect(m, flipped(self.iact_load), self.streaming.load)
+        connect(m, flipped(self.iact_replay), self.streaming.replay)
+        connect(m, flipped(self.weight_load), self.stationary.load)
+        connect(m, flipped(self.weight_replay), self.stationary.replay)
+        connect(m, flipped(self.lb_cmd), self.line_buffer.cmd)
+        connect(m, flipped(self.out_cmd), self.output.cmd)
+        connect(m, flipped(self.iact_rows), self.iact_packer.cmd)
+        connect(m, flipped(self.weight_rows), self.weight_packer.cmd)
+        connect(m, flipped(self.params_rows), self.params_packer.cmd)
+        connect(m, flipped(self.out_rows), self.out_packer.cmd)
+        connect(m, flipped(self.table), self.output.table)
+
+        # DRAM data in
+        connect(m, flipped(self.iact_in), self.iact_packer.i)
+        m.d.comb += [
+            self.streaming.write.valid.eq(self.iact_packer.o.valid),
+            self.streaming.write.payload.eq(self.iact_packer.o.payload.data),
+            self.iact_packer.o.ready.eq(self.streaming.write.ready),
+        ]
+        connect(m, flipped(self.weight_in), self.weight_packer.i)
+        connect(m, self.weight_packer.o, self.stationary.write)
+        connect(m, flipped(self.params_in), self.params_packer.i)
+        record = data.View(ParamRecord, self.params_packer.o.payload.data.as_value())
+        params = Signal(output_params_layout)
+        m.d.comb += [
+            *(getattr(params, name).eq(getattr(record, name)) for name, _ in output_params_layout),
+            self.output.params.valid.eq(self.params_packer.o.valid),
+            self.output.params.payload.eq(params),
+            self.params_packer.o.ready.eq(self.output.params.ready),
+        ]
+
+        # compute: rows -> windows -> array -> output buffer
+        m.d.comb += [
+            self.line_buffer.rows.valid.eq(self.streaming.read.valid),
+            self.line_buffer.rows.payload.eq(self.streaming.read.payload),
+            self.streaming.read.ready.eq(self.line_buffer.rows.ready),
+        ]
+        connect(m, self.stationary.weights, self.array.weights)
+        lb, arr = self.line_buffer.windows, self.array.windows
+        m.d.comb += [
+            arr.valid.eq(lb.valid),
+            arr.payload.windows.eq(lb.payload.windows),
+            arr.payload.swap.eq(lb.payload.first),
+            arr.payload.tag.eq(lb.payload.last),
+            lb.ready.eq(arr.ready),
+            self.output.sums.valid.eq(self.array.sums.valid),
+            self.output.sums.payload.sums.eq(self.array.sums.payload.sums),
+            self.array.sums.ready.eq(self.output.sums.ready),
+            self.array_busy.eq(arr.valid & arr.ready),
+            self.stall_output.eq(self.array.sums.valid & ~self.output.sums.ready),
+            self.stall_weights.eq(lb.valid & ~arr.ready & ~self.stall_output),
+            self.stall_input.eq(~lb.valid & ~self.stall_output),
+        ]
+
+        # output: YP-byte beats -> bus words, one write command per out_rows row
+        connect(m, self.output.out, self.out_packer.i)
+        connect(m, self.out_packer.o, flipped(self.out))
+        return m

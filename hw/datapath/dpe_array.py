@@ -1,0 +1,106 @@
+"""KP x YP array of DPEs with weight-stationary rows and shadow weight registers."""
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import AccelConfig, check_range
+from hw.datapath.dpe import DPE, ACTIVATIONS, WEIGHTS, RESULT_SHAPE
+
+__all__ = ["DPEArray"]
+
+
+class DPEArray(wiring.Component):
+    """KP rows (kernels) x YP columns (sliding windows) of :class:`DPE`.
+
+    Row ``k`` holds kernel ``k``'s 9 weights; column ``j`` sees window ``j``. Each cycle the
+    array turns YP windows into KP x YP dot products.
+
+    ``weights``: stream of KP x 9 s8, loaded into shadow registers (one set held at a time).
+    ``windows``: stream of ``{windows: YP x 9 u8, swap: 1, tag}``. A beat with ``swap`` set
+    first moves the shadow weights into the active registers, so a new kernel set costs no
+    bubble as long as it was loaded in time; such a beat waits until the shadow is full.
+    ``sums``: stream of ``{sums: KP x YP signed 20-bit, tag}``; ``sums[k][j]`` is kernel
+    ``k`` on window ``j``. ``tag`` travels with its beat unchanged.
+
+    Latency: ``1 + DPE.LATENCY`` = 4 cycles from ``windows`` to ``sums``.
+    """
+
+    def __init__(self, *, kp, yp, tag_width=1):
+        check_range("kp", kp, *AccelConfig.LIMITS["kp"])
+        check_range("yp", yp, *AccelConfig.LIMITS["yp"])
+        check_range("tag_width", tag_width, 1, 64)
+        self.kp, self.yp, self.tag_width = kp, yp, tag_width
+        self.weights_layout = data.ArrayLayout(WEIGHTS, kp)
+        self.windows_layout = data.StructLayout({
+            "windows": data.ArrayLayout(ACTIVATIONS, yp),
+            "swap": 1,
+            "tag": unsigned(tag_width),
+        })
+        self.sums_layout = data.StructLayout({
+            "sums": data.ArrayLayout(data.ArrayLayout(RESULT_SHAPE, yp), kp),
+            "tag": unsigned(tag_width),
+        })
+        super().__init__({
+            "weights": In(stream.Signature(self.weights_layout)),
+            "windows": In(stream.Signature(self.windows_layout)),
+            "sums": Out(stream.Signature(self.sums_layout)),
+        })
+
+    @property
+    def latency(self):
+        return 1 + DPE.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        kp, yp = self.kp, self.yp
+
+        shadow = Signal(self.weights_layout)
+        shadow_full = Signal()
+        active = Signal(self.weights_layout)
+
+        # Input register stage: the accepted window beat and the weights it uses.
+        window = Signal(data.ArrayLayout(ACTIVATIONS, yp))
+        window_valid = Signal()
+        tags = [Signal(self.tag_width, name=f"tag{s}") for s in range(self.latency)]
+
+        dpes = [[DPE() for _ in range(yp)] for _ in range(kp)]
+        for k in range(kp):
+            for j in range(yp):
+                m.submodules[f"dpe_{k}_{j}"] = dpe = dpes[k][j]
+                m.d.comb += [
+                    dpe.i.valid.eq(window_valid),
+                    dpe.i.payload.activations.eq(window[j]),
+                    dpe.i.payload.weights.eq(active[k]),
+                    dpe.o.ready.eq(self.sums.ready),
+                    self.sums.payload.sums[k][j].eq(dpe.o.payload),
+                ]
+        lead = dpes[0][0]       # every DPE advances in lockstep
+        advance = lead.i.ready | ~window_valid
+
+        blocked = self.windows.payload.swap & ~shadow_full
+        accept = Signal()
+        swap = Signal()
+        m.d.comb += [
+            self.windows.ready.eq(advance & ~blocked),
+            accept.eq(self.windows.valid & self.windows.ready),
+            swap.eq(accept & self.windows.payload.swap),
+            self.weights.ready.eq(~shadow_full | swap),
+            self.sums.valid.eq(lead.o.valid),
+            self.sums.payload.tag.eq(tags[-1]),
+        ]
+
+        with m.If(self.weights.valid & self.weights.ready):
+            m.d.sync += [shadow.eq(self.weights.payload), shadow_full.eq(1)]
+        with m.Elif(swap):
+            m.d.sync += shadow_full.eq(0)
+        with m.If(swap):
+            m.d.sync += active.eq(shadow)
+
+        with m.If(advance):
+            m.d.sync += [window_valid.eq(accept), window.eq(self.windows.payload.windows),
+                         tags[0].eq(self.windows.payload.tag)]
+        with m.If(lead.i.ready):
+            for s in range(1, self.latency):
+                m.d.sync += tags[s].eq(tags[s - 1])
+        return m
