@@ -13,6 +13,7 @@ from hw.dma import AxiDma
 from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
 from hw.control.sequencer import COMMAND_STREAMS, Sequencer
 from hw.control.tiler import LayerDescriptor, Tiler
+from hw.control.steps import StepWalker
 
 __all__ = ["Accelerator"]
 
@@ -26,8 +27,9 @@ class Accelerator(wiring.Component):
     ``irq``: high while IRQ_ENABLE bit 0 and IRQ_STATUS bit 0 (a layer ended) are set.
 
     Inside: :class:`CsrBank` -> :class:`Controller`, which validates the layer, loads the
-    activation table and runs the :class:`Tiler`'s DMA commands through :class:`AxiDma`;
-    the :class:`Sequencer` issues the matching commands to the :class:`ComputeCore`.
+    activation table and starts the :class:`StepWalker`, whose one walk of the loop nest
+    feeds the :class:`Tiler` (DMA commands, run through :class:`AxiDma`) and the
+    :class:`Sequencer` (the matching commands to the :class:`ComputeCore`).
     """
 
     def __init__(self, cfg: AccelConfig = AccelConfig()):
@@ -45,9 +47,10 @@ class Accelerator(wiring.Component):
         m.submodules.csr = csr = CsrBank(self.register_map, addr_width=cfg.csr_addr_width)
         m.submodules.controller = ctl = Controller(cfg)
         core = ComputeCore(cfg)
+        walker = StepWalker(depth=2 * cfg.sequencer_queue_depth)
         tiler = Tiler(addr_width=cfg.axi_addr_width)
         sequencer = Sequencer(core)
-        for name, block in (("core", core), ("tiler", tiler), ("sequencer", sequencer)):
+        for name, block in (("core", core), ("walker", walker), ("tiler", tiler), ("sequencer", sequencer)):
             m.submodules[name] = ResetInserter(ctl.core_reset)(block)
         m.submodules.dma = dma = AxiDma.from_config(cfg)
 
@@ -78,12 +81,14 @@ class Accelerator(wiring.Component):
             m.d.comb += [getattr(csr, f"{name}_lo").eq(value[:32]),
                          getattr(csr, f"{name}_hi").eq(value[32:])]
 
-        # controller <-> tiler, sequencer
-        connect(m, ctl.tiler_desc, tiler.desc)
+        # controller -> step walker -> tiler, sequencer
+        connect(m, ctl.walker_desc, walker.desc)
+        connect(m, walker.tiler_steps, tiler.steps)
+        connect(m, walker.seq_steps, sequencer.steps)
         connect(m, tiler.cmd, ctl.tiler_cmd)
-        m.d.comb += [sequencer.start.eq(ctl.seq_start),
+        m.d.comb += [tiler.descriptor.eq(ctl.active_descriptor),
                      sequencer.descriptor.eq(ctl.active_descriptor),
-                     sequencer.zero_point.eq(csr.input_zero_point[:8])]
+                     sequencer.zero_point.eq(ctl.active_zero_point)]
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 

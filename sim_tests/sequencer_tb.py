@@ -1,15 +1,18 @@
-"""cocotb testbench of hw.control.sequencer.Sequencer against host.golden.schedule.core_commands."""
+"""cocotb testbench of hw.control.sequencer.Sequencer: fed host.golden.tiling.steps (with random
+gaps), its command streams equal host.golden.schedule.core_commands."""
 
 import cocotb
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from host.golden import tiling
 from host.golden.schedule import core_commands
 from hw.config import AccelConfig
 from hw.datapath.core import ComputeCore
 from hw.control.sequencer import COMMAND_STREAMS, Sequencer
+from hw.control.steps import step_layout
+from host.runtime.sim.layers import step_beats
 from host.runtime.sim.runner import params
-from host.runtime.sim.streams import StreamSink, finish, random_pauses, seeded_rng, start_clock_and_reset
+from host.runtime.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
 
 
 @cocotb.test()
@@ -24,14 +27,14 @@ async def command_streams(dut):
         expected = core_commands(cfg, desc, zero_point)
         dut.descriptor.value = tiling.pack(desc)
         dut.zero_point.value = zero_point
-        dut.start.value = 1
-        await RisingEdge(dut.clk)
-        dut.start.value = 0
+        await ClockCycles(dut.clk, 1)
         pause = p.get("pause", 0.0)
+        source = StreamSource(dut, "steps", step_layout, pause=random_pauses(rng, pause) if pause else None)
         sinks = {name: StreamSink(dut, name, seq.layouts[name],
                                   pause=random_pauses(rng, pause) if pause else None)
                  for name in COMMAND_STREAMS}
-        tasks = [sinks[name].start(len(expected[name])) for name in COMMAND_STREAMS]
+        tasks = [source.start(step_beats(desc))]
+        tasks += [sinks[name].start(len(expected[name])) for name in COMMAND_STREAMS]
         await finish(tasks, dut.clk, 400 * len(expected["lb_cmd"]) + 400)
         for name in COMMAND_STREAMS:
             for i, (got, want) in enumerate(zip(sinks[name].beats, expected[name])):

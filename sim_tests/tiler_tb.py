@@ -1,12 +1,14 @@
-"""cocotb testbench of hw.control.tiler.Tiler: its command stream equals host.golden.tiling.commands."""
+"""cocotb testbench of hw.control.tiler.Tiler: fed host.golden.tiling.steps (with random gaps),
+its command stream equals host.golden.tiling.commands."""
 
 import cocotb
-from amaranth import unsigned
 from cocotb.triggers import ClockCycles, ReadOnly
 
 from host.golden.tiling import commands, pack
-from hw.contract import DmaKind, descriptor_layout
+from hw.contract import DmaKind
+from hw.control.steps import step_layout
 from hw.control.tiler import command_layout
+from host.runtime.sim.layers import step_beats
 from host.runtime.sim.runner import params
 from host.runtime.sim.streams import StreamSink, StreamSource, finish, random_pauses, seeded_rng, start_clock_and_reset
 
@@ -16,14 +18,15 @@ async def command_sequences(dut):
     p = params()
     rng = seeded_rng(p)
     await start_clock_and_reset(dut)
-    desc_width = descriptor_layout().size
     layout = command_layout(p["addr_width"])
     for index, d in enumerate(p["descriptors"]):
         pause = p["pause"] if index % 2 else 0.0
         expected = commands(d)
-        source = StreamSource(dut, "desc", unsigned(desc_width))
+        dut.descriptor.value = pack(d)
+        await ClockCycles(dut.clk, 3)
+        source = StreamSource(dut, "steps", step_layout, pause=random_pauses(rng, pause) if pause else None)
         sink = StreamSink(dut, "cmd", layout, pause=random_pauses(rng, pause) if pause else None)
-        await finish([source.start([pack(d)]), sink.start(len(expected))], dut.clk,
+        await finish([source.start(step_beats(d)), sink.start(len(expected))], dut.clk,
                      20 * len(expected) + 2000)
         await ClockCycles(dut.clk, 8)
         await ReadOnly()

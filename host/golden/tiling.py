@@ -138,7 +138,8 @@ class Step:
 def steps(d):
     """The L3 loop nest, the one walk of it on the host: output tiles ``k0, x0, y0``, then
     channel tiles ``c0`` innermost. :func:`commands` (the DMA transfers) and
-    ``host.golden.schedule.core_commands`` (the compute core's commands) both consume it."""
+    ``host.golden.schedule.core_commands`` (the compute core's commands) both consume it,
+    as the Tiler and the Sequencer consume ``hw.control.steps.StepWalker``'s steps."""
     R, S, P = d["kernel_size"], d["stride"], d["padding"]
     XO = output_size(d["height"], R, S, P)
     YO = output_size(d["width"], R, S, P)

@@ -27,12 +27,14 @@ class Controller(wiring.Component):
        ``[window_base, window_base + window_size)``. A bad descriptor ends the layer at
        once with its code; nothing touches DRAM.
     2. Reads the 256-byte activation table at ``table_addr`` into the requantizers.
-    3. Starts the Tiler (``tiler_desc``) and the Sequencer (``seq_start``) and dispatches
-       the Tiler's commands: reads go to ``rd_cmd`` with their kind queued, so each
-       returning byte stream is routed to ``iact_in``, ``weight_in`` or ``params_in``;
-       output writes go to ``wr_cmd`` and, as one row each, to ``out_rows``, through
-       queues deep enough that reads of the next tile are not held up behind them
-       (``read_route_depth`` reads in flight, ``write_queue_depth`` writes queued).
+    3. Starts the StepWalker (``walker_desc``), whose one walk of the loop nest feeds the
+       Tiler and the Sequencer (both read ``active_descriptor`` and ``active_zero_point``,
+       held for the layer), and dispatches the Tiler's commands: reads go to ``rd_cmd``
+       with their kind queued, so each returning byte stream is routed to ``iact_in``,
+       ``weight_in`` or ``params_in``; output writes go to ``wr_cmd`` and, as one row
+       each, to ``out_rows``, through queues deep enough that reads of the next tile are
+       not held up behind them (``read_route_depth`` reads in flight,
+       ``write_queue_depth`` writes queued).
     4. Ends the layer (``done``, ``layer_end`` pulse) when the Tiler's last command is out
        and every write has its B responses.
 
@@ -58,11 +60,10 @@ class Controller(wiring.Component):
             "start": In(1), "soft_reset": In(1),
             "busy": Out(1), "done": Out(1), "error_code": Out(8), "layer_end": Out(1),
             **{name: Out(64) for name in COUNTERS},
-            # Tiler and Sequencer
-            "active_descriptor": Out(LayerDescriptor),
-            "tiler_desc": Out(stream.Signature(LayerDescriptor)),
+            # step walker, Tiler and Sequencer
+            "active_descriptor": Out(LayerDescriptor), "active_zero_point": Out(8),
+            "walker_desc": Out(stream.Signature(LayerDescriptor)),
             "tiler_cmd": In(stream.Signature(command_layout(aw))),
-            "seq_start": Out(1),
             # DMA
             "rd_cmd": Out(stream.Signature(cmd_layout(aw))),
             "rd_data": In(stream.Signature(self.beat_layout)),
@@ -144,9 +145,10 @@ class Controller(wiring.Component):
         bus_bytes = cfg.axi_data_width // 8
 
         desc = Signal(LayerDescriptor)
+        zero_point = Signal(8)
         table_addr = Signal(64)
         window_base, window_size = Signal(64), Signal(64)
-        m.d.comb += self.active_descriptor.eq(desc)
+        m.d.comb += [self.active_descriptor.eq(desc), self.active_zero_point.eq(zero_point)]
         error_code = Signal(8)
         done = Signal()
         m.d.comb += [self.error_code.eq(error_code), self.done.eq(done)]
@@ -209,8 +211,8 @@ class Controller(wiring.Component):
         with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [desc.eq(self.descriptor), table_addr.eq(self.table_addr),
-                                 window_base.eq(self.window_base), window_size.eq(self.window_size),
+                    m.d.sync += [desc.eq(self.descriptor), zero_point.eq(self.zero_point),
+                                 table_addr.eq(self.table_addr), window_base.eq(self.window_base), window_size.eq(self.window_size),
                                  done.eq(0), error_code.eq(0), writes_issued.eq(0),
                                  writes_done.eq(0), seen_end.eq(0), table_index.eq(0)]
                     m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]
@@ -238,9 +240,8 @@ class Controller(wiring.Component):
                     m.next = "START"
                 abort_checks()
             with m.State("START"):
-                m.d.comb += [self.tiler_desc.valid.eq(1), self.tiler_desc.payload.eq(desc)]
-                with m.If(self.tiler_desc.ready):
-                    m.d.comb += self.seq_start.eq(1)
+                m.d.comb += [self.walker_desc.valid.eq(1), self.walker_desc.payload.eq(desc)]
+                with m.If(self.walker_desc.ready):
                     m.next = "RUN"
                 abort_checks()
             with m.State("RUN"):

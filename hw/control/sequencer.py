@@ -1,11 +1,12 @@
-"""Sequencer: walks a layer's L3 loop nest and issues the compute core's block commands."""
+"""Sequencer: issues the compute core's block commands for every step of a layer's L3 loop nest."""
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Module, Signal, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.datapath.core import ComputeCore
 from hw.contract import PARAM_BYTES, LayerDescriptor
+from hw.control.steps import step_layout
 
 __all__ = ["Sequencer", "COMMAND_STREAMS"]
 
@@ -15,14 +16,15 @@ COMMAND_STREAMS = ("iact_rows", "iact_load", "iact_replay", "weight_rows", "weig
 
 
 class Sequencer(wiring.Component):
-    """Issues, per (output tile, channel tile) step, the commands of ``host.golden.schedule``.
+    """Issues, per step of the loop nest, the commands of ``host.golden.schedule``.
 
-    The loop order is the Tiler's (``k0``, ``x0``, ``y0``, then ``c0`` innermost), so the
-    core's data and commands line up. ``start`` (a pulse) takes ``descriptor`` and
-    ``zero_point``; ``busy`` stays high until the last step's commands are queued. Each
-    step costs ``2 + max(ceil(T_K / KP), ceil(T_YO / YP))`` cycles, which the command
-    queues (``sequencer_queue_depth`` deep) hide behind the step's compute time. The descriptor must have been
-    validated (see :class:`Controller`).
+    ``steps`` (In stream of :data:`hw.control.steps.step_layout`): the steps, from
+    :class:`hw.control.steps.StepWalker` (the Tiler gets the same ones, so the core's data
+    and commands line up). ``descriptor`` and ``zero_point`` (In): the layer, held until
+    its last step's commands are queued. ``busy``: a step is being processed. Each step
+    costs ``2 + max(ceil(T_K / KP), ceil(T_YO / YP))`` cycles, which the command queues
+    (``sequencer_queue_depth`` deep) hide behind the step's compute time. The descriptor
+    must have been validated (see :class:`Controller`).
 
     Outputs: one stream per name in ``COMMAND_STREAMS``, with ComputeCore's layouts.
     """
@@ -33,7 +35,7 @@ class Sequencer(wiring.Component):
         self.layouts = {name: core.signature.members[name].signature.members["payload"].shape
                         for name in COMMAND_STREAMS}
         super().__init__({
-            "start": In(1),
+            "steps": In(stream.Signature(step_layout)),
             "descriptor": In(LayerDescriptor),
             "zero_point": In(8),
             "busy": Out(1),
@@ -42,9 +44,7 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        d = Signal(LayerDescriptor)
-        zero_point = Signal(8)
-        stride2 = d.stride == 2
+        d = self.descriptor
 
         queues = {}
         for name in COMMAND_STREAMS:
@@ -53,31 +53,9 @@ class Sequencer(wiring.Component):
             port = getattr(self, name)
             m.d.comb += [port.valid.eq(q.r_rdy), port.payload.eq(q.r_data), q.r_en.eq(port.ready)]
 
-        dim = signed(20)
-        out_h = Signal(16)
-        out_w = Signal(16)
-        k0, x0, y0, c0 = (Signal(16, name=n) for n in ("k0", "x0", "y0", "c0"))
-
-        def clip(total, start, tile):
-            return Mux(total - start < tile, total - start, tile)
-
-        tk, tc, txo, tyo = (Signal(16, name=n) for n in ("tk", "tc", "txo", "tyo"))
-        rows_in, cols_in, pad_top, pad_left = (Signal(16, name="rows_in"), Signal(16, name="cols_in"),
-                                               Signal(2, name="pad_top"), Signal(2, name="pad_left"))
-        first_c, last_c = Signal(), Signal()
-
-        def span(origin, count, size, lo_name):
-            """Stored rows (or columns) [lo, hi) of an output span, and its padding."""
-            top = Signal(dim, name=f"{lo_name}_top")
-            m.d.comb += top.eq(Mux(stride2, origin << 1, origin) - d.padding)
-            end = Signal(dim, name=f"{lo_name}_end")
-            m.d.comb += end.eq(top + Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size)
-            lo = Mux(top < 0, 0, top)
-            hi = Mux(end > size, size, end)
-            return hi - lo, lo - top
-
-        rows, pad_r = span(x0, clip(out_h, x0, d.tile_xo), d.height, "row")
-        cols, pad_c = span(y0, clip(out_w, y0, d.tile_yo), d.width, "col")
+        st = Signal(step_layout)
+        tk, tc, txo, tyo = st.tk, st.tc, st.txo, st.tyo
+        rows_in, cols_in = st.rows_in.as_unsigned()[:16], st.cols_in.as_unsigned()[:16]
 
         # ceil(tk / KP) and ceil(tyo / YP) by repeated subtraction, both at once
         groups_k, groups = Signal(16), Signal(16)
@@ -102,10 +80,10 @@ class Sequencer(wiring.Component):
             "weight_replay": {"kernel_groups": groups_k, "channels": tc},
             "params_rows": {"rows": tk, "row_bytes": PARAM_BYTES},
             "lb_cmd": {"channels": tc * groups_k, "rows_in": rows_in, "cols_in": cols_in,
-                       "out_rows": txo, "groups": groups, "pad_top": pad_top, "pad_left": pad_left,
-                       "stride": d.stride, "kernel": d.kernel_size, "zero_point": zero_point},
+                       "out_rows": txo, "groups": groups, "pad_top": st.pad_top, "pad_left": st.pad_left,
+                       "stride": d.stride, "kernel": d.kernel_size, "zero_point": self.zero_point},
             "out_cmd": {"kernel_groups": groups_k, "channels": tc, "out_rows": txo, "groups": groups,
-                        "init": first_c, "drain": last_c, "kernels": tk, "out_cols": tyo},
+                        "init": st.first_c, "drain": st.last_c, "kernels": tk, "out_cols": tyo},
         }
         for name, values in fields.items():
             view = Signal(self.layouts[name], name=f"{name}_cmd")
@@ -114,29 +92,13 @@ class Sequencer(wiring.Component):
             m.d.comb += queues[name].w_data.eq(view.as_value())
 
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [d.eq(self.descriptor), zero_point.eq(self.zero_point),
-                                 k0.eq(0), x0.eq(0), y0.eq(0), c0.eq(0)]
-                    m.next = "SIZE"
-            with m.State("SIZE"):
-                m.d.comb += self.busy.eq(1)
-                span_h = d.height + (d.padding << 1) - d.kernel_size
-                span_w = d.width + (d.padding << 1) - d.kernel_size
-                m.d.sync += [out_h.eq(Mux(stride2, span_h >> 1, span_h) + 1),
-                             out_w.eq(Mux(stride2, span_w >> 1, span_w) + 1)]
-                m.next = "GEOMETRY"
-            with m.State("GEOMETRY"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [
-                    tk.eq(clip(d.kernels, k0, d.tile_k)), tc.eq(clip(d.channels, c0, d.tile_c)),
-                    txo.eq(clip(out_h, x0, d.tile_xo)), tyo.eq(clip(out_w, y0, d.tile_yo)),
-                    rows_in.eq(rows), cols_in.eq(cols), pad_top.eq(pad_r), pad_left.eq(pad_c),
-                    first_c.eq(c0 == 0), last_c.eq(c0 + d.tile_c >= d.channels),
-                    rest_k.eq(clip(d.kernels, k0, d.tile_k)), rest_y.eq(clip(out_w, y0, d.tile_yo)),
-                    groups_k.eq(0), groups.eq(0),
-                ]
-                m.next = "DIVIDE"
+            with m.State("TAKE"):
+                m.d.comb += self.steps.ready.eq(1)
+                with m.If(self.steps.valid):
+                    p = self.steps.payload
+                    m.d.sync += [st.eq(p), rest_k.eq(p.tk), rest_y.eq(p.tyo),
+                                 groups_k.eq(0), groups.eq(0)]
+                    m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(rest_k > 0):
@@ -149,23 +111,6 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(ready):
                     for name, q in queues.items():
-                        m.d.comb += q.w_en.eq(first_c if name == "params_rows" else 1)
-                    # next step: c0 innermost, then y0, x0, k0
-                    m.next = "GEOMETRY"
-                    with m.If(c0 + d.tile_c < d.channels):
-                        m.d.sync += c0.eq(c0 + d.tile_c)
-                    with m.Else():
-                        m.d.sync += c0.eq(0)
-                        with m.If(y0 + d.tile_yo < out_w):
-                            m.d.sync += y0.eq(y0 + d.tile_yo)
-                        with m.Else():
-                            m.d.sync += y0.eq(0)
-                            with m.If(x0 + d.tile_xo < out_h):
-                                m.d.sync += x0.eq(x0 + d.tile_xo)
-                            with m.Else():
-                                m.d.sync += x0.eq(0)
-                                with m.If(k0 + d.tile_k < d.kernels):
-                                    m.d.sync += k0.eq(k0 + d.tile_k)
-                                with m.Else():
-                                    m.next = "IDLE"
+                        m.d.comb += q.w_en.eq(st.first_c if name == "params_rows" else 1)
+                    m.next = "TAKE"
         return m

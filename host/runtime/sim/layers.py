@@ -4,14 +4,18 @@
 range (random zero points, clamp and optional permutation table); ``random_layer`` a
 plainer one (one multiplier, z_o = 128) as the benches use; ``TILER_CASES`` are
 (shape, tiling) cases replayed both on the golden address model (tests/test_tiling.py)
-and on the RTL Tiler (sim_tests/test_tiler.py).
+and on the RTL Tiler and StepWalker (sim_tests/test_tiler.py, sim_tests/test_steps.py).
 """
+
+import dataclasses
 
 import numpy as np
 
 from host.golden.quant import QuantConv
+from host.golden.tiling import steps
 
-__all__ = ["random_conv", "random_layer", "TILER_BASES", "TILER_CASES", "tiler_case_descriptor"]
+__all__ = ["random_conv", "random_layer", "TILER_BASES", "TILER_CASES", "tiler_case_descriptor",
+           "step_beats"]
 
 
 def random_conv(nrng, c, k, kernel, stride, padding, activation_table):
@@ -70,3 +74,12 @@ TILER_CASES = [
 def tiler_case_descriptor(case):
     from host.golden.tiling import descriptor
     return descriptor(**TILER_BASES, **case)
+
+
+def step_beats(d):
+    """``host.golden.tiling.steps(d)`` as ``hw.control.steps.step_layout`` dicts, ``last`` set
+    on the layer's last step: what the StepWalker emits, the Tiler and the Sequencer take."""
+    beats = [{name: int(value) for name, value in dataclasses.asdict(st).items()} for st in steps(d)]
+    for index, beat in enumerate(beats):
+        beat["last"] = int(index == len(beats) - 1)
+    return beats

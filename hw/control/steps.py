@@ -1,0 +1,129 @@
+"""StepWalker: the one walk of a layer's L3 loop nest in hardware.
+
+It takes the descriptor once and emits the loop nest's steps (one per channel tile of
+each output tile, in :func:`host.golden.tiling.steps`'s order) on two streams, one for the
+Tiler (DMA commands) and one for the Sequencer (compute core commands), each through its
+own queue, so the two consumers stay in step by construction.
+"""
+
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import check_range
+from hw.contract import LayerDescriptor
+
+__all__ = ["StepWalker", "step_layout", "output_size"]
+
+# host.golden.tiling.Step's fields, plus ``last``: the layer's last step
+# (rows_in / cols_in are negative where a 1x1 kernel's output tile lies in the padding)
+step_layout = data.StructLayout({
+    **{name: 16 for name in ("k0", "x0", "y0", "c0", "tk", "tc", "txo", "tyo", "xi_lo", "yi_lo")},
+    "rows_in": signed(17), "cols_in": signed(17),
+    "pad_top": 2, "pad_left": 2, "first_c": 1, "last_c": 1, "last": 1,
+})
+
+
+def output_size(d, size):
+    """Output rows (or columns) of an input ``size`` under descriptor ``d``."""
+    span = size + (d.padding << 1) - d.kernel_size
+    return Mux(d.stride == 2, span >> 1, span) + 1
+
+
+class StepWalker(wiring.Component):
+    """Walks the loop nest of one layer per ``desc`` and emits its steps.
+
+    ``desc`` (In stream of :class:`LayerDescriptor`): a validated layer; accepted when idle.
+    ``tiler_steps``, ``seq_steps`` (Out streams of :data:`step_layout`): the same steps, each
+    through a ``depth``-step queue with its own ``ready``, so either consumer may run up
+    to ``depth`` steps ahead of the other.
+    ``busy`` (Out): a layer is being walked or steps are still queued.
+
+    Timing: the output size is derived as the descriptor is accepted; then one step per
+    cycle while both queues have room (the first is readable two cycles after ``desc``).
+    """
+
+    def __init__(self, *, depth=8):
+        check_range("depth", depth, 1, 1024)
+        self.depth = depth
+        super().__init__({
+            "desc": In(stream.Signature(LayerDescriptor)),
+            "tiler_steps": Out(stream.Signature(step_layout)),
+            "seq_steps": Out(stream.Signature(step_layout)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        d = Signal(LayerDescriptor)
+        XO, YO = Signal(16), Signal(16)
+        k0, x0, y0, c0 = (Signal(16, name=n) for n in ("k0", "x0", "y0", "c0"))
+        stride2 = d.stride == 2
+
+        queues = []
+        for name in ("tiler_steps", "seq_steps"):
+            q = fifo.SyncFIFO(width=step_layout.size, depth=self.depth)
+            m.submodules[f"queue_{name}"] = q
+            queues.append(q)
+            port = getattr(self, name)
+            m.d.comb += [port.valid.eq(q.r_rdy), port.payload.eq(q.r_data), q.r_en.eq(port.ready)]
+
+        def clip(total, start, tile):
+            return Mux(total - start < tile, total - start, tile)
+
+        def span(origin, count, size, name):
+            """Stored rows (or columns) [lo, hi) of an output span: lo, hi - lo, lo - top."""
+            top = Signal(signed(20), name=f"{name}_top")
+            end = Signal(signed(20), name=f"{name}_end")
+            m.d.comb += [top.eq(Mux(stride2, origin << 1, origin) - d.padding),
+                         end.eq(top + Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size)]
+            lo = Mux(top < 0, 0, top)
+            hi = Mux(end > size, size, end)
+            return lo, hi - lo, lo - top
+
+        step = Signal(step_layout)
+        txo, tyo = clip(XO, x0, d.tile_xo), clip(YO, y0, d.tile_yo)
+        xi_lo, rows_in, pad_top = span(x0, txo, d.height, "row")
+        yi_lo, cols_in, pad_left = span(y0, tyo, d.width, "col")
+        last_c = c0 + d.tile_c >= d.channels
+        last_y, last_x = y0 + d.tile_yo >= YO, x0 + d.tile_xo >= XO
+        last_k = k0 + d.tile_k >= d.kernels
+        m.d.comb += [
+            step.k0.eq(k0), step.x0.eq(x0), step.y0.eq(y0), step.c0.eq(c0),
+            step.tk.eq(clip(d.kernels, k0, d.tile_k)), step.tc.eq(clip(d.channels, c0, d.tile_c)),
+            step.txo.eq(txo), step.tyo.eq(tyo),
+            step.xi_lo.eq(xi_lo), step.yi_lo.eq(yi_lo),
+            step.rows_in.eq(rows_in), step.cols_in.eq(cols_in),
+            step.pad_top.eq(pad_top), step.pad_left.eq(pad_left),
+            step.first_c.eq(c0 == 0), step.last_c.eq(last_c),
+            step.last.eq(last_c & last_y & last_x & last_k),
+        ]
+        room = Signal()
+        m.d.comb += room.eq(queues[0].w_rdy & queues[1].w_rdy)
+        for q in queues:
+            m.d.comb += q.w_data.eq(step.as_value())
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.desc.ready.eq(1)
+                with m.If(self.desc.valid):
+                    p = self.desc.payload
+                    m.d.sync += [d.eq(p), XO.eq(output_size(p, p.height)),
+                                 YO.eq(output_size(p, p.width)), k0.eq(0), x0.eq(0), y0.eq(0), c0.eq(0)]
+                    m.next = "WALK"
+            with m.State("WALK"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(room):
+                    m.d.comb += [q.w_en.eq(1) for q in queues]
+                    # next step: an odometer, c0 innermost, then y0, x0, k0
+                    carry = Const(1)
+                    for counter, tile, last in ((c0, d.tile_c, last_c), (y0, d.tile_yo, last_y),
+                                                (x0, d.tile_xo, last_x), (k0, d.tile_k, last_k)):
+                        with m.If(carry):
+                            m.d.sync += counter.eq(Mux(last, 0, counter + tile))
+                        carry = carry & last
+                    with m.If(carry):
+                        m.next = "IDLE"
+        with m.If(queues[0].r_rdy | queues[1].r_rdy):
+            m.d.comb += self.busy.eq(1)
+        return m
