@@ -18,7 +18,7 @@ from hw.contract import register_map
 from hw.datapath.requant import Requantizer
 from hw.top import Accelerator
 
-__all__ = ["BLOCKS", "DEFAULT_BLOCKS", "generate", "latency", "ports"]
+__all__ = ["add_config_arguments", "config_from_arguments", "BLOCKS", "DEFAULT_BLOCKS", "generate", "latency", "ports"]
 
 # Every block the generator can emit, built from a config.
 BLOCKS = {
@@ -101,3 +101,24 @@ def generate(cfg, out_dir, blocks=None):
         }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def add_config_arguments(parser):
+    """One ``--<field>`` option per :class:`AccelConfig` field, defaulting to the field's."""
+    import dataclasses
+    from hw.config import AccelConfig
+    defaults = AccelConfig()
+    for f in dataclasses.fields(AccelConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name),
+                            help=f"(default {getattr(defaults, f.name)})")
+
+
+def config_from_arguments(parser, args):
+    """The :class:`AccelConfig` of parsed options; an invalid one ends with the parser's error
+    (naming the parameter, the value and the allowed range)."""
+    import dataclasses
+    from hw.config import AccelConfig
+    try:
+        return AccelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AccelConfig)})
+    except ValueError as exc:
+        parser.error(str(exc))

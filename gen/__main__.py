@@ -1,27 +1,18 @@
 import argparse
-import dataclasses
 import sys
 
-from hw.config import AccelConfig
-
-from . import BLOCKS, generate
+from . import BLOCKS, add_config_arguments, config_from_arguments, generate
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gen", description=__doc__ or
                                      "Emit the accelerator's Verilog and manifest.json.")
-    defaults = AccelConfig()
-    for f in dataclasses.fields(AccelConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name),
-                            help=f"(default {getattr(defaults, f.name)})")
+    add_config_arguments(parser)
     parser.add_argument("--block", action="append", choices=sorted(BLOCKS),
                         help="emit this block (repeatable); default: accelerator")
     parser.add_argument("--out", default="build/verilog", help="output directory")
     args = parser.parse_args(argv)
-    try:
-        cfg = AccelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AccelConfig)})
-    except ValueError as exc:
-        parser.error(str(exc))
+    cfg = config_from_arguments(parser, args)
     manifest = generate(cfg, args.out, args.block)
     for name, module in manifest["modules"].items():
         print(f"{args.out}/{module['file']}: {len(module['ports'])} ports, {module['seconds']} s")

