@@ -1,3 +1,6 @@
+"""``python -m gen``: emit the Verilog of the accelerator (or of the blocks named with
+``--block``), manifest.json and dpegen_regs.h for a configuration."""
+
 import argparse
 import sys
 
