@@ -1,7 +1,7 @@
 """The hardware/software contract, defined once and imported by ``hw``, ``host`` and ``gen``.
 
 * :class:`LayerDescriptor`: one layer as the host writes it into the registers;
-* :class:`ParamRecord`: the per-kernel quantization parameters in DRAM
+* :class:`KernelParams`: the per-kernel quantization parameters in DRAM
   (:data:`PARAM_BYTES` each, kernel-major), packed by :func:`pack_params`;
 * :class:`DmaKind`: what a DMA transfer carries;
 * :class:`ErrorCode`, :data:`COUNTERS`, the control and status bits and
@@ -29,7 +29,7 @@ from amaranth.lib import data, enum
 
 from hw.config import AccelConfig
 
-__all__ = ["LayerDescriptor", "descriptor_layout", "ParamRecord", "PARAM_BYTES", "pack_params",
+__all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES", "pack_params",
            "DmaKind", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
            "STATUS_DONE", "STATUS_ERROR"]
@@ -70,7 +70,7 @@ def descriptor_layout():
     return data.Layout.cast(LayerDescriptor)
 
 
-class ParamRecord(data.Struct):
+class KernelParams(data.Struct):
     """One kernel's quantization parameters in DRAM (little-endian, kernel-major):
     ``bias`` int32 (zero-point term folded in), ``multiplier`` float32 bits of M,
     ``zero_point`` z_o, clamp ``lo`` and ``hi``, then reserved zero bytes."""
@@ -83,11 +83,11 @@ class ParamRecord(data.Struct):
     reserved: unsigned(40)
 
 
-PARAM_BYTES = data.Layout.cast(ParamRecord).size // 8
+PARAM_BYTES = data.Layout.cast(KernelParams).size // 8
 
 
 def pack_params(bias, multiplier, zero_point, lo, hi):
-    """``PARAM_BYTES`` per kernel as u8 bytes, each field at its :class:`ParamRecord`
+    """``PARAM_BYTES`` per kernel as u8 bytes, each field at its :class:`KernelParams`
     offset: ``bias`` int32 per kernel, ``multiplier`` float32 per kernel, ``zero_point``,
     ``lo`` and ``hi`` u8 (per kernel or scalars)."""
     bias = np.asarray(bias, dtype="<i4").reshape(-1)
@@ -98,7 +98,7 @@ def pack_params(bias, multiplier, zero_point, lo, hi):
               "zero_point": np.broadcast_to(np.asarray(zero_point, dtype=np.uint8), (k,))[:, None],
               "lo": np.broadcast_to(np.asarray(lo, dtype=np.uint8), (k,))[:, None],
               "hi": np.broadcast_to(np.asarray(hi, dtype=np.uint8), (k,))[:, None]}
-    for name, fld in data.Layout.cast(ParamRecord):
+    for name, fld in data.Layout.cast(KernelParams):
         if name in values:
             start = fld.offset // 8
             block[:, start:start + fld.shape.width // 8] = values[name]

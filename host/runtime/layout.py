@@ -12,7 +12,7 @@ ALIGN = 4096
 
 
 def param_block(conv):
-    """The layer's :class:`hw.contract.ParamRecord` per kernel (``PARAM_BYTES`` each)."""
+    """The layer's :class:`hw.contract.KernelParams` per kernel (``PARAM_BYTES`` each)."""
     return pack_params(conv.bias_q, conv.multiplier, conv.output_zero_point, conv.lo, conv.hi)
 
 

@@ -179,9 +179,10 @@ def build_layer(case):
     import warnings
     torch = _torch()
     warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-    import torch.nn.functional as F
     import torch.ao.nn.intrinsic.quantized as nniq
     import torch.ao.nn.quantized as nnq
+
+    from host.runtime.sim.torch_layers import output_qparams, quantized_input
 
     rng = np.random.default_rng(case.seed)
     c, k, r = case.c, case.k, case.kernel
@@ -198,14 +199,10 @@ def build_layer(case):
     module.set_weight_bias(wq, bias)
 
     x = rng.integers(0, 256, size=(1, c, case.h, case.w), dtype=np.uint8)
-    xq = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), case.s_x, case.z_x)
+    xq = quantized_input(x, case.s_x, case.z_x)
     # output qparams like a calibration of this layer's float output, scaled by the factor
-    y = F.conv2d(xq.dequantize(), module.weight().dequantize(), module.bias(), case.stride,
-                 case.padding)
-    lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 1e-3)
-    scale = (hi - lo) * float(rng.uniform(0.5, 1.2)) / 255 * case.out_scale_factor
-    module.scale = scale
-    module.zero_point = int(np.clip(round(-lo / scale * float(rng.uniform(0.8, 1.2))), 0, 255))
+    module.scale, module.zero_point = output_qparams(rng, module, x, case.s_x, case.z_x,
+                                                     case.out_scale_factor)
     act = _activation_module(case, rng)
     conv = conv_from_torch(module, case.s_x, case.z_x, activation=act)
     out = module(xq)

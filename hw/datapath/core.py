@@ -11,7 +11,7 @@ from hw.datapath.output_buffer import OutputBuffer, output_params_layout
 from hw.datapath.repacker import Repacker, byte_stream_layout
 from hw.datapath.stationary_buffer import StationaryBuffer
 from hw.datapath.streaming_buffer import StreamingBuffer
-from hw.contract import PARAM_BYTES, ParamRecord
+from hw.contract import PARAM_BYTES, KernelParams
 
 __all__ = ["ComputeCore", "OUT_ROW_MAX"]
 
@@ -118,7 +118,7 @@ class ComputeCore(wiring.Component):
         connect(m, flipped(self.weight_in), self.weight_packer.i)
         connect(m, self.weight_packer.o, self.stationary.write)
         connect(m, flipped(self.params_in), self.params_packer.i)
-        record = data.View(ParamRecord, self.params_packer.o.payload.data.as_value())
+        record = data.View(KernelParams, self.params_packer.o.payload.data.as_value())
         params = Signal(output_params_layout)
         m.d.comb += [
             *(getattr(params, name).eq(getattr(record, name)) for name, _ in output_params_layout),

@@ -49,15 +49,15 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     xo = tiling.output_size(d["height"], R, S, P)
     yo = tiling.output_size(d["width"], R, S, P)
     macs = d["channels"] * d["kernels"] * R * R * xo * yo
-    steps = (-(-d["kernels"] // d["tile_k"]) * -(-xo // d["tile_xo"]) * -(-yo // d["tile_yo"]) *
-             -(-d["channels"] // d["tile_c"]))
+    tiles_xy = tiling.ceil_div(xo, d["tile_xo"]) * tiling.ceil_div(yo, d["tile_yo"])
+    steps = tiling.ceil_div(d["kernels"], d["tile_k"]) * tiles_xy * tiling.ceil_div(d["channels"], d["tile_c"])
     bus = cfg.axi_data_width // 8
     slot = 2 * (latency + 16) / cfg.max_outstanding_reads
-    dma = sum(slot + 2 * -(-length // bus) for _, _, length in tiling.transfers(desc))
+    dma = sum(slot + 2 * tiling.ceil_div(length, bus) for _, _, length in tiling.transfers(desc))
     # the stationary buffer takes one weight slice (one kernel's R x S weights of one
     # channel) per cycle, and every output tile loads all K x C of them: 1x1 and FC layers
     # (one byte per slice) are bound by it
-    weight_slices = -(-xo // d["tile_xo"]) * -(-yo // d["tile_yo"]) * d["kernels"] * d["channels"]
+    weight_slices = tiles_xy * d["kernels"] * d["channels"]
     cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_slices
     return int(cycles / (1.0 - min(pause, 0.9)) ** 2) + 200_000
 

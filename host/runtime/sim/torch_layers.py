@@ -31,14 +31,15 @@ def random_conv(rng, *, c, k, kernel, stride, padding, per_channel, relu):
     return module
 
 
-def output_qparams(rng, module, x_u8, s_x, z_x):
-    """An output scale that keeps the layer's outputs mostly in range, like calibration."""
+def output_qparams(rng, module, x_u8, s_x, z_x, scale_factor=1.0):
+    """An output scale that keeps the layer's outputs mostly in range, like calibration
+    (``scale_factor`` < 1 makes it finer, so outputs clamp)."""
     import torch.nn.functional as F
     w = module.weight().dequantize()
     x = (torch.from_numpy(x_u8.astype(np.float32)) - z_x) * s_x
     y = F.conv2d(x, w, module.bias(), module.stride, module.padding)
     lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 1e-3)
     span = (hi - lo) * rng.uniform(0.5, 1.2)
-    scale = span / 255
+    scale = span / 255 * scale_factor
     zero_point = int(np.clip(round(-lo / scale * rng.uniform(0.8, 1.2)), 0, 255))
     return scale, zero_point
