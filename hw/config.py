@@ -2,7 +2,11 @@
 
 from dataclasses import dataclass, asdict, fields
 
-__all__ = ["AccelConfig", "word_bytes_for", "tile_rows_limit", "check_range", "check_power_of_two"]
+__all__ = ["AccelConfig", "CHANNEL_BLOCK", "word_bytes_for", "tile_rows_limit", "check_range",
+           "check_power_of_two"]
+
+# The DPE's 9 lanes: a 3x3 window's taps, or 9 input channels of a 1x1 kernel (one block).
+CHANNEL_BLOCK = 9
 
 
 def word_bytes_for(yp):
@@ -136,6 +140,10 @@ class AccelConfig:
         if self.stationary_buffer_depth < self.kp:
             raise ValueError(f"stationary_buffer_depth must be at least kp = {self.kp}, "
                              f"got {self.stationary_buffer_depth}")
+        if self.streaming_buffer_words < 1:
+            need = CHANNEL_BLOCK * word_bytes_for(self.yp)
+            raise ValueError(f"streaming_buffer_depth must be at least {need} for yp = {self.yp}, "
+                             f"got {self.streaming_buffer_depth}")
         if self.line_buffer_depth < self.yp + 2:
             raise ValueError(f"line_buffer_depth must be at least yp + 2 = {self.yp + 2}, "
                              f"got {self.line_buffer_depth}")
@@ -148,6 +156,13 @@ class AccelConfig:
         return tile_rows_limit(self)
 
     @property
+    def streaming_buffer_words(self):
+        """Words per half of the streaming buffer (derived): each holds ``CHANNEL_BLOCK``
+        row words of ``word_bytes_for(yp)`` bytes, so ``streaming_buffer_depth`` bytes
+        rounded down."""
+        return self.streaming_buffer_depth // (CHANNEL_BLOCK * word_bytes_for(self.yp))
+
+    @property
     def max_channel_images(self):
         """Channel images one line-buffer command may hold (derived): T_C * ceil(T_K / KP)
         is at most ``stationary_buffer_depth // kp``; at least 65535."""
@@ -157,10 +172,11 @@ class AccelConfig:
     def max_output_dim(self):
         """Largest output-tile dimension (rows, columns or kernels) the output buffer's
         counters hold (derived): rows <= output depth / (KP * YP), columns <= line buffer
-        depth + 2 (padding 2), kernels <= min(stationary depth, output depth / YP); at
-        least 4096, at most the descriptor's 16-bit sizes."""
+        depth + 2 (padding 2), or output depth / KP (a flattened 1x1 tile), kernels <=
+        min(stationary depth, output depth / YP); at least 4096, at most the descriptor's
+        16-bit sizes."""
         out_words = self.output_buffer_depth // (self.kp * self.yp)
-        dim = max(4096, out_words, self.line_buffer_depth + 2,
+        dim = max(4096, out_words, self.line_buffer_depth + 2, self.output_buffer_depth // self.kp,
                   min(self.stationary_buffer_depth, self.output_buffer_depth // self.yp))
         return min(dim, (1 << 16) - 1)
 

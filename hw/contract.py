@@ -27,10 +27,10 @@ import numpy as np
 from amaranth import signed, unsigned
 from amaranth.lib import data, enum
 
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 
 __all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES", "pack_params",
-           "DmaKind", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
+           "DmaKind", "CHANNEL_BLOCK", "pointwise_weights", "weight_size", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
            "STATUS_DONE", "STATUS_ERROR"]
 
@@ -39,12 +39,14 @@ class LayerDescriptor(data.Struct):
     """One convolution layer as the Tiler (and the register map) sees it.
 
     Addresses are byte addresses of: ``input_addr`` (u8 NCHW, rows ``in_pitch`` bytes apart,
-    channels ``height * in_pitch`` apart), ``weight_addr`` (s8 (K, C, R, S) contiguous),
+    channels ``height * in_pitch`` apart), ``weight_addr`` (s8 (K, C, 3, 3) contiguous; for
+    ``kernel_size`` 1, channel-blocked (ceil(C / 9), K, 9): :func:`pointwise_weights`),
     ``params_addr`` (``PARAM_BYTES`` per kernel), ``output_addr`` (u8 NCHW, rows
     ``out_pitch`` bytes apart, channels ``XO * out_pitch`` apart). ``channels`` C,
     ``height`` X, ``width`` Y, ``kernels`` K; ``kernel_size`` 1 or 3, ``stride`` 1 or 2,
     ``padding`` 0..2; tile sizes ``tile_k`` T_K, ``tile_c`` T_C, ``tile_xo`` T_XO (output
-    rows), ``tile_yo`` T_YO (output columns), all >= 1.
+    rows), ``tile_yo`` T_YO (output columns), all >= 1. A 1x1 layer's ``tile_c`` is a
+    multiple of :data:`CHANNEL_BLOCK` or covers all channels.
     """
 
     input_addr: unsigned(64)
@@ -86,6 +88,26 @@ class KernelParams(data.Struct):
 PARAM_BYTES = data.Layout.cast(KernelParams).size // 8
 
 
+def pointwise_weights(weight):
+    """A 1x1 layer's weights as the accelerator reads them: s8 (K, C) (or (K, C, 1, 1)) ->
+    (ceil(C / 9), K, 9) bytes, block ``b`` of kernel ``k`` holding channels ``9b .. 9b + 8``,
+    zero past C. One channel block of ``T_K`` kernels is then one contiguous run."""
+    weight = np.asarray(weight, dtype=np.int8)
+    k = weight.shape[0]
+    weight = weight.reshape(k, -1)
+    blocks = -(-weight.shape[1] // CHANNEL_BLOCK)
+    padded = np.zeros((k, blocks * CHANNEL_BLOCK), dtype=np.int8)
+    padded[:, :weight.shape[1]] = weight
+    return padded.reshape(k, blocks, CHANNEL_BLOCK).transpose(1, 0, 2).reshape(-1).view(np.uint8)
+
+
+def weight_size(kernels, channels, kernel_size):
+    """Bytes of a layer's weights in DRAM."""
+    if kernel_size == 1:
+        return -(-channels // CHANNEL_BLOCK) * kernels * CHANNEL_BLOCK
+    return kernels * channels * kernel_size * kernel_size
+
+
 def pack_params(bias, multiplier, zero_point, lo, hi):
     """``PARAM_BYTES`` per kernel as u8 bytes, each field at its :class:`KernelParams`
     offset: ``bias`` int32 per kernel, ``multiplier`` float32 per kernel, ``zero_point``,
@@ -119,7 +141,8 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010002        # 1.2 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field)
+VERSION = 0x00010003        # 1.3 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
+                            # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -145,12 +168,13 @@ class ErrorCode(IntEnum):
     DMA_WRITE_ERROR = 12    # SLVERR / DECERR on a write
     TILE_ROWS_OVERFLOW = 13  # a tile has more input or output rows than max_tile_rows
     OUTSIDE_WINDOW = 14     # a read or write of the layer leaves [WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)
+    BAD_CHANNEL_TILE = 15   # a 1x1 layer's tile_c is below C and not a multiple of CHANNEL_BLOCK
 
 
 def layer_extents(desc, table_addr):
     """``{name: (start, end)}``: the DRAM byte ranges a layer touches, as the hardware
     validation computes them (``end`` exclusive): ``input`` channels * height * in_pitch
-    bytes from input_addr, ``weights`` K * C * R * R, ``params`` K * PARAM_BYTES,
+    bytes from input_addr, ``weights`` :func:`weight_size`, ``params`` K * PARAM_BYTES,
     ``table`` TABLE_BYTES (all read) and ``output`` K * XO * out_pitch (written).
     ``desc``: a dict of :class:`LayerDescriptor` fields."""
     d = desc
@@ -158,7 +182,7 @@ def layer_extents(desc, table_addr):
     span = d["height"] + 2 * d["padding"] - r
     xo = (span >> 1 if d["stride"] == 2 else span) + 1       # as the hardware computes it
     sizes = {"input": (d["input_addr"], d["channels"] * d["height"] * d["in_pitch"]),
-             "weights": (d["weight_addr"], d["kernels"] * d["channels"] * r * r),
+             "weights": (d["weight_addr"], weight_size(d["kernels"], d["channels"], r)),
              "params": (d["params_addr"], d["kernels"] * PARAM_BYTES),
              "table": (table_addr, TABLE_BYTES),
              "output": (d["output_addr"], d["kernels"] * xo * d["out_pitch"])}

@@ -88,7 +88,8 @@ class Accelerator(wiring.Component):
         connect(m, tiler.cmd, ctl.tiler_cmd)
         m.d.comb += [tiler.descriptor.eq(ctl.active_descriptor),
                      sequencer.descriptor.eq(ctl.active_descriptor),
-                     sequencer.zero_point.eq(ctl.active_zero_point)]
+                     sequencer.zero_point.eq(ctl.active_zero_point),
+                     core.pointwise.eq(ctl.active_descriptor.kernel_size == 1)]
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 

@@ -8,13 +8,13 @@ overflows and the size it needs.
 """
 
 from hw.config import AccelConfig, tile_rows_limit
-from hw.contract import PARAM_BYTES, DmaKind
+from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, DmaKind
 from hw.datapath.line_buffer import word_bytes_for
 
 from host.golden import tiling
 from host.golden.tiling import ceil_div, steps
 
-__all__ = ["core_commands", "check_fits", "buffer_needs", "buffer_limit",
+__all__ = ["core_commands", "step_commands", "check_fits", "buffer_needs", "buffer_limit",
            "BufferOverflow"]
 
 
@@ -27,22 +27,32 @@ def buffer_needs(cfg, desc):
 
     The bound is the one the controller checks in hardware: an iAct tile has at most
     ``min((T_XO - 1) * stride + R, H)`` rows and ``min((T_YO - 1) * stride + R, W)``
-    columns, an output tile at most ``min(T_XO, XO)`` rows (both counted by the line
-    buffer up to ``max_tile_rows``), a weight tile ``ceil(T_K / KP)`` kernel groups of
-    ``T_C`` channels.
+    columns (a 1x1 kernel: ``min(T_XO * stride, H)`` and ``min(T_YO * stride, W)``), an
+    output tile at most ``min(T_XO, XO)`` rows (both counted up to ``max_tile_rows``). The
+    streaming buffer holds words of ``CHANNEL_BLOCK`` row words: a 3x3 tile's row words
+    fill them in order, a 1x1 tile's channel ``c`` goes to lane ``c mod 9`` of its block.
+    A weight tile is ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels (3x3) or
+    ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels.
     """
     word = word_bytes_for(cfg.yp)
     d = desc
     R, S = d["kernel_size"], d["stride"]
-    rows = min((d["tile_xo"] - 1) * S + R, d["height"])
-    cols = min((d["tile_yo"] - 1) * S + R, d["width"])
+    if R == 1:
+        rows = min(d["tile_xo"] * S, d["height"])
+        cols = min(d["tile_yo"] * S, d["width"])
+    else:
+        rows = min((d["tile_xo"] - 1) * S + R, d["height"])
+        cols = min((d["tile_yo"] - 1) * S + R, d["width"])
     out_rows = min(d["tile_xo"], tiling.output_size(d["height"], R, S, d["padding"]))
     groups_k = ceil_div(d["tile_k"], cfg.kp)
+    row_words = d["tile_c"] * rows * ceil_div(cols, word)
+    blocks = ceil_div(d["tile_c"], CHANNEL_BLOCK)
     return {
-        "line_buffer_depth": cols,
+        "line_buffer_depth": cols if R == 3 else 0,
         "max_tile_rows": max(rows, out_rows),
-        "streaming_buffer_depth": d["tile_c"] * rows * ceil_div(cols, word) * word,
-        "stationary_buffer_depth": groups_k * cfg.kp * d["tile_c"],
+        "streaming_buffer_words": (blocks * rows * ceil_div(cols, word) if R == 1
+                                   else ceil_div(row_words, CHANNEL_BLOCK)),
+        "stationary_buffer_depth": groups_k * cfg.kp * (blocks if R == 1 else d["tile_c"]),
         "output_buffer_depth": groups_k * d["tile_xo"] * ceil_div(d["tile_yo"], cfg.yp) * cfg.kp * cfg.yp,
     }
 
@@ -55,8 +65,8 @@ def buffer_limit(cfg, name):
 def check_fits(cfg, desc):
     """Raise :class:`BufferOverflow` naming the first buffer a tile of ``desc`` overflows."""
     units = {"line_buffer_depth": "activations per row", "max_tile_rows": "rows per tile",
-             "streaming_buffer_depth": "bytes", "stationary_buffer_depth": "3x3 slices",
-             "output_buffer_depth": "int32 sums"}
+             "streaming_buffer_words": f"words of {CHANNEL_BLOCK} row words",
+             "stationary_buffer_depth": "weight slices", "output_buffer_depth": "int32 sums"}
     for name, needed in buffer_needs(cfg, desc).items():
         have = buffer_limit(cfg, name)
         if needed > have:
@@ -65,33 +75,70 @@ def check_fits(cfg, desc):
                                  f"{name} >= {needed} {units[name]}, the configuration has {have}")
 
 
+def step_commands(cfg: AccelConfig, desc, st, zero_point):
+    """The compute core's commands of one step ``st``, ``{stream: command}`` (streams a
+    step does not use are absent). A 3x3 layer's windows come from the line buffer
+    (``lb_cmd``), a 1x1 layer's channel-packed windows from the pointwise reader
+    (``pw_cmd``); a flat step (``st.flat``) is one row of ``T_XO * T_YO`` pixels."""
+    word = word_bytes_for(cfg.yp)
+    R, S = desc["kernel_size"], desc["stride"]
+    groups_k = ceil_div(st.tk, cfg.kp)
+    row_words = ceil_div(st.cols_in, word)
+    words = st.tc * st.rows_in * row_words
+    cmds = {}
+    if R == 1:
+        if st.flat:
+            pixels = st.rows_in * st.cols_in
+            block_words = ceil_div(pixels, word)
+            words = st.tc * block_words
+            cmds["iact_rows"] = {"rows": st.tc, "row_bytes": pixels}
+            rows, row_words, row_step, out_rows, out_cols = 1, block_words, 0, 1, st.txo * st.tyo
+        else:
+            block_words = st.rows_in * row_words
+            cmds["iact_rows"] = {"rows": st.tc * st.rows_in, "row_bytes": st.cols_in}
+            rows, row_step, out_rows, out_cols = st.txo, S * row_words, st.txo, st.tyo
+        channels = st.blocks
+        groups = ceil_div(out_cols, cfg.yp)
+        cmds["iact_load"] = {"words": words, "block_words": block_words}
+        cmds["iact_replay"] = {"words": words, "replays": groups_k, "pointwise": 1,
+                               "blocks": st.blocks, "rows": rows, "row_words": row_words,
+                               "row_step": row_step, "block_words": block_words}
+        cmds["weight_rows"] = {"rows": st.blocks, "row_bytes": st.tk * CHANNEL_BLOCK}
+        cmds["pw_cmd"] = {"channels": st.blocks * groups_k, "out_rows": out_rows,
+                          "groups": groups, "row_words": row_words, "stride": 1 if st.flat else S}
+    else:
+        channels = st.tc
+        out_rows, out_cols = st.txo, st.tyo
+        groups = ceil_div(st.tyo, cfg.yp)
+        cmds["iact_rows"] = {"rows": st.tc * st.rows_in, "row_bytes": st.cols_in}
+        cmds["iact_load"] = {"words": words, "block_words": 1}
+        cmds["iact_replay"] = {"words": words, "replays": groups_k, "pointwise": 0, "blocks": 0,
+                               "rows": 0, "row_words": 0, "row_step": 0, "block_words": 1}
+        cmds["weight_rows"] = {"rows": st.tk * st.tc, "row_bytes": R * R}
+        cmds["lb_cmd"] = {"channels": st.tc * groups_k, "rows_in": st.rows_in,
+                          "cols_in": st.cols_in, "out_rows": st.txo, "groups": groups,
+                          "pad_top": st.pad_top, "pad_left": st.pad_left, "stride": S,
+                          "kernel": R, "zero_point": zero_point}
+    cmds["weight_load"] = {"kernels": st.tk, "channels": channels, "kernel_groups": groups_k,
+                           "pointwise": int(R == 1)}
+    cmds["weight_replay"] = {"kernel_groups": groups_k, "channels": channels}
+    if st.first_c:
+        cmds["params_rows"] = {"rows": st.tk, "row_bytes": PARAM_BYTES}
+    cmds["out_cmd"] = {"kernel_groups": groups_k, "channels": channels, "out_rows": out_rows,
+                       "groups": groups, "init": int(st.first_c), "drain": int(st.last_c),
+                       "kernels": st.tk, "out_cols": out_cols}
+    return cmds
+
+
 def core_commands(cfg: AccelConfig, desc, zero_point):
     """Commands per ComputeCore stream for the whole layer (see module docstring)."""
     check_fits(cfg, desc)
-    word = word_bytes_for(cfg.yp)
-    R, S = desc["kernel_size"], desc["stride"]
     out = {name: [] for name in ("iact_rows", "weight_rows", "params_rows", "out_rows",
                                  "iact_load", "iact_replay", "weight_load", "weight_replay",
-                                 "lb_cmd", "out_cmd")}
+                                 "lb_cmd", "pw_cmd", "out_cmd")}
     for st in steps(desc):
-        groups_k = ceil_div(st.tk, cfg.kp)
-        groups = ceil_div(st.tyo, cfg.yp)
-        words = st.tc * st.rows_in * ceil_div(st.cols_in, word)
-        out["iact_rows"].append({"rows": st.tc * st.rows_in, "row_bytes": st.cols_in})
-        out["iact_load"].append({"words": words})
-        out["iact_replay"].append({"words": words, "replays": groups_k})
-        out["weight_rows"].append({"rows": st.tk * st.tc, "row_bytes": R * R})
-        out["weight_load"].append({"kernels": st.tk, "channels": st.tc, "kernel": R})
-        out["weight_replay"].append({"kernel_groups": groups_k, "channels": st.tc})
-        if st.first_c:
-            out["params_rows"].append({"rows": st.tk, "row_bytes": PARAM_BYTES})
-        out["lb_cmd"].append({"channels": st.tc * groups_k, "rows_in": st.rows_in,
-                              "cols_in": st.cols_in, "out_rows": st.txo, "groups": groups,
-                              "pad_top": st.pad_top, "pad_left": st.pad_left, "stride": S,
-                              "kernel": R, "zero_point": zero_point})
-        out["out_cmd"].append({"kernel_groups": groups_k, "channels": st.tc, "out_rows": st.txo,
-                               "groups": groups, "init": int(st.first_c), "drain": int(st.last_c),
-                               "kernels": st.tk, "out_cols": st.tyo})
+        for name, cmd in step_commands(cfg, desc, st, zero_point).items():
+            out[name].append(cmd)
     for c in tiling.commands(desc):
         if c["kind"] == DmaKind.OUTPUT:
             out["out_rows"].append({"rows": 1, "row_bytes": c["length"]})

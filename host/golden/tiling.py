@@ -16,10 +16,12 @@ and returns dicts ``{kind, addr, length, group_last, first_c, last_c, end}``:
 tell whether the step is the first / last channel tile, ``end`` marks the layer's last
 command. ``transfers(desc)`` is the ``(kind, addr, length)`` projection.
 
-DRAM layouts: input u8 NCHW with row pitch ``in_pitch`` (channel stride
-``height * in_pitch``); weights s8 (K, C, R, S) contiguous; params ``PARAM_BYTES`` per
-kernel, kernel-major; output u8 NCHW with row pitch ``out_pitch`` (channel stride
-``XO * out_pitch``). Padding is produced on chip and never read.
+DRAM layouts (:class:`hw.contract.LayerDescriptor`): input u8 NCHW with row pitch
+``in_pitch`` (channel stride ``height * in_pitch``); weights s8 (K, C, 3, 3) contiguous,
+or, for 1x1 kernels, channel-blocked (ceil(C / 9), K, 9) (:func:`hw.contract.pointwise_weights`);
+params ``PARAM_BYTES`` per kernel, kernel-major; output u8 NCHW with row pitch
+``out_pitch`` (channel stride ``XO * out_pitch``). Padding is produced on chip and never
+read.
 
 The descriptor layout is :class:`hw.contract.LayerDescriptor` (not redefined here);
 ``descriptor(...)`` fills defaults and validates, ``pack`` / ``pack_bytes`` give the integer /
@@ -28,11 +30,11 @@ little-endian bytes the hardware register block holds.
 
 from dataclasses import dataclass
 
-from hw.contract import PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
+from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
 
 from host.golden.quant import output_size
 
-__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "ceil_div", "Step", "steps", "commands",
+__all__ = ["descriptor", "pack", "pack_bytes", "output_size", "ceil_div", "flat_tiles", "Step", "steps", "commands",
            "transfers"]
 
 _FIELD_NAMES = [name for name, _ in descriptor_layout()]
@@ -82,6 +84,9 @@ def validate(d):
     for size in ("height", "width"):
         if d[size] + 2 * d["padding"] < d["kernel_size"]:
             raise ValueError(f"{size} + 2 * padding must be at least the kernel size")
+    if d["kernel_size"] == 1 and d["tile_c"] < d["channels"] and d["tile_c"] % CHANNEL_BLOCK:
+        raise ValueError(f"tile_c of a 1x1 layer must be a multiple of {CHANNEL_BLOCK} or cover "
+                         f"all {d['channels']} channels, got {d['tile_c']}")
     if d["in_pitch"] < d["width"]:
         raise ValueError(f"in_pitch ({d['in_pitch']}) must be at least width ({d['width']})")
     yo = output_size(d["width"], d["kernel_size"], d["stride"], d["padding"])
@@ -102,13 +107,24 @@ def pack_bytes(d):
 
 
 def iact_tile(d, x0, y0, txo, tyo):
-    """Input rows / columns [lo, hi) an output tile needs, clipped to the tensor."""
+    """Input rows / columns [lo, hi) an output tile reads, clipped to the tensor: those its
+    windows need; a 1x1 kernel's tile reads ``stride`` rows (columns) per output row
+    (column), so that a stride-2 tile spans whole rows."""
     s, p, r = d["stride"], d["padding"], d["kernel_size"]
-    xi_lo = max(0, x0 * s - p)
-    xi_hi = min(d["height"], (x0 + txo - 1) * s - p + r)
-    yi_lo = max(0, y0 * s - p)
-    yi_hi = min(d["width"], (y0 + tyo - 1) * s - p + r)
-    return xi_lo, xi_hi, yi_lo, yi_hi
+
+    def span(origin, count, size):
+        top = origin * s - p
+        end = top + count * s if r == 1 else top + (count - 1) * s + r
+        return max(0, top), min(size, end)
+    return (*span(x0, txo, d["height"]), *span(y0, tyo, d["width"]))
+
+
+def flat_tiles(d):
+    """Whether the layer's 1x1 tiles run flattened: stride 1 and full-width output tiles
+    of contiguous rows, so a tile's pixels are one row of ``T_XO * YO`` in DRAM."""
+    yo = output_size(d["width"], d["kernel_size"], d["stride"], d["padding"])
+    return (d["kernel_size"] == 1 and d["stride"] == 1 and d["tile_yo"] >= yo
+            and d["in_pitch"] == d["width"] and d["out_pitch"] == yo)
 
 
 @dataclass(frozen=True)
@@ -116,7 +132,8 @@ class Step:
     """One channel tile ``c0`` of one output tile ``(k0, x0, y0)``: the tile sizes (clipped
     at the layer's edges), the input rows / columns it reads from ``(xi_lo, yi_lo)``, the
     padding rows / columns above and left of them, and whether it is the first / last
-    channel tile of its output tile."""
+    channel tile of its output tile. ``blocks``: ``ceil(tc / 9)``, the 9-channel blocks a
+    1x1 kernel packs into the DPE lanes; ``flat``: :func:`flat_tiles`."""
     k0: int
     x0: int
     y0: int
@@ -133,6 +150,8 @@ class Step:
     pad_left: int
     first_c: bool
     last_c: bool
+    blocks: int
+    flat: bool
 
 
 def steps(d):
@@ -143,19 +162,21 @@ def steps(d):
     R, S, P = d["kernel_size"], d["stride"], d["padding"]
     XO = output_size(d["height"], R, S, P)
     YO = output_size(d["width"], R, S, P)
+    flat = flat_tiles(d)
     for k0 in range(0, d["kernels"], d["tile_k"]):
         for x0 in range(0, XO, d["tile_xo"]):
             for y0 in range(0, YO, d["tile_yo"]):
                 txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
                 xi_lo, xi_hi, yi_lo, yi_hi = iact_tile(d, x0, y0, txo, tyo)
                 for c0 in range(0, d["channels"], d["tile_c"]):
+                    tc = min(d["tile_c"], d["channels"] - c0)
                     yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
-                               tk=min(d["tile_k"], d["kernels"] - k0),
-                               tc=min(d["tile_c"], d["channels"] - c0), txo=txo, tyo=tyo,
+                               tk=min(d["tile_k"], d["kernels"] - k0), tc=tc, txo=txo, tyo=tyo,
                                xi_lo=xi_lo, yi_lo=yi_lo,
                                rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
                                pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
-                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"])
+                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"],
+                               blocks=ceil_div(tc, CHANNEL_BLOCK), flat=flat)
 
 
 def commands(d):
@@ -188,11 +209,20 @@ def commands(d):
                 iact = [(base + c * X * pitch + r * pitch, cols)
                         for c in range(st.tc) for r in range(rows)]
         group(DmaKind.IACT, iact, st.first_c, st.last_c)
-        wbase = d["weight_addr"] + st.k0 * C * RS + st.c0 * RS
-        if st.tc == C:
-            weights = [(wbase, st.tk * C * RS)]
+        K = d["kernels"]
+        if R == 1:          # (ceil(C / 9), K, 9): T_K kernels' 9 bytes per channel block
+            wbase = d["weight_addr"] + st.c0 * K + st.k0 * CHANNEL_BLOCK   # c0 % 9 == 0
+            if st.tk == K:
+                weights = [(wbase, st.blocks * K * CHANNEL_BLOCK)]
+            else:
+                weights = [(wbase + b * K * CHANNEL_BLOCK, st.tk * CHANNEL_BLOCK)
+                           for b in range(st.blocks)]
         else:
-            weights = [(wbase + k * C * RS, st.tc * RS) for k in range(st.tk)]
+            wbase = d["weight_addr"] + st.k0 * C * RS + st.c0 * RS
+            if st.tc == C:
+                weights = [(wbase, st.tk * C * RS)]
+            else:
+                weights = [(wbase + k * C * RS, st.tc * RS) for k in range(st.tk)]
         group(DmaKind.WEIGHT, weights, st.first_c, st.last_c)
         if st.first_c:
             group(DmaKind.PARAMS, [(d["params_addr"] + st.k0 * PARAM_BYTES, st.tk * PARAM_BYTES)],

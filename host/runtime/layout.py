@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hw.contract import PARAM_BYTES, pack_params
+from hw.contract import PARAM_BYTES, pack_params, pointwise_weights
 
 from host.golden import tiling
 
@@ -17,7 +17,10 @@ def param_block(conv):
 
 
 def weight_bytes(conv):
-    """Weights (K, C, R, S) s8 as stored in DRAM, kernel-major."""
+    """Weights as stored in DRAM: (K, C, 3, 3) s8 kernel-major, or for a 1x1 kernel the
+    channel-blocked (ceil(C / 9), K, 9) of :func:`hw.contract.pointwise_weights`."""
+    if conv.kernel_size == 1:
+        return pointwise_weights(conv.weight)
     return conv.weight.astype(np.int8).view(np.uint8).reshape(-1)
 
 
@@ -65,11 +68,12 @@ def layer_descriptor(conv, x_shape, dram, tiles=None):
     xo, yo = conv.output_shape(h, w)
     k = conv.out_channels
     tiles = tiles or {}
+    weights = weight_bytes(conv)
     d = tiling.descriptor(
-        input_addr=dram.place("input", c * h * w), weight_addr=dram.place("weights", conv.weight.size),
+        input_addr=dram.place("input", c * h * w), weight_addr=dram.place("weights", weights.size),
         params_addr=dram.place("params", k * PARAM_BYTES), output_addr=dram.place("output", k * xo * yo),
         channels=c, height=h, width=w, kernels=k, kernel_size=conv.kernel_size, stride=conv.stride,
         padding=conv.padding, **{f"tile_{n}": v for n, v in tiles.items()})
-    dram.write("weights", weight_bytes(conv))
+    dram.write("weights", weights)
     dram.write("params", param_block(conv))
     return d

@@ -5,7 +5,7 @@ from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 from hw.dma import beat_layout, cmd_layout
 from hw.datapath.line_buffer import word_bytes_for
 from hw.datapath.core import OUT_ROW_MAX
@@ -96,18 +96,30 @@ class Controller(wiring.Component):
 
         xo, yo = Signal(17), Signal(17)
         m.d.comb += [xo.eq(out_size(d.height)), yo.eq(out_size(d.width))]
+        kernel1 = R == 1
         rows = Signal(18)
         cols = Signal(18)
-        rows_full = Mux(stride2, (d.tile_xo - 1) << 1, d.tile_xo - 1) + R
-        cols_full = Mux(stride2, (d.tile_yo - 1) << 1, d.tile_yo - 1) + R
+
+        def span(tile):         # host.golden.schedule.buffer_needs
+            return Mux(kernel1, Mux(stride2, tile << 1, tile),
+                       Mux(stride2, (tile - 1) << 1, tile - 1) + R)
+        rows_full, cols_full = span(d.tile_xo), span(d.tile_yo)
         m.d.comb += [rows.eq(Mux(rows_full > d.height, d.height, rows_full)),
                      cols.eq(Mux(cols_full > d.width, d.width, cols_full))]
         groups_k = (d.tile_k + cfg.kp - 1) // cfg.kp
         groups_y = (d.tile_yo + cfg.yp - 1) // cfg.yp
+        blocks = (d.tile_c + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
         words = (cols + word - 1) >> (word.bit_length() - 1)
+        row_words = Signal(64)
+        m.d.comb += row_words.eq(rows * words)
+        streaming = Mux(kernel1, blocks * row_words,
+                        (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
+        weight_blocks = Signal(32)      # hw.contract.weight_size
+        m.d.comb += weight_blocks.eq((d.channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
+        weights = Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R)
         # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
         extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),
-                   (d.weight_addr, d.weight_addr + d.kernels * d.channels * R * R),
+                   (d.weight_addr, d.weight_addr + weights),
                    (d.params_addr, d.params_addr + d.kernels * PARAM_BYTES),
                    (d.output_addr, d.output_addr + d.kernels * xo * d.out_pitch),
                    (table_addr, table_addr + TABLE_BYTES)]
@@ -121,12 +133,15 @@ class Controller(wiring.Component):
                 "channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo"))).any()
              | (d.height + (P << 1) < R) | (d.width + (P << 1) < R)),
             (ErrorCode.BAD_PITCH, (d.in_pitch < d.width) | (d.out_pitch < yo)),
-            (ErrorCode.LINE_BUFFER_OVERFLOW, cols > cfg.line_buffer_depth),
+            (ErrorCode.BAD_CHANNEL_TILE,
+             kernel1 & (d.tile_c < d.channels) & (d.tile_c % CHANNEL_BLOCK != 0)),
+            (ErrorCode.LINE_BUFFER_OVERFLOW, ~kernel1 & (cols > cfg.line_buffer_depth)),
             # the line buffer counts input rows and output rows of a tile up to this
             (ErrorCode.TILE_ROWS_OVERFLOW,
              (rows > cfg.max_tile_rows) | (Mux(d.tile_xo < xo, d.tile_xo, xo) > cfg.max_tile_rows)),
-            (ErrorCode.STREAMING_BUFFER_OVERFLOW, d.tile_c * rows * words * word > cfg.streaming_buffer_depth),
-            (ErrorCode.STATIONARY_BUFFER_OVERFLOW, groups_k * cfg.kp * d.tile_c > cfg.stationary_buffer_depth),
+            (ErrorCode.STREAMING_BUFFER_OVERFLOW, streaming > cfg.streaming_buffer_words),
+            (ErrorCode.STATIONARY_BUFFER_OVERFLOW,
+             groups_k * cfg.kp * Mux(kernel1, blocks, d.tile_c) > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
              groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth),
             (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),

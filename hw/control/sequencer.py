@@ -1,29 +1,32 @@
 """Sequencer: issues the compute core's block commands for every step of a layer's L3 loop nest."""
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.datapath.core import ComputeCore
-from hw.contract import PARAM_BYTES, LayerDescriptor
+from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, LayerDescriptor
 from hw.control.steps import step_layout
 
 __all__ = ["Sequencer", "COMMAND_STREAMS"]
 
 # the ComputeCore command streams this block drives (out_rows comes from the Tiler)
 COMMAND_STREAMS = ("iact_rows", "iact_load", "iact_replay", "weight_rows", "weight_load",
-                   "weight_replay", "params_rows", "lb_cmd", "out_cmd")
+                   "weight_replay", "params_rows", "lb_cmd", "pw_cmd", "out_cmd")
 
 
 class Sequencer(wiring.Component):
-    """Issues, per step of the loop nest, the commands of ``host.golden.schedule``.
+    """Issues, per step of the loop nest, the commands of ``host.golden.schedule.step_commands``
+    (3x3 layers: windows from the line buffer, ``lb_cmd``; 1x1 layers: channel-packed
+    windows from the pointwise reader, ``pw_cmd``, a flat step as one row).
 
     ``steps`` (In stream of :data:`hw.control.steps.step_layout`): the steps, from
     :class:`hw.control.steps.StepWalker` (the Tiler gets the same ones, so the core's data
     and commands line up). ``descriptor`` and ``zero_point`` (In): the layer, held until
     its last step's commands are queued. ``busy``: a step is being processed. Each step
-    costs ``2 + max(ceil(T_K / KP), ceil(T_YO / YP))`` cycles, which the command queues
-    (``sequencer_queue_depth`` deep) hide behind the step's compute time. The descriptor
+    costs about ``2 + max(ceil(T_K / KP), ceil(T_YO / YP) / 16 + 16)`` cycles (a flat
+    step: ``T_XO * T_YO`` columns), which the command queues (``sequencer_queue_depth``
+    deep) hide behind the step's compute time. The descriptor
     must have been validated (see :class:`Controller`).
 
     Outputs: one stream per name in ``COMMAND_STREAMS``, with ComputeCore's layouts.
@@ -57,9 +60,10 @@ class Sequencer(wiring.Component):
         tk, tc, txo, tyo = st.tk, st.tc, st.txo, st.tyo
         rows_in, cols_in = st.rows_in.as_unsigned()[:16], st.cols_in.as_unsigned()[:16]
 
-        # ceil(tk / KP) and ceil(tyo / YP) by repeated subtraction, both at once
-        groups_k, groups = Signal(16), Signal(16)
-        rest_k, rest_y = Signal(signed(18)), Signal(signed(18))
+        kernel1, flat = d.kernel_size == 1, st.flat
+        # ceil(tk / KP) and ceil(out_cols / YP) by repeated subtraction, both at once
+        groups_k, groups = Signal(32), Signal(32)
+        rest_k, rest_y = Signal(signed(18)), Signal(signed(34))
         dividing = (rest_k > 0) | (rest_y > 0)
 
         ready = Signal()
@@ -68,22 +72,43 @@ class Sequencer(wiring.Component):
             with m.If(~q.w_rdy):
                 m.d.comb += ready.eq(0)
 
-        words_per_row = (cols_in + self.word_bytes - 1) >> (self.word_bytes.bit_length() - 1)
+        shift = self.word_bytes.bit_length() - 1
+        row_words = Signal(16)
+        pixels = Signal(32)
+        flat_words = Signal(32)         # a flat step: one row of rows_in * cols_in pixels
+        m.d.comb += [row_words.eq((cols_in + self.word_bytes - 1) >> shift),
+                     pixels.eq(rows_in * cols_in),
+                     flat_words.eq((pixels + self.word_bytes - 1) >> shift)]
+        block_words = Mux(kernel1, Mux(flat, flat_words, rows_in * row_words), 1)
         words = Signal(32)
-        m.d.comb += words.eq(tc * rows_in * words_per_row)
+        m.d.comb += words.eq(Mux(kernel1 & flat, tc * flat_words, tc * rows_in * row_words))
+        channels = Mux(kernel1, st.blocks, tc)
+        out_rows = Mux(flat, 1, txo)
+        out_cols = Signal(32)
+        m.d.comb += out_cols.eq(Mux(flat, txo * tyo, tyo))
+        pw_row_words = Mux(flat, flat_words, row_words)
         fields = {
-            "iact_rows": {"rows": tc * rows_in, "row_bytes": cols_in},
-            "iact_load": {"words": words},
-            "iact_replay": {"words": words, "replays": groups_k},
-            "weight_rows": {"rows": tk * tc, "row_bytes": d.kernel_size * d.kernel_size},
-            "weight_load": {"kernels": tk, "channels": tc, "kernel": d.kernel_size},
-            "weight_replay": {"kernel_groups": groups_k, "channels": tc},
+            "iact_rows": {"rows": Mux(flat, tc, tc * rows_in), "row_bytes": Mux(flat, pixels, cols_in)},
+            "iact_load": {"words": words, "block_words": block_words},
+            "iact_replay": {"words": words, "replays": groups_k, "pointwise": kernel1,
+                            "blocks": Mux(kernel1, st.blocks, 0), "rows": Mux(kernel1, out_rows, 0),
+                            "row_words": Mux(kernel1, pw_row_words, 0),
+                            "row_step": Mux(kernel1 & ~flat, Mux(d.stride == 2, row_words << 1, row_words), 0),
+                            "block_words": block_words},
+            "weight_rows": {"rows": Mux(kernel1, st.blocks, tk * tc),
+                            "row_bytes": Mux(kernel1, tk * CHANNEL_BLOCK, d.kernel_size * d.kernel_size)},
+            "weight_load": {"kernels": tk, "channels": channels, "kernel_groups": groups_k,
+                            "pointwise": kernel1},
+            "weight_replay": {"kernel_groups": groups_k, "channels": channels},
             "params_rows": {"rows": tk, "row_bytes": PARAM_BYTES},
             "lb_cmd": {"channels": tc * groups_k, "rows_in": rows_in, "cols_in": cols_in,
                        "out_rows": txo, "groups": groups, "pad_top": st.pad_top, "pad_left": st.pad_left,
                        "stride": d.stride, "kernel": d.kernel_size, "zero_point": self.zero_point},
-            "out_cmd": {"kernel_groups": groups_k, "channels": tc, "out_rows": txo, "groups": groups,
-                        "init": st.first_c, "drain": st.last_c, "kernels": tk, "out_cols": tyo},
+            "pw_cmd": {"channels": st.blocks * groups_k, "out_rows": out_rows, "groups": groups,
+                       "row_words": pw_row_words, "stride": Mux(flat, 1, d.stride)},
+            "out_cmd": {"kernel_groups": groups_k, "channels": channels, "out_rows": out_rows,
+                        "groups": groups, "init": st.first_c, "drain": st.last_c, "kernels": tk,
+                        "out_cols": out_cols},
         }
         for name, values in fields.items():
             view = Signal(self.layouts[name], name=f"{name}_cmd")
@@ -96,14 +121,16 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.steps.ready.eq(1)
                 with m.If(self.steps.valid):
                     p = self.steps.payload
-                    m.d.sync += [st.eq(p), rest_k.eq(p.tk), rest_y.eq(p.tyo),
+                    m.d.sync += [st.eq(p), rest_k.eq(p.tk), rest_y.eq(Mux(p.flat, p.txo * p.tyo, p.tyo)),
                                  groups_k.eq(0), groups.eq(0)]
                     m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(rest_k > 0):
                     m.d.sync += [rest_k.eq(rest_k - self.kp), groups_k.eq(groups_k + 1)]
-                with m.If(rest_y > 0):
+                with m.If(rest_y > 16 * self.yp):
+                    m.d.sync += [rest_y.eq(rest_y - 16 * self.yp), groups.eq(groups + 16)]
+                with m.Elif(rest_y > 0):
                     m.d.sync += [rest_y.eq(rest_y - self.yp), groups.eq(groups + 1)]
                 with m.If(~dividing):
                     m.next = "EMIT"
@@ -111,6 +138,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(ready):
                     for name, q in queues.items():
-                        m.d.comb += q.w_en.eq(st.first_c if name == "params_rows" else 1)
+                        enable = {"params_rows": st.first_c, "lb_cmd": ~kernel1, "pw_cmd": kernel1}
+                        m.d.comb += q.w_en.eq(enable.get(name, 1))
                     m.next = "TAKE"
         return m

@@ -10,7 +10,7 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import check_range
+from hw.config import CHANNEL_BLOCK, check_range
 from hw.contract import LayerDescriptor
 
 __all__ = ["StepWalker", "step_layout", "output_size"]
@@ -20,7 +20,7 @@ __all__ = ["StepWalker", "step_layout", "output_size"]
 step_layout = data.StructLayout({
     **{name: 16 for name in ("k0", "x0", "y0", "c0", "tk", "tc", "txo", "tyo", "xi_lo", "yi_lo")},
     "rows_in": signed(17), "cols_in": signed(17),
-    "pad_top": 2, "pad_left": 2, "first_c": 1, "last_c": 1, "last": 1,
+    "pad_top": 2, "pad_left": 2, "first_c": 1, "last_c": 1, "blocks": 16, "flat": 1, "last": 1,
 })
 
 
@@ -71,18 +71,28 @@ class StepWalker(wiring.Component):
         def clip(total, start, tile):
             return Mux(total - start < tile, total - start, tile)
 
+        kernel1 = d.kernel_size == 1
+
         def span(origin, count, size, name):
-            """Stored rows (or columns) [lo, hi) of an output span: lo, hi - lo, lo - top."""
+            """Stored rows (or columns) [lo, hi) of an output span: lo, hi - lo, lo - top.
+            A 1x1 kernel reads ``stride`` rows per output row (host.golden.tiling.iact_tile)."""
             top = Signal(signed(20), name=f"{name}_top")
             end = Signal(signed(20), name=f"{name}_end")
             m.d.comb += [top.eq(Mux(stride2, origin << 1, origin) - d.padding),
-                         end.eq(top + Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size)]
+                         end.eq(top + Mux(kernel1, Mux(stride2, count << 1, count),
+                                          Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size))]
             lo = Mux(top < 0, 0, top)
             hi = Mux(end > size, size, end)
             return lo, hi - lo, lo - top
 
         step = Signal(step_layout)
         txo, tyo = clip(XO, x0, d.tile_xo), clip(YO, y0, d.tile_yo)
+        tc = Signal(16)
+        m.d.comb += tc.eq(clip(d.channels, c0, d.tile_c))
+        # host.golden.tiling.flat_tiles: 1x1, stride 1, full-width tiles of contiguous rows
+        flat = Signal()
+        m.d.comb += flat.eq(kernel1 & ~stride2 & (d.tile_yo >= YO) & (d.in_pitch == d.width) &
+                            (d.out_pitch == YO))
         xi_lo, rows_in, pad_top = span(x0, txo, d.height, "row")
         yi_lo, cols_in, pad_left = span(y0, tyo, d.width, "col")
         last_c = c0 + d.tile_c >= d.channels
@@ -90,12 +100,13 @@ class StepWalker(wiring.Component):
         last_k = k0 + d.tile_k >= d.kernels
         m.d.comb += [
             step.k0.eq(k0), step.x0.eq(x0), step.y0.eq(y0), step.c0.eq(c0),
-            step.tk.eq(clip(d.kernels, k0, d.tile_k)), step.tc.eq(clip(d.channels, c0, d.tile_c)),
+            step.tk.eq(clip(d.kernels, k0, d.tile_k)), step.tc.eq(tc),
             step.txo.eq(txo), step.tyo.eq(tyo),
             step.xi_lo.eq(xi_lo), step.yi_lo.eq(yi_lo),
             step.rows_in.eq(rows_in), step.cols_in.eq(cols_in),
             step.pad_top.eq(pad_top), step.pad_left.eq(pad_left),
             step.first_c.eq(c0 == 0), step.last_c.eq(last_c),
+            step.blocks.eq((tc + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK), step.flat.eq(flat),
             step.last.eq(last_c & last_y & last_x & last_k),
         ]
         room = Signal()

@@ -10,7 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import check_range
-from hw.contract import PARAM_BYTES, DmaKind, LayerDescriptor
+from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, DmaKind, LayerDescriptor
 from hw.control.steps import output_size, step_layout
 
 __all__ = ["Tiler", "command_layout"]
@@ -43,7 +43,8 @@ class Tiler(wiring.Component):
     Per step (output tile ``k0, x0, y0``, channel tile ``c0``): iAct tile (one command per
     input row segment per channel, rows merged when the tile spans whole rows and
     ``in_pitch == width``, channels merged when it also spans all rows), weight tile (one
-    command per kernel, merged when ``tile_c >= channels``), the params block (first channel
+    command per kernel, merged when ``tile_c >= channels``; a 1x1 layer: one per channel
+    block, merged when ``tile_k >= kernels``), the params block (first channel
     tile only) and, after the last channel tile, the output tile (merged like the input).
     The layer's last step's last command has ``end``.
 
@@ -72,10 +73,11 @@ class Tiler(wiring.Component):
         ch_in = Signal(64)          # height * in_pitch
         ch_out = Signal(64)         # XO * out_pitch
         crs = Signal(32)            # channels * R * S
+        block_bytes = Signal(32)    # a 1x1 layer: kernels * CHANNEL_BLOCK, one channel block
         m.d.comb += RS.eq(Mux(d.kernel_size == 3, 9, 1))
         m.d.sync += [XO.eq(output_size(d, d.height)), YO.eq(output_size(d, d.width)),
                      ch_in.eq(d.height * d.in_pitch), ch_out.eq(XO * d.out_pitch),
-                     crs.eq(d.channels * RS)]
+                     crs.eq(d.channels * RS), block_bytes.eq(d.kernels * CHANNEL_BLOCK)]
         st = Signal(step_layout)
         phases = Signal(data.ArrayLayout(_phase_layout, 4))
         phase = Signal(2)
@@ -109,13 +111,20 @@ class Tiler(wiring.Component):
                                      Mux(merge_rows, rows_u * d.width, cols_u))),
                 ]
                 merge_w = tc == d.channels
-                m.d.sync += [
-                    pw.en.eq(1),
-                    pw.base.eq(d.weight_addr + st.k0 * crs + st.c0 * RS),
-                    pw.n_outer.eq(Mux(merge_w, 1, tk)), pw.n_inner.eq(1),
-                    pw.s_outer.eq(crs), pw.s_inner.eq(0),
-                    pw.length.eq(Mux(merge_w, tk * crs, tc * RS)),
-                ]
+                with m.If(d.kernel_size == 1):      # (ceil(C / 9), K, 9); c0 % 9 == 0
+                    merge_b = tk == d.kernels
+                    m.d.sync += [
+                        pw.base.eq(d.weight_addr + st.c0 * d.kernels + st.k0 * CHANNEL_BLOCK),
+                        pw.n_outer.eq(Mux(merge_b, 1, st.blocks)), pw.s_outer.eq(block_bytes),
+                        pw.length.eq(Mux(merge_b, st.blocks * block_bytes, tk * CHANNEL_BLOCK)),
+                    ]
+                with m.Else():
+                    m.d.sync += [
+                        pw.base.eq(d.weight_addr + st.k0 * crs + st.c0 * RS),
+                        pw.n_outer.eq(Mux(merge_w, 1, tk)), pw.s_outer.eq(crs),
+                        pw.length.eq(Mux(merge_w, tk * crs, tc * RS)),
+                    ]
+                m.d.sync += [pw.en.eq(1), pw.n_inner.eq(1), pw.s_inner.eq(0)]
                 m.d.sync += [
                     pp.en.eq(st.first_c),
                     pp.base.eq(d.params_addr + st.k0 * PARAM_BYTES),

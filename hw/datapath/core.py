@@ -1,13 +1,14 @@
 """Compute core: the on-chip buffers, line buffer, DPE array and output path, wired."""
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 from hw.datapath.dpe_array import DPEArray
 from hw.datapath.line_buffer import LineBuffer, word_bytes_for
 from hw.datapath.output_buffer import OutputBuffer, output_params_layout
+from hw.datapath.pointwise_reader import PointwiseReader
 from hw.datapath.repacker import Repacker, byte_stream_layout
 from hw.datapath.stationary_buffer import StationaryBuffer
 from hw.datapath.streaming_buffer import StreamingBuffer
@@ -26,20 +27,21 @@ class ComputeCore(wiring.Component):
     Data in (bus-wide byte streams, as :class:`AxiReader` delivers them):
     ``iact_in`` (iAct tile rows, cut into row-aligned words by ``iact_rows`` commands
     ``{rows, row_bytes}``) -> :class:`StreamingBuffer`; ``weight_in`` (weight slices,
-    cut by ``weight_rows`` commands with ``row_bytes`` 9, or 1 for 1x1 kernels) ->
-    :class:`StationaryBuffer`; ``params_in`` (``PARAM_BYTES`` per kernel) -> the
+    cut by ``weight_rows`` commands with ``row_bytes`` 9, or ``T_K * 9`` per channel block
+    for 1x1 kernels, into ``KP * 9``-byte words) -> :class:`StationaryBuffer`; ``params_in`` (``PARAM_BYTES`` per kernel) -> the
     :class:`OutputBuffer`'s parameters; ``table`` -> the requantizers' activation table.
 
-    Compute: :class:`StreamingBuffer` ``read`` -> :class:`LineBuffer` -> :class:`DPEArray`
+    Compute: :class:`StreamingBuffer` ``read`` -> :class:`LineBuffer` (3x3 kernels) or,
+    while ``pointwise`` is set (1x1 kernels), :class:`PointwiseReader` -> :class:`DPEArray`
     (weights from :class:`StationaryBuffer`, swapped on each channel image's first window)
-    -> :class:`OutputBuffer`.
+    -> :class:`OutputBuffer`. ``pointwise`` must not change while a layer runs.
 
     Data out: ``out`` (bus-wide byte stream for :class:`AxiWriter`, one ``last`` per
     ``out_rows`` command row, i.e. per write command).
 
     Commands, passed to the blocks unchanged: ``iact_load``, ``iact_replay``
     (StreamingBuffer), ``weight_load``, ``weight_replay`` (StationaryBuffer), ``lb_cmd``
-    (LineBuffer), ``out_cmd`` (OutputBuffer), plus the repackers' ``iact_rows``,
+    (LineBuffer), ``pw_cmd`` (PointwiseReader), ``out_cmd`` (OutputBuffer), plus the repackers' ``iact_rows``,
     ``weight_rows``, ``params_rows`` and ``out_rows``.
     """
 
@@ -48,8 +50,8 @@ class ComputeCore(wiring.Component):
         bus = cfg.axi_data_width // 8
         self.bus_bytes = bus
         self.word_bytes = word_bytes_for(cfg.yp)
-        self.streaming = StreamingBuffer(word_bytes=self.word_bytes,
-                                         depth=max(2, cfg.streaming_buffer_depth // self.word_bytes))
+        self.streaming = StreamingBuffer(word_bytes=self.word_bytes, depth=cfg.streaming_buffer_words,
+                                         max_rows=cfg.max_tile_rows)
         self.stationary = StationaryBuffer(kp=cfg.kp, depth=max(1, cfg.stationary_buffer_depth // cfg.kp))
         # Command fields hold every value the descriptor validation admits: tile rows up
         # to max_tile_rows, T_C * ceil(T_K / KP) channel images <= stationary depth / KP.
@@ -57,13 +59,22 @@ class ComputeCore(wiring.Component):
                                       max_rows=cfg.max_tile_rows,
                                       max_channels=cfg.max_channel_images,
                                       slots=cfg.line_buffer_slots)
+        self.pointwise_reader = PointwiseReader(yp=cfg.yp, max_words=cfg.streaming_buffer_words,
+                                                max_rows=cfg.max_tile_rows,
+                                                max_groups=cfg.max_output_dim,
+                                                max_channels=cfg.max_channel_images)
         self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1)
         # Output tile dimensions up to AccelConfig.max_output_dim.
         out_words = cfg.output_buffer_depth // (cfg.kp * cfg.yp)
         self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp, depth=max(1, out_words),
                                    max_dim=cfg.max_output_dim)
-        self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes, max_row=cfg.line_buffer_depth)
-        self.weight_packer = Repacker(in_bytes=bus, out_bytes=9, max_row=9)
+        # rows: up to a line-buffer row (3x3) or a channel's tile (1x1, flattened)
+        self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes,
+                                    max_row=max(cfg.line_buffer_depth,
+                                                cfg.streaming_buffer_words * self.word_bytes))
+        # a 3x3 slice, or one channel block of T_K <= stationary depth kernels (1x1)
+        self.weight_packer = Repacker(in_bytes=bus, out_bytes=CHANNEL_BLOCK * cfg.kp,
+                                      max_row=CHANNEL_BLOCK * cfg.stationary_buffer_depth)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)
         self.out_packer = Repacker(in_bytes=cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
         bus_layout = byte_stream_layout(bus)
@@ -82,6 +93,8 @@ class ComputeCore(wiring.Component):
             "weight_load": In(stream.Signature(self.stationary.load_layout)),
             "weight_replay": In(stream.Signature(self.stationary.replay_layout)),
             "lb_cmd": In(stream.Signature(self.line_buffer.command_layout)),
+            "pw_cmd": In(stream.Signature(self.pointwise_reader.command_layout)),
+            "pointwise": In(1),
             "out_cmd": In(stream.Signature(self.output.cmd_layout)),
             "array_busy": Out(1),
             "stall_input": Out(1),
@@ -91,7 +104,7 @@ class ComputeCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        for name in ("streaming", "stationary", "line_buffer", "array", "output",
+        for name in ("streaming", "stationary", "line_buffer", "pointwise_reader", "array", "output",
                      "iact_packer", "weight_packer", "params_packer", "out_packer"):
             m.submodules[name] = getattr(self, name)
 
@@ -101,6 +114,7 @@ class ComputeCore(wiring.Component):
         connect(m, flipped(self.weight_load), self.stationary.load)
         connect(m, flipped(self.weight_replay), self.stationary.replay)
         connect(m, flipped(self.lb_cmd), self.line_buffer.cmd)
+        connect(m, flipped(self.pw_cmd), self.pointwise_reader.cmd)
         connect(m, flipped(self.out_cmd), self.output.cmd)
         connect(m, flipped(self.iact_rows), self.iact_packer.cmd)
         connect(m, flipped(self.weight_rows), self.weight_packer.cmd)
@@ -127,14 +141,23 @@ class ComputeCore(wiring.Component):
             self.params_packer.o.ready.eq(self.output.params.ready),
         ]
 
-        # compute: rows -> windows -> array -> output buffer
+        # compute: rows -> windows (line buffer, or pointwise reader) -> array -> output buffer
+        read, pw = self.streaming.read, self.pointwise_reader
         m.d.comb += [
-            self.line_buffer.rows.valid.eq(self.streaming.read.valid),
-            self.line_buffer.rows.payload.eq(self.streaming.read.payload),
-            self.streaming.read.ready.eq(self.line_buffer.rows.ready),
+            self.line_buffer.rows.valid.eq(read.valid & ~self.pointwise),
+            self.line_buffer.rows.payload.eq(read.payload[0]),
+            pw.rows.valid.eq(read.valid & self.pointwise),
+            pw.rows.payload.eq(read.payload),
+            read.ready.eq(Mux(self.pointwise, pw.rows.ready, self.line_buffer.rows.ready)),
         ]
         connect(m, self.stationary.weights, self.array.weights)
-        lb, arr = self.line_buffer.windows, self.array.windows
+        lb = stream.Signature(self.line_buffer.windows_layout).create()
+        for source in (self.line_buffer.windows, pw.windows):
+            selected = self.pointwise if source is pw.windows else ~self.pointwise
+            with m.If(selected):
+                m.d.comb += [lb.valid.eq(source.valid), lb.payload.eq(source.payload),
+                             source.ready.eq(lb.ready)]
+        arr = self.array.windows
         m.d.comb += [
             arr.valid.eq(lb.valid),
             arr.payload.windows.eq(lb.payload.windows),

@@ -46,8 +46,8 @@ class Repacker(wiring.Component):
 
     def __init__(self, *, in_bytes, out_bytes, max_row=1 << 24):
         for name, value in (("in_bytes", in_bytes), ("out_bytes", out_bytes)):
-            if not 1 <= value <= 256:
-                raise ValueError(f"{name} must be in [1, 256], got {value}")
+            if not 1 <= value <= 1024:
+                raise ValueError(f"{name} must be in [1, 1024], got {value}")
         self.in_bytes, self.out_bytes = in_bytes, out_bytes
         self.in_layout = byte_stream_layout(in_bytes)
         self.out_layout = byte_stream_layout(out_bytes)
