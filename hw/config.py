@@ -79,6 +79,10 @@ class AccelConfig:
         Block commands the sequencer queues per compute-core command stream.
     line_buffer_slots
         Rows the line buffer's ring holds: 3 in use, the rest prefetched.
+    drain_words
+        Output-buffer words of one output row requantized per cycle (``drain_words * yp``
+        requantizers): a tile drains in ``1 / drain_words`` of the cycles, so layers that
+        accumulate few channels per output (depthwise) are not bound by the drain.
     csr_addr_width
         Address width of the AXI4-Lite register slave: the register window is
         ``csr_window = 1 << csr_addr_width`` bytes (the board's address map uses it).
@@ -99,6 +103,7 @@ class AccelConfig:
     write_queue_depth: int = 512
     sequencer_queue_depth: int = 4
     line_buffer_slots: int = 8
+    drain_words: int = 4
     csr_addr_width: int = 12
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
@@ -117,11 +122,12 @@ class AccelConfig:
         "write_queue_depth": (2, 4096),
         "sequencer_queue_depth": (2, 64),
         "line_buffer_slots": (8, 32),           # slot index is the row count's low bits
+        "drain_words": (1, 16),
         "csr_addr_width": (12, 16),             # covers the register map; AXI4-Lite >= 12
     }
     AXI_DATA_WIDTHS = (64, 128, 256, 512)
     POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
-                    "read_buffer_depth", "line_buffer_slots")
+                    "read_buffer_depth", "line_buffer_slots", "drain_words")
 
     def __post_init__(self):
         for name, (lo, hi) in self.LIMITS.items():
@@ -161,6 +167,17 @@ class AccelConfig:
         row words of ``word_bytes_for(yp)`` bytes, so ``streaming_buffer_depth`` bytes
         rounded down."""
         return self.streaming_buffer_depth // (CHANNEL_BLOCK * word_bytes_for(self.yp))
+
+    @property
+    def depthwise_lanes(self):
+        """Channels the line buffer carries at once, one per array row, for depthwise
+        layers (derived): KP, when KP <= CHANNEL_BLOCK (the streaming buffer's lanes);
+        otherwise 1, and depthwise layers do not run on the array."""
+        return self.kp if self.kp <= CHANNEL_BLOCK else 1
+
+    @property
+    def supports_depthwise(self):
+        return self.kp <= CHANNEL_BLOCK
 
     @property
     def max_channel_images(self):

@@ -46,7 +46,9 @@ class LayerDescriptor(data.Struct):
     ``height`` X, ``width`` Y, ``kernels`` K; ``kernel_size`` 1 or 3, ``stride`` 1 or 2,
     ``padding`` 0..2; tile sizes ``tile_k`` T_K, ``tile_c`` T_C, ``tile_xo`` T_XO (output
     rows), ``tile_yo`` T_YO (output columns), all >= 1. A 1x1 layer's ``tile_c`` is a
-    multiple of :data:`CHANNEL_BLOCK` or covers all channels.
+    multiple of :data:`CHANNEL_BLOCK` or covers all channels. ``depthwise`` 1: a 3x3
+    depthwise layer (groups = C = K, weights (K, 1, 3, 3)): kernel ``k`` reads channel
+    ``k`` only, and ``tile_c`` equals ``tile_k``.
     """
 
     input_addr: unsigned(64)
@@ -66,6 +68,7 @@ class LayerDescriptor(data.Struct):
     kernel_size: unsigned(2)
     stride: unsigned(2)
     padding: unsigned(2)
+    depthwise: unsigned(1)
 
 
 def descriptor_layout():
@@ -101,8 +104,10 @@ def pointwise_weights(weight):
     return padded.reshape(k, blocks, CHANNEL_BLOCK).transpose(1, 0, 2).reshape(-1).view(np.uint8)
 
 
-def weight_size(kernels, channels, kernel_size):
+def weight_size(kernels, channels, kernel_size, depthwise=0):
     """Bytes of a layer's weights in DRAM."""
+    if depthwise:
+        return kernels * kernel_size * kernel_size
     if kernel_size == 1:
         return -(-channels // CHANNEL_BLOCK) * kernels * CHANNEL_BLOCK
     return kernels * channels * kernel_size * kernel_size
@@ -142,7 +147,8 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
 
 MAGIC = 0x44504547          # "DPEG"
 VERSION = 0x00010003        # 1.3 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
-                            # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE)
+                            # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE,
+                            # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -169,6 +175,8 @@ class ErrorCode(IntEnum):
     TILE_ROWS_OVERFLOW = 13  # a tile has more input or output rows than max_tile_rows
     OUTSIDE_WINDOW = 14     # a read or write of the layer leaves [WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)
     BAD_CHANNEL_TILE = 15   # a 1x1 layer's tile_c is below C and not a multiple of CHANNEL_BLOCK
+    BAD_DEPTHWISE = 16      # depthwise with kernel_size != 3, channels != kernels, tile_c != tile_k,
+                            # or on a configuration with kp > CHANNEL_BLOCK
 
 
 def layer_extents(desc, table_addr):
@@ -182,7 +190,8 @@ def layer_extents(desc, table_addr):
     span = d["height"] + 2 * d["padding"] - r
     xo = (span >> 1 if d["stride"] == 2 else span) + 1       # as the hardware computes it
     sizes = {"input": (d["input_addr"], d["channels"] * d["height"] * d["in_pitch"]),
-             "weights": (d["weight_addr"], weight_size(d["kernels"], d["channels"], r)),
+             "weights": (d["weight_addr"], weight_size(d["kernels"], d["channels"], r,
+                                                       d.get("depthwise", 0))),
              "params": (d["params_addr"], d["kernels"] * PARAM_BYTES),
              "table": (table_addr, TABLE_BYTES),
              "output": (d["output_addr"], d["kernels"] * xo * d["out_pitch"])}
@@ -269,6 +278,8 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     rm.add("IRQ_STATUS", "w1c", "bit 0: a layer ended; write 1 to clear (and drop irq)")
     # layer descriptor
     for name, fld in data.Layout.cast(LayerDescriptor):
+        if name in DESCRIPTOR_FIELDS_1_3:
+            continue
         width = fld.shape.width
         if width > 32:
             rm.add(f"DESC_{name.upper()}_LO", "rw", f"descriptor {name} bits 0..31", field_name=name)
@@ -294,10 +305,20 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     # ... and the identification of the configuration fields added in 1.2
     for name in CFG_FIELDS_1_2:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
+    # 1.3: descriptor fields and configuration fields added since, after every earlier register
+    for name in DESCRIPTOR_FIELDS_1_3:
+        rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
+    for name in CFG_FIELDS_1_3:
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     return rm
 
+
+# descriptor fields added in register map 1.3 (their registers follow every 1.2 register)
+DESCRIPTOR_FIELDS_1_3 = ("depthwise",)
 
 # configuration fields identified since register map 1.2
 CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_depth",
                   "write_queue_depth", "sequencer_queue_depth", "line_buffer_slots",
                   "csr_addr_width")
+# ... and since 1.3
+CFG_FIELDS_1_3 = ("drain_words",)

@@ -89,7 +89,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [tiler.descriptor.eq(ctl.active_descriptor),
                      sequencer.descriptor.eq(ctl.active_descriptor),
                      sequencer.zero_point.eq(ctl.active_zero_point),
-                     core.pointwise.eq(ctl.active_descriptor.kernel_size == 1)]
+                     core.pointwise.eq((ctl.active_descriptor.kernel_size == 1) & ~ctl.active_descriptor.depthwise),
+                     core.depthwise.eq(ctl.active_descriptor.depthwise)]
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 

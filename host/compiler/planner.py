@@ -20,10 +20,10 @@ the bound the hardware checks). A layer no tile fits raises
 """
 
 from dataclasses import dataclass, field, asdict
+from functools import lru_cache
 
-from hw.config import AccelConfig
-from hw.datapath.line_buffer import word_bytes_for
-from hw.contract import PARAM_BYTES, TABLE_BYTES, DmaKind
+from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.contract import TABLE_BYTES, DmaKind
 
 from host.golden import schedule, tiling
 from host.golden.tiling import ceil_div
@@ -96,14 +96,16 @@ def descriptor_for(layer, tiles):
                              tile_yo=tiles["yo"])
 
 
+@lru_cache(maxsize=4096)
 def _axis_classes(size_in, size_out, tile, kernel, stride, padding):
-    """Tiles along one output axis grouped by (output size, input extent, starts at 0,
-    covers the whole input): {(t, extent, first, whole): count}."""
+    """Output tiles along one axis grouped by (output size, input extent, spans the whole
+    input): {(t, extent, whole): count}. Extents are ``tiling.iact_tile``'s."""
+    d = {"stride": stride, "padding": padding, "kernel_size": kernel,
+         "height": size_in, "width": size_in}
     out = {}
     for o0 in range(0, size_out, tile):
         t = min(tile, size_out - o0)
-        lo = max(0, o0 * stride - padding)
-        hi = min(size_in, (o0 + t - 1) * stride - padding + kernel)
+        lo, hi, _, _ = tiling.iact_tile(d, o0, o0, t, t)
         key = (t, hi - lo, lo == 0 and hi == size_in)
         out[key] = out.get(key, 0) + 1
     return out
@@ -122,82 +124,135 @@ def _bursts(length):
     return ceil_div(length, 4096)
 
 
-def _parts(cfg, d, timing):
-    """Per output-tile class: its count and the cycle/byte terms of its steps."""
-    C, K, R = d["channels"], d["kernels"], d["kernel_size"]
+def _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c=True, last_c=True):
+    """What one step of ``d`` moves and computes, read off the compute core's commands of
+    a step of these sizes (``schedule.step_commands``): array beats, output-buffer drain
+    beats, iAct bytes and streaming-buffer row words, weight bytes and stationary-buffer
+    beats (the weight repacker's ``KP x 9``-byte words), params and output bytes.
+    ``memo``: a dict of earlier answers for the same layer; ``flat``:
+    ``tiling.flat_tiles(d)``."""
+    key = (tk, tc, txo, tyo, rows, cols, first_c, last_c, flat)
+    work = memo.get(key)
+    if work is not None:
+        return work
+    st = tiling.Step(k0=0, x0=0, y0=0, c0=0, tk=tk, tc=tc, txo=txo, tyo=tyo, xi_lo=0, yi_lo=0,
+                     rows_in=rows, cols_in=cols, pad_top=0, pad_left=0, first_c=first_c,
+                     last_c=last_c, blocks=ceil_div(tc, CHANNEL_BLOCK), flat=flat)
+    cmds = schedule.step_commands(cfg, d, st, 0)
+    out, iact, weights = cmds["out_cmd"], cmds["iact_rows"], cmds["weight_rows"]
+    params = cmds.get("params_rows", {"rows": 0, "row_bytes": 0})
+    work = memo[key] = {
+        "beats": out["kernel_groups"] * out["channels"] * out["out_rows"] * out["groups"],
+        "drain": out["kernels"] * out["out_rows"] * out["groups"],
+        "iact_bytes": iact["rows"] * iact["row_bytes"],
+        "iact_words": cmds["iact_load"]["words"],
+        "weight_bytes": weights["rows"] * weights["row_bytes"],
+        "weight_beats": weights["rows"] * ceil_div(weights["row_bytes"], CHANNEL_BLOCK * cfg.kp),
+        "params_bytes": params["rows"] * params["row_bytes"],
+        "out_bytes": out["kernels"] * out["out_rows"] * out["out_cols"],
+    }
+    return work
+
+
+def _array_beats(cfg, d, memo):
+    """Array beats of layer ``d``: the sum of its steps' beats, which depend on the
+    steps' tile sizes only (so one step of each size at the origin stands for all)."""
+    XO = tiling.output_size(d["height"], d["kernel_size"], d["stride"], d["padding"])
+    YO = tiling.output_size(d["width"], d["kernel_size"], d["stride"], d["padding"])
+    flat = tiling.flat_tiles(d)
+    total = 0
+    for tk, nk in _dim_classes(d["kernels"], d["tile_k"]).items():
+        for txo, nx in _dim_classes(XO, d["tile_xo"]).items():
+            for tyo, ny in _dim_classes(YO, d["tile_yo"]).items():
+                lo, hi, left, right = tiling.iact_tile(d, 0, 0, txo, tyo)
+                for tc, nc in _dim_classes(d["channels"], d["tile_c"]).items():
+                    work = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, hi - lo, right - left)
+                    total += nk * nx * ny * nc * work["beats"]
+    return total
+
+
+def _channel_runs(channels, tile_c):
+    """The channel tiles of one output tile as runs of equal steps:
+    ``[(tc, first_c, last_c, count)]`` in loop order."""
+    n = ceil_div(channels, tile_c)
+    last_tc = channels - (n - 1) * tile_c
+    runs = [(min(tile_c, channels), True, n == 1, 1)]
+    if n > 2:
+        runs.append((tile_c, False, False, n - 2))
+    if n > 1:
+        runs.append((last_tc, False, True, 1))
+    return runs
+
+
+def _parts(cfg, d, timing, memo):
+    """Per output-tile class: its count and the cycle / byte / transfer terms of its steps."""
+    C, K, R, S, P = d["channels"], d["kernels"], d["kernel_size"], d["stride"], d["padding"]
     X, Y = d["height"], d["width"]
-    XO = tiling.output_size(X, R, d["stride"], d["padding"])
-    YO = tiling.output_size(Y, R, d["stride"], d["padding"])
-    word = word_bytes_for(cfg.yp)
-    dense_in = d["in_pitch"] == Y
-    dense_out = d["out_pitch"] == YO
-    xs = _axis_classes(X, XO, d["tile_xo"], R, d["stride"], d["padding"])
-    ys = _axis_classes(Y, YO, d["tile_yo"], R, d["stride"], d["padding"])
-    ks = _dim_classes(K, d["tile_k"])
-    cs = _dim_classes(C, d["tile_c"])
-    tc_full, tc_rem = d["tile_c"], C % d["tile_c"]
-    n_cfull = C // d["tile_c"]
+    XO, YO = tiling.output_size(X, R, S, P), tiling.output_size(Y, R, S, P)
+    dense_in, dense_out = d["in_pitch"] == Y, d["out_pitch"] == YO
+    flat = tiling.flat_tiles(d)
+    xs = _axis_classes(X, XO, d["tile_xo"], R, S, P)
+    ys = _axis_classes(Y, YO, d["tile_yo"], R, S, P)
+    runs = _channel_runs(C, d["tile_c"])
     bus = timing["bus_bytes_per_cycle"]
     tiles = []
-    for tk, nk in ks.items():
+    for tk, nk in _dim_classes(K, d["tile_k"]).items():
         for (txo, rows, xall), nx in xs.items():
             for (tyo, cols, yall), ny in ys.items():
+                # transfers, merged as host.golden.tiling.commands merges them
                 merge_rows = yall and dense_in
                 merge_all = merge_rows and xall
-
                 out_n = 1 if (xall and yall and dense_out and txo == XO) else (
                     tk if (yall and dense_out and tyo == YO) else tk * txo)
-
-                def load(tc, first):
-                    nbytes = tc * rows * cols
-                    words = tc * rows * ceil_div(cols, word)
+                steps = []
+                for tc, first_c, last_c, count in runs:
+                    w = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c, last_c)
                     n_iact = 1 if merge_all else tc if merge_rows else tc * rows
-                    w_len = tk * C * R * R if tc == C else tc * R * R
-                    n_w = 1 if tc == C else tk
-                    transfers = n_iact + n_w + _bursts(nbytes) + _bursts(w_len) + (1 if first else 0)
-                    serial = max(words * timing["word"], nbytes / bus) + tk * tc * timing["slice"]
-                    cyc = (timing["load_latency"] + transfers * timing["transfer"] +
-                           max(serial, transfers * timing["transfer_issue"]))
-                    if first:
+                    if R == 1:
+                        n_weight = 1 if tk == K else ceil_div(tc, CHANNEL_BLOCK)
+                    else:
+                        n_weight = 1 if tc == C else tk
+                    n_reads = n_iact + n_weight + (1 if first_c else 0)
+                    # a load: per transfer and burst set-up, then the slower of the data
+                    # (bus bytes, streaming-buffer words, stationary-buffer beats) and the
+                    # transfers' issue when short transfers outpace the data
+                    n = n_reads + _bursts(w["iact_bytes"]) + _bursts(w["weight_bytes"])
+                    serial = (max(w["iact_words"] * timing["word"], w["iact_bytes"] / bus) +
+                              max(w["weight_beats"] * timing["slice"], w["weight_bytes"] / bus))
+                    load = (timing["load_latency"] + n * timing["transfer"] +
+                            max(serial, n * timing["transfer_issue"]))
+                    if first_c:
                         # the previous tile's output commands go first in the Tiler's order
-                        cyc += tk * timing["param"] + out_n * timing["out_issue"]
-                    return cyc
-
-                def compute(tc):
-                    return ceil_div(tk, cfg.kp) * tc * txo * ceil_div(tyo, cfg.yp)
-
-                beats = sum(compute(tc) * n for tc, n in cs.items())
-                # steps of one tile: c-tiles tc_full x n_cfull, then tc_rem if any
-                seq = [tc_full] * n_cfull + ([tc_rem] if tc_rem else [])
-                # sum over steps of max(compute(step), load(next step)); the next step of
-                # a tile's last step is the next tile's first step (same class assumed)
+                        load += tk * timing["param"] + out_n * timing["out_issue"]
+                    steps.append((w, w["beats"] + timing["step"], load, n_reads, count))
+                # per step max(compute, load of the next step); the next step of a tile's
+                # last step is the next tile's first (of the same class, as modelled)
                 body = 0.0
-                if len(seq) > 1:
-                    body += (n_cfull - 1) * max(compute(tc_full) + timing["step"], load(tc_full, False))
-                    if tc_rem:
-                        body += max(compute(tc_full) + timing["step"], load(tc_rem, False))
-                last = compute(seq[-1]) + timing["step"]
-                wrap = max(last, load(seq[0], True))
-                drain = max(tk * txo * ceil_div(tyo, cfg.yp), out_n * timing["drain_row"])
-                n = nk * nx * ny
-                in_bytes = C * rows * cols
+                for i, (_, compute, load, _, count) in enumerate(steps[:-1]):
+                    body += (count - 1) * max(compute, load) + max(compute, steps[i + 1][2])
+                last_w, last_compute = steps[-1][0], steps[-1][1]
                 tiles.append({
-                    "count": n, "beats": beats, "body": body, "wrap": wrap, "last": last,
-                    "first_load": load(seq[0], True), "drain": drain,
-                    "read": in_bytes + tk * C * R * R + tk * PARAM_BYTES,
-                    "write": tk * txo * tyo,
+                    "count": nk * nx * ny, "body": body,
+                    "wrap": max(last_compute, steps[0][2]), "last": last_compute,
+                    "first_load": steps[0][2],
+                    "drain": max(last_w["drain"], out_n * timing["drain_row"]),
+                    "beats": sum(w["beats"] * n for w, _, _, _, n in steps),
+                    "read": sum((w["iact_bytes"] + w["weight_bytes"] + w["params_bytes"]) * n
+                                for w, _, _, _, n in steps),
+                    "write": last_w["out_bytes"],
+                    "transfers": sum(reads * n for _, _, _, reads, n in steps) + out_n,
                 })
     return tiles
 
 
 def model(cfg: AccelConfig, desc, timing=None):
-    """Modelled counters of a layer: cycles, DRAM bytes, MACs and utilization."""
+    """Modelled counters of a layer: cycles, DRAM bytes and transfers, MACs, utilization."""
     tiling.validate(desc)
-    return _model(cfg, desc, TIMING if timing is None else timing)
+    return _model(cfg, desc, TIMING if timing is None else timing, {})
 
 
-def _model(cfg, desc, timing):
-    parts = _parts(cfg, desc, timing)
+def _model(cfg, desc, timing, memo):
+    parts = _parts(cfg, desc, timing, memo)
     count = sum(p["count"] for p in parts)
     beats = sum(p["beats"] * p["count"] for p in parts)
     body = sum(max(p["body"] + p["wrap"], p["drain"]) * p["count"] for p in parts)
@@ -206,16 +261,13 @@ def _model(cfg, desc, timing):
     body -= max(lastp["body"] + lastp["wrap"], lastp["drain"]) - (lastp["body"] + lastp["last"])
     first = parts[0]["first_load"]
     cycles = timing["start"] + first + body + lastp["drain"] + timing["drain_tail"] + timing["end"]
-    d = desc
-    macs = (d["channels"] * d["kernels"] * d["kernel_size"] ** 2 *
-            tiling.output_size(d["height"], d["kernel_size"], d["stride"], d["padding"]) *
-            tiling.output_size(d["width"], d["kernel_size"], d["stride"], d["padding"]))
+    macs = _as_shape(desc).macs
     read = TABLE_BYTES + sum(p["read"] * p["count"] for p in parts)
     write = sum(p["write"] * p["count"] for p in parts)
     cycles = int(round(max(cycles, beats)))
     return {"cycles": cycles, "array_busy_cycles": beats, "dram_read_bytes": read,
-            "dram_write_bytes": write, "macs": macs,
-            "utilization": macs / (cycles * cfg.macs_per_cycle), "steps": count}
+            "dram_write_bytes": write, "dma_transfers": sum(p["transfers"] * p["count"] for p in parts),
+            "macs": macs, "utilization": macs / (cycles * cfg.macs_per_cycle), "steps": count}
 
 
 def layer_bytes(desc):
@@ -272,12 +324,8 @@ def _axis_candidates(size, unit=1):
     return sorted(out)
 
 
-def _channel_candidates(size):
-    """Balanced channel tiles: ``ceil(C / n)`` for n = 1, 2, 3, 4, 6, 8, 12, 16, ... and
-    every value once ``C`` is small (the per-step cost is nearly linear in T_C, so
-    finer steps change the modelled cycles by little)."""
-    if size <= 32:
-        return _axis_candidates(size)
+def _balanced_tiles(size):
+    """``ceil(size / n)`` for n = 1, 2, 3, 4, 6, 8, 12, 16, ... down to 1."""
     out, n = set(), 1
     while n <= size:
         out.add(ceil_div(size, n))
@@ -286,29 +334,25 @@ def _channel_candidates(size):
     return sorted(out)
 
 
+def _channel_candidates(size, kernel_size):
+    """Channel tiles. 3x3: balanced tiles ``ceil(C / n)``, every value once ``C`` is
+    small (the per-step cost is nearly linear in T_C, so finer steps change the modelled
+    cycles by little). 1x1: whole channel blocks, the same balanced choice over the
+    ``ceil(C / 9)`` blocks, and ``C`` itself (the tiles ``tiling.validate`` accepts)."""
+    if kernel_size == 1:
+        blocks = ceil_div(size, CHANNEL_BLOCK)
+        values = _axis_candidates(blocks) if blocks <= 32 else _balanced_tiles(blocks)
+        return sorted({min(size, b * CHANNEL_BLOCK) for b in values})
+    return _axis_candidates(size) if size <= 32 else _balanced_tiles(size)
+
+
 def candidates(cfg, layer):
     """The tile values :func:`plan` searches, per axis: {"k", "c", "xo", "yo"}."""
     layer = _as_shape(layer)
     return {"k": _axis_candidates(layer.kernels, cfg.kp),
-            "c": _channel_candidates(layer.channels),
+            "c": _channel_candidates(layer.channels, layer.kernel_size),
             "xo": _axis_candidates(layer.out_height),
             "yo": _axis_candidates(layer.out_width, cfg.yp)}
-
-
-def _needs(cfg, layer, tk, tc, txo, tyo):
-    """``schedule.buffer_needs`` without building a descriptor (same formulas)."""
-    word = word_bytes_for(cfg.yp)
-    R, S = layer.kernel_size, layer.stride
-    rows = min((txo - 1) * S + R, layer.height)
-    cols = min((tyo - 1) * S + R, layer.width)
-    groups_k = ceil_div(tk, cfg.kp)
-    return {
-        "line_buffer_depth": cols,
-        "max_tile_rows": max(rows, txo),
-        "streaming_buffer_depth": tc * rows * ceil_div(cols, word) * word,
-        "stationary_buffer_depth": groups_k * cfg.kp * tc,
-        "output_buffer_depth": groups_k * txo * ceil_div(tyo, cfg.yp) * cfg.kp * cfg.yp,
-    }
 
 
 def _fits(cfg, needs):
@@ -318,45 +362,42 @@ def _fits(cfg, needs):
 def _search(cfg, layer, values, timing=None):
     timing = TIMING if timing is None else timing
     best, best_key, searched = None, None, 0
-    base = {"input_addr": 0, "weight_addr": 0, "params_addr": 0, "output_addr": 0,
-            "channels": layer.channels, "height": layer.height, "width": layer.width,
-            "kernels": layer.kernels, "kernel_size": layer.kernel_size, "stride": layer.stride,
-            "padding": layer.padding, "in_pitch": layer.width, "out_pitch": layer.out_width}
+    base = descriptor_for(layer, {"k": 1, "c": layer.channels, "xo": 1, "yo": 1})
+    c_min = min(values["c"])
+    memo = {}
     combos = []
     for txo in values["xo"]:
         for tyo in values["yo"]:
-            if _needs(cfg, layer, 1, 1, txo, tyo)["line_buffer_depth"] > cfg.line_buffer_depth:
-                continue
+            shape = dict(base, tile_k=1, tile_c=c_min, tile_xo=txo, tile_yo=tyo)
+            if not _fits(cfg, schedule.buffer_needs(cfg, shape)):
+                continue        # the smallest kernel and channel tile: no larger one fits
             for tk in values["k"]:
-                if not _fits(cfg, _needs(cfg, layer, tk, 1, txo, tyo)):
+                if not _fits(cfg, schedule.buffer_needs(cfg, dict(shape, tile_k=tk))):
                     continue
-                # compute beats do not depend on T_C: a lower bound on the cycles
-                beats = sum(ceil_div(k, cfg.kp) * n for k, n in _dim_classes(layer.kernels, tk).items()) * \
-                    sum(t * n for t, n in _dim_classes(layer.out_height, txo).items()) * \
-                    sum(ceil_div(t, cfg.yp) * n for t, n in _dim_classes(layer.out_width, tyo).items()) * \
-                    layer.channels
+                # a lower bound on the cycles: the array beats with whole channel blocks
+                beats = _array_beats(cfg, dict(base, tile_k=tk, tile_xo=txo, tile_yo=tyo), memo)
                 combos.append((beats, txo, tyo, tk))
     combos.sort()
     for beats, txo, tyo, tk in combos:
         if best_key is not None and beats + timing["start"] > best_key[0]:
             break
         for tc in values["c"]:
-            needs = _needs(cfg, layer, tk, tc, txo, tyo)
+            d = dict(base, tile_k=tk, tile_c=tc, tile_xo=txo, tile_yo=tyo)
+            needs = schedule.buffer_needs(cfg, d)
             if not _fits(cfg, needs):
                 continue
             searched += 1
-            tiles = {"k": tk, "c": tc, "xo": txo, "yo": tyo}
-            d = dict(base, tile_k=tk, tile_c=tc, tile_xo=txo, tile_yo=tyo)
-            m = _model(cfg, d, timing)
+            m = _model(cfg, d, timing, memo)
             key = (m["cycles"], m["dram_read_bytes"] + m["dram_write_bytes"], -tk, -tc, -txo, -tyo)
             if best_key is None or key < best_key:
-                best, best_key = (tiles, m, needs), key
+                best, best_key = ({"k": tk, "c": tc, "xo": txo, "yo": tyo}, m, needs), key
     return best, searched
 
 
 def _overflow(cfg, layer):
-    """The BufferOverflow of the smallest tile (1, 1, 1, 1) or of the line buffer."""
-    desc = descriptor_for(layer, {"k": 1, "c": 1, "xo": 1, "yo": 1})
+    """The BufferOverflow of the smallest tile (1, smallest channel tile, 1, 1)."""
+    c = min(_channel_candidates(layer.channels, layer.kernel_size))
+    desc = descriptor_for(layer, {"k": 1, "c": c, "xo": 1, "yo": 1})
     schedule.check_fits(cfg, desc)
     # the smallest tile fits, so no searched tile did: impossible unless values are empty
     raise schedule.BufferOverflow(f"no tile of layer {layer} fits the configuration")
@@ -394,10 +435,20 @@ def plan(cfg: AccelConfig, layer, coarse=False):
     return _make_plan(cfg, layer, best, searched)
 
 
+def _valid_channel_tile(layer, tc):
+    try:
+        descriptor_for(layer, {"k": 1, "c": tc, "xo": 1, "yo": 1})
+    except ValueError:
+        return False
+    return True
+
+
 def exhaustive_plan(cfg: AccelConfig, layer):
-    """:func:`plan` over every integer tile (reference for small layers)."""
+    """:func:`plan` over every integer tile the descriptor accepts (reference for small
+    layers)."""
     layer = _as_shape(layer)
-    values = {"k": range(1, layer.kernels + 1), "c": range(1, layer.channels + 1),
+    values = {"k": range(1, layer.kernels + 1),
+              "c": [tc for tc in range(1, layer.channels + 1) if _valid_channel_tile(layer, tc)],
               "xo": range(1, layer.out_height + 1), "yo": range(1, layer.out_width + 1)}
     best, searched = _search(cfg, layer, values)
     if best is None:

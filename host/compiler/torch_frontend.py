@@ -70,8 +70,6 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
         sh = 1
         padding = 0
     elif isinstance(module, nnq.Conv2d):
-        if module.groups != 1:
-            raise QuantError(f"{name}: grouped convolution (groups={module.groups}) is not supported")
         if tuple(module.dilation) != (1, 1):
             raise QuantError(f"{name}: dilation {tuple(module.dilation)} is not supported")
         if module.padding_mode != "zeros":
@@ -135,9 +133,14 @@ def quant_conv_from_module(cls, module, input_scale, input_zero_point, activatio
     if activation is not None:
         table, out_scale, out_zp = activation_table(activation, s_o, z_o)
 
+    groups = 1 if linear else module.groups
+    if groups != 1 and tuple(module.kernel_size) not in ((1, 1), (3, 3)):
+        raise QuantError(f"{name}: grouped convolution (groups={groups}) with a "
+                         f"{module.kernel_size[0]}x{module.kernel_size[1]} kernel is not supported; "
+                         f"grouped kernels must be 1x1 or 3x3")
     conv = cls(weight=w_int, bias_q=bias_q, multiplier=multiplier, input_zero_point=z_x,
                output_zero_point=z_o, stride=sh, padding=padding, lo=lo, hi=hi, table=table,
-               input_scale=float(s_x), output_scale=out_scale)
+               input_scale=float(s_x), output_scale=out_scale, groups=groups)
     conv.table_output_zero_point = out_zp
     bound = conv.max_abs_accumulator().astype(np.float64) * multiplier.astype(np.float64)
     if np.any(bound >= 2.0 ** 31):
@@ -194,8 +197,8 @@ def layer_table(model, example_input=None):
                 except (QuantError, RuntimeError) as exc:
                     reason = str(exc)
             elif reason is None:
-                if module.groups != 1:
-                    reason = f"grouped convolution (groups={module.groups})"
+                if module.groups != 1 and row["kernel"] not in (1, 3):
+                    reason = f"grouped convolution (groups={module.groups}) with kernel {kernel}"
                 elif tuple(module.dilation) != (1,) * len(module.dilation):
                     reason = f"dilation {tuple(module.dilation)}"
                 elif not isinstance(row["kernel"], int) or row["kernel"] not in (1, 3):

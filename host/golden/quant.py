@@ -135,7 +135,9 @@ def conv_accumulate(x_u8, w_s8, stride, padding, zero_point):
 class QuantConv:
     """A quint8 convolution in the accelerator's terms.
 
-    ``weight`` is (K, C, R, S) int8 with R = S in (1, 3); ``bias_q`` int32 per kernel
+    ``weight`` is (K, C / groups, R, S) int8 with R = S in (1, 3) (``groups`` splits the
+    channels and kernels into that many independent convolutions: kernel ``k`` reads the
+    channels of its group; groups = C = K is a depthwise conv); ``bias_q`` int32 per kernel
     (zero-point term folded in); ``multiplier`` float32 per kernel; ``input_zero_point``
     and ``output_zero_point`` u8; ``lo``/``hi`` the clamp; ``table`` 256 u8 entries.
     Calling it maps u8 (N, C, H, W) to u8 (N, K, X_O, Y_O).
@@ -156,12 +158,16 @@ class QuantConv:
     table: np.ndarray = field(default_factory=lambda: np.arange(256, dtype=np.uint8))
     input_scale: float = 1.0
     output_scale: float = 1.0
+    groups: int = 1
 
     def __post_init__(self):
         self.weight = np.asarray(self.weight, dtype=np.int8)
         if self.weight.ndim != 4:
             raise QuantError(f"weight must be (K, C, R, S), got shape {self.weight.shape}")
         k, _, r, s = self.weight.shape
+        if not isinstance(self.groups, (int, np.integer)) or self.groups < 1 or k % self.groups:
+            raise QuantError(f"groups must be a positive divisor of the {k} kernels, got {self.groups}")
+        self.groups = int(self.groups)
         self._check_geometry(r, s)
         self.bias_q = np.asarray(self.bias_q, dtype=np.int64)
         if self.bias_q.shape != (k,) or np.any(self.bias_q < INT32_MIN) or np.any(self.bias_q > INT32_MAX):
@@ -205,7 +211,23 @@ class QuantConv:
 
     @property
     def in_channels(self):
-        return self.weight.shape[1]
+        return self.weight.shape[1] * self.groups
+
+    @property
+    def depthwise(self):
+        """One input channel per kernel, one kernel per channel."""
+        return self.groups > 1 and self.groups == self.in_channels == self.out_channels
+
+    def group(self, index):
+        """The ``index``-th group as a QuantConv of its own (groups 1): its kernels, their
+        parameters; it reads channels ``index * C / groups ..`` of the input."""
+        k = self.out_channels // self.groups
+        part = slice(index * k, (index + 1) * k)
+        return QuantConv(weight=self.weight[part], bias_q=self.bias_q[part],
+                         multiplier=self.multiplier[part], input_zero_point=self.input_zero_point,
+                         output_zero_point=self.output_zero_point, stride=self.stride,
+                         padding=self.padding, lo=self.lo, hi=self.hi, table=self.table,
+                         input_scale=self.input_scale, output_scale=self.output_scale)
 
     @property
     def out_channels(self):
@@ -217,7 +239,13 @@ class QuantConv:
 
     def accumulate(self, x_u8):
         """int32 accumulators with the folded bias: what the output buffer holds at the end."""
-        acc = conv_accumulate(x_u8, self.weight, self.stride, self.padding, self.input_zero_point)
+        c = self.weight.shape[1]
+        if x_u8.shape[1] != self.in_channels:
+            raise QuantError(f"input has {x_u8.shape[1]} channels, the layer expects {self.in_channels}")
+        k = self.out_channels // self.groups
+        acc = np.concatenate([conv_accumulate(x_u8[:, g * c:(g + 1) * c], self.weight[g * k:(g + 1) * k],
+                                              self.stride, self.padding, self.input_zero_point)
+                              for g in range(self.groups)], axis=1)
         return wrap_int32(acc + self.bias_q.astype(np.int64)[None, :, None, None])
 
     def __call__(self, x_u8):

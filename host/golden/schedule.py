@@ -32,7 +32,9 @@ def buffer_needs(cfg, desc):
     streaming buffer holds words of ``CHANNEL_BLOCK`` row words: a 3x3 tile's row words
     fill them in order, a 1x1 tile's channel ``c`` goes to lane ``c mod 9`` of its block.
     A weight tile is ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels (3x3) or
-    ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels.
+    ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels. A
+    depthwise tile's channels go KP to a block of words, channel ``c`` to lane ``c mod KP``,
+    and its weight tile is ``ceil(T_K / KP)`` kernel groups of one channel.
     """
     word = word_bytes_for(cfg.yp)
     d = desc
@@ -47,12 +49,20 @@ def buffer_needs(cfg, desc):
     groups_k = ceil_div(d["tile_k"], cfg.kp)
     row_words = d["tile_c"] * rows * ceil_div(cols, word)
     blocks = ceil_div(d["tile_c"], CHANNEL_BLOCK)
+    if d.get("depthwise"):
+        streaming = ceil_div(d["tile_c"], cfg.kp) * rows * ceil_div(cols, word)
+        channels = 1
+    elif R == 1:
+        streaming = blocks * rows * ceil_div(cols, word)
+        channels = blocks
+    else:
+        streaming = ceil_div(row_words, CHANNEL_BLOCK)
+        channels = d["tile_c"]
     return {
         "line_buffer_depth": cols if R == 3 else 0,
         "max_tile_rows": max(rows, out_rows),
-        "streaming_buffer_words": (blocks * rows * ceil_div(cols, word) if R == 1
-                                   else ceil_div(row_words, CHANNEL_BLOCK)),
-        "stationary_buffer_depth": groups_k * cfg.kp * (blocks if R == 1 else d["tile_c"]),
+        "streaming_buffer_words": streaming,
+        "stationary_buffer_depth": groups_k * cfg.kp * channels,
         "output_buffer_depth": groups_k * d["tile_xo"] * ceil_div(d["tile_yo"], cfg.yp) * cfg.kp * cfg.yp,
     }
 
@@ -86,7 +96,21 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
     row_words = ceil_div(st.cols_in, word)
     words = st.tc * st.rows_in * row_words
     cmds = {}
-    if R == 1:
+    if desc.get("depthwise"):
+        channels = 1
+        out_rows, out_cols = st.txo, st.tyo
+        groups = ceil_div(st.tyo, cfg.yp)
+        block_words = st.rows_in * row_words
+        cmds["iact_rows"] = {"rows": st.tc * st.rows_in, "row_bytes": st.cols_in}
+        cmds["iact_load"] = {"words": words, "block_words": block_words, "block_lanes": cfg.kp}
+        cmds["iact_replay"] = {"words": words, "replays": 1, "pointwise": 1, "blocks": groups_k,
+                               "rows": st.rows_in, "row_words": row_words, "row_step": row_words,
+                               "block_words": block_words}
+        cmds["weight_rows"] = {"rows": st.tk, "row_bytes": R * R}
+        cmds["lb_cmd"] = {"channels": groups_k, "rows_in": st.rows_in, "cols_in": st.cols_in,
+                          "out_rows": st.txo, "groups": groups, "pad_top": st.pad_top,
+                          "pad_left": st.pad_left, "stride": S, "kernel": R, "zero_point": zero_point}
+    elif R == 1:
         if st.flat:
             pixels = st.rows_in * st.cols_in
             block_words = ceil_div(pixels, word)
@@ -99,7 +123,7 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
             rows, row_step, out_rows, out_cols = st.txo, S * row_words, st.txo, st.tyo
         channels = st.blocks
         groups = ceil_div(out_cols, cfg.yp)
-        cmds["iact_load"] = {"words": words, "block_words": block_words}
+        cmds["iact_load"] = {"words": words, "block_words": block_words, "block_lanes": CHANNEL_BLOCK}
         cmds["iact_replay"] = {"words": words, "replays": groups_k, "pointwise": 1,
                                "blocks": st.blocks, "rows": rows, "row_words": row_words,
                                "row_step": row_step, "block_words": block_words}
@@ -111,7 +135,7 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
         out_rows, out_cols = st.txo, st.tyo
         groups = ceil_div(st.tyo, cfg.yp)
         cmds["iact_rows"] = {"rows": st.tc * st.rows_in, "row_bytes": st.cols_in}
-        cmds["iact_load"] = {"words": words, "block_words": 1}
+        cmds["iact_load"] = {"words": words, "block_words": 1, "block_lanes": CHANNEL_BLOCK}
         cmds["iact_replay"] = {"words": words, "replays": groups_k, "pointwise": 0, "blocks": 0,
                                "rows": 0, "row_words": 0, "row_step": 0, "block_words": 1}
         cmds["weight_rows"] = {"rows": st.tk * st.tc, "row_bytes": R * R}
@@ -120,7 +144,7 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
                           "pad_top": st.pad_top, "pad_left": st.pad_left, "stride": S,
                           "kernel": R, "zero_point": zero_point}
     cmds["weight_load"] = {"kernels": st.tk, "channels": channels, "kernel_groups": groups_k,
-                           "pointwise": int(R == 1)}
+                           "pointwise": int(R == 1 and not desc.get("depthwise"))}
     cmds["weight_replay"] = {"kernel_groups": groups_k, "channels": channels}
     if st.first_c:
         cmds["params_rows"] = {"rows": st.tk, "row_bytes": PARAM_BYTES}

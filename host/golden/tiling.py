@@ -46,11 +46,14 @@ def ceil_div(a, b):
 
 def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, height, width,
                kernels, kernel_size=3, stride=1, padding=1, tile_k=None, tile_c=None,
-               tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None):
-    """A validated descriptor dict; pitches default to the row widths, tiles to the layer."""
+               tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None, depthwise=0):
+    """A validated descriptor dict; pitches default to the row widths, tiles to the layer
+    (a depthwise layer's ``tile_c`` to its ``tile_k``)."""
     def default_output(size):           # 1 where there is no output: validate() names it
         return output_size(size, kernel_size, stride, padding) if size + 2 * padding >= kernel_size else 1
     xo, yo = default_output(height), default_output(width)
+    if depthwise and tile_c is None:
+        tile_c = kernels if tile_k is None else tile_k
     d = {
         "input_addr": input_addr, "weight_addr": weight_addr, "params_addr": params_addr,
         "output_addr": output_addr, "channels": channels, "height": height, "width": width,
@@ -61,6 +64,7 @@ def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, h
         "tile_yo": yo if tile_yo is None else tile_yo,
         "in_pitch": width if in_pitch is None else in_pitch,
         "out_pitch": yo if out_pitch is None else out_pitch,
+        "depthwise": int(depthwise),
     }
     validate(d)
     return d
@@ -84,6 +88,12 @@ def validate(d):
     for size in ("height", "width"):
         if d[size] + 2 * d["padding"] < d["kernel_size"]:
             raise ValueError(f"{size} + 2 * padding must be at least the kernel size")
+    if d["depthwise"] and (d["kernel_size"] != 3 or d["channels"] != d["kernels"]
+                           or d["tile_c"] != d["tile_k"]):
+        raise ValueError("a depthwise layer needs kernel_size 3, channels == kernels and "
+                         f"tile_c == tile_k, got kernel_size {d['kernel_size']}, channels "
+                         f"{d['channels']}, kernels {d['kernels']}, tile_c {d['tile_c']}, "
+                         f"tile_k {d['tile_k']}")
     if d["kernel_size"] == 1 and d["tile_c"] < d["channels"] and d["tile_c"] % CHANNEL_BLOCK:
         raise ValueError(f"tile_c of a 1x1 layer must be a multiple of {CHANNEL_BLOCK} or cover "
                          f"all {d['channels']} channels, got {d['tile_c']}")
@@ -133,7 +143,8 @@ class Step:
     at the layer's edges), the input rows / columns it reads from ``(xi_lo, yi_lo)``, the
     padding rows / columns above and left of them, and whether it is the first / last
     channel tile of its output tile. ``blocks``: ``ceil(tc / 9)``, the 9-channel blocks a
-    1x1 kernel packs into the DPE lanes; ``flat``: :func:`flat_tiles`."""
+    1x1 kernel packs into the DPE lanes; ``flat``: :func:`flat_tiles`. A depthwise layer's
+    output tile has one step, with the channels of its kernels: ``c0 = k0``, ``tc = tk``."""
     k0: int
     x0: int
     y0: int
@@ -164,18 +175,20 @@ def steps(d):
     YO = output_size(d["width"], R, S, P)
     flat = flat_tiles(d)
     for k0 in range(0, d["kernels"], d["tile_k"]):
+        tk = min(d["tile_k"], d["kernels"] - k0)
+        channel_tiles = [(k0, tk, True)] if d["depthwise"] else \
+            [(c0, min(d["tile_c"], d["channels"] - c0), c0 + d["tile_c"] >= d["channels"])
+             for c0 in range(0, d["channels"], d["tile_c"])]
         for x0 in range(0, XO, d["tile_xo"]):
             for y0 in range(0, YO, d["tile_yo"]):
                 txo, tyo = min(d["tile_xo"], XO - x0), min(d["tile_yo"], YO - y0)
                 xi_lo, xi_hi, yi_lo, yi_hi = iact_tile(d, x0, y0, txo, tyo)
-                for c0 in range(0, d["channels"], d["tile_c"]):
-                    tc = min(d["tile_c"], d["channels"] - c0)
-                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0,
-                               tk=min(d["tile_k"], d["kernels"] - k0), tc=tc, txo=txo, tyo=tyo,
+                for c0, tc, last_c in channel_tiles:
+                    yield Step(k0=k0, x0=x0, y0=y0, c0=c0, tk=tk, tc=tc, txo=txo, tyo=tyo,
                                xi_lo=xi_lo, yi_lo=yi_lo,
                                rows_in=xi_hi - xi_lo, cols_in=yi_hi - yi_lo,
                                pad_top=xi_lo - (x0 * S - P), pad_left=yi_lo - (y0 * S - P),
-                               first_c=c0 == 0, last_c=c0 + d["tile_c"] >= d["channels"],
+                               first_c=c0 == k0 if d["depthwise"] else c0 == 0, last_c=last_c,
                                blocks=ceil_div(tc, CHANNEL_BLOCK), flat=flat)
 
 
@@ -210,7 +223,9 @@ def commands(d):
                         for c in range(st.tc) for r in range(rows)]
         group(DmaKind.IACT, iact, st.first_c, st.last_c)
         K = d["kernels"]
-        if R == 1:          # (ceil(C / 9), K, 9): T_K kernels' 9 bytes per channel block
+        if d["depthwise"]:  # (K, 1, 3, 3)
+            weights = [(d["weight_addr"] + st.k0 * RS, st.tk * RS)]
+        elif R == 1:          # (ceil(C / 9), K, 9): T_K kernels' 9 bytes per channel block
             wbase = d["weight_addr"] + st.c0 * K + st.k0 * CHANNEL_BLOCK   # c0 % 9 == 0
             if st.tk == K:
                 weights = [(wbase, st.blocks * K * CHANNEL_BLOCK)]

@@ -16,7 +16,7 @@ from host.golden import schedule
 from host.runtime.layout import DramImage, layer_descriptor
 from host.golden.quant import QuantConv, QuantError
 
-__all__ = ["LayerRun", "prepare_layer", "register_writes", "identification_errors",
+__all__ = ["LayerRun", "prepare_layer", "runs_depthwise", "register_writes", "identification_errors",
            "counters_from", "DriverError", "start_sequence", "finish_sequence",
            "address_registers", "rebase_writes", "window_writes", "with_window", "check_window"]
 
@@ -53,6 +53,12 @@ class LayerRun:
         from host.golden import tiling
         return TABLE_BYTES + sum(length for kind, _, length in tiling.transfers(self.descriptor)
                                  if kind != DmaKind.OUTPUT)
+
+
+def runs_depthwise(cfg, conv):
+    """Whether the accelerator runs ``conv`` as one depthwise layer (3x3, groups = C = K,
+    a configuration with ``kp <= 9``); other grouped layers run one group at a time."""
+    return conv.depthwise and conv.kernel_size == 3 and cfg.supports_depthwise
 
 
 def default_tiles(cfg, conv, height, width):
@@ -116,6 +122,10 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
     if c != conv.in_channels:
         raise QuantError(f"input has {c} channels, the layer expects {conv.in_channels}")
     out_shape = conv.output_shape(h, w)
+    if conv.groups != 1 and not runs_depthwise(cfg, conv):
+        raise QuantError(f"a grouped layer (groups={conv.groups}) other than a 3x3 depthwise one "
+                         f"runs as one layer per group (QuantConv.group); the accelerator runs "
+                         f"depthwise layers whole{'' if cfg.supports_depthwise else ' only when kp <= 9'}")
     if tiles is None:
         tiles = default_tiles(cfg, conv, h, w)
     dram = DramImage(base=base)

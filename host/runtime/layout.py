@@ -73,7 +73,8 @@ def layer_descriptor(conv, x_shape, dram, tiles=None):
         input_addr=dram.place("input", c * h * w), weight_addr=dram.place("weights", weights.size),
         params_addr=dram.place("params", k * PARAM_BYTES), output_addr=dram.place("output", k * xo * yo),
         channels=c, height=h, width=w, kernels=k, kernel_size=conv.kernel_size, stride=conv.stride,
-        padding=conv.padding, **{f"tile_{n}": v for n, v in tiles.items()})
+        padding=conv.padding, depthwise=int(conv.depthwise),
+        **{f"tile_{n}": v for n, v in tiles.items()})
     dram.write("weights", weights)
     dram.write("params", param_block(conv))
     return d

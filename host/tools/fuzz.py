@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 
 from host.golden import tiling
 from host.runtime.driver import prepare_layer
@@ -103,6 +103,9 @@ def _shape(rng):
     elif shape < 0.12:      # wide rows: near the line buffer's depth
         c, k = _log_int(rng, 1, 4), _log_int(rng, 1, 6)
         h, w = _log_int(rng, 1, 6), int(rng.integers(150, 300))
+    elif shape < 0.2 and kernel == 1:   # many channel blocks, FC-like 1 x N images
+        c, k = _log_int(rng, 1, 400), _log_int(rng, 1, 80)
+        h, w = (1, _log_int(rng, 1, 12)) if rng.random() < 0.5 else (_log_int(rng, 1, 12),) * 2
     else:
         c, k = _log_int(rng, 1, 96), _log_int(rng, 1, 64)
         h, w = _log_int(rng, 1, 40), _log_int(rng, 1, 40)
@@ -125,10 +128,18 @@ def _tile(rng, n):
     return int(rng.integers(1, n + 1))
 
 
+def channel_tile(kernel, c, tile):
+    """``tile`` made a valid channel tile: a 1x1 layer's is a multiple of CHANNEL_BLOCK
+    or covers all ``c`` channels (``host.golden.tiling.validate``)."""
+    if kernel == 1 and tile < c and tile % CHANNEL_BLOCK:
+        return min(c, tiling.ceil_div(tile, CHANNEL_BLOCK) * CHANNEL_BLOCK)
+    return tile
+
+
 def draw_tiles(rng, case):
     xo, yo = case.out_shape
-    return {"k": _tile(rng, case.k), "c": _tile(rng, case.c), "xo": _tile(rng, xo),
-            "yo": _tile(rng, yo)}
+    return {"k": _tile(rng, case.k), "c": channel_tile(case.kernel, case.c, _tile(rng, case.c)),
+            "xo": _tile(rng, xo), "yo": _tile(rng, yo)}
 
 
 def draw_case(rng):
@@ -232,7 +243,8 @@ def estimated_cycles(cfg, desc, latency):
     R, S, P = desc["kernel_size"], desc["stride"], desc["padding"]
     xo = tiling.output_size(desc["height"], R, S, P)
     yo = tiling.output_size(desc["width"], R, S, P)
-    beats = (math.ceil(desc["kernels"] / cfg.kp) * desc["channels"] * xo * math.ceil(yo / cfg.yp))
+    channels = math.ceil(desc["channels"] / CHANNEL_BLOCK) if R == 1 else desc["channels"]
+    beats = math.ceil(desc["kernels"] / cfg.kp) * channels * xo * math.ceil(yo / cfg.yp)
     steps = (math.ceil(desc["kernels"] / desc["tile_k"]) * math.ceil(xo / desc["tile_xo"]) *
              math.ceil(yo / desc["tile_yo"]) * math.ceil(desc["channels"] / desc["tile_c"]))
     transfers = len(tiling.transfers(desc))
@@ -447,6 +459,9 @@ def _shrinks(case):
             out.append({name: plain})
     for change in out:
         candidate = Case(**{**asdict(case), **change})
+        if candidate.tiles and candidate.tiles["c"] != channel_tile(candidate.kernel, candidate.c,
+                                                                    candidate.tiles["c"]):
+            continue
         if candidate.h + 2 * candidate.padding >= candidate.kernel and \
                 candidate.w + 2 * candidate.padding >= candidate.kernel:
             yield candidate

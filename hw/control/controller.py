@@ -112,11 +112,14 @@ class Controller(wiring.Component):
         words = (cols + word - 1) >> (word.bit_length() - 1)
         row_words = Signal(64)
         m.d.comb += row_words.eq(rows * words)
-        streaming = Mux(kernel1, blocks * row_words,
-                        (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
+        depthwise = d.depthwise
+        streaming = Mux(depthwise, (d.tile_c + cfg.kp - 1) // cfg.kp * row_words,
+                        Mux(kernel1, blocks * row_words,
+                            (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK))
         weight_blocks = Signal(32)      # hw.contract.weight_size
         m.d.comb += weight_blocks.eq((d.channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
-        weights = Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R)
+        weights = Mux(depthwise, d.kernels * 9,
+                      Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R))
         # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
         extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),
                    (d.weight_addr, d.weight_addr + weights),
@@ -135,13 +138,17 @@ class Controller(wiring.Component):
             (ErrorCode.BAD_PITCH, (d.in_pitch < d.width) | (d.out_pitch < yo)),
             (ErrorCode.BAD_CHANNEL_TILE,
              kernel1 & (d.tile_c < d.channels) & (d.tile_c % CHANNEL_BLOCK != 0)),
+            (ErrorCode.BAD_DEPTHWISE,
+             depthwise & ((R != 3) | (d.channels != d.kernels) | (d.tile_c != d.tile_k) |
+                          (0 if cfg.supports_depthwise else 1))),
             (ErrorCode.LINE_BUFFER_OVERFLOW, ~kernel1 & (cols > cfg.line_buffer_depth)),
             # the line buffer counts input rows and output rows of a tile up to this
             (ErrorCode.TILE_ROWS_OVERFLOW,
              (rows > cfg.max_tile_rows) | (Mux(d.tile_xo < xo, d.tile_xo, xo) > cfg.max_tile_rows)),
             (ErrorCode.STREAMING_BUFFER_OVERFLOW, streaming > cfg.streaming_buffer_words),
             (ErrorCode.STATIONARY_BUFFER_OVERFLOW,
-             groups_k * cfg.kp * Mux(kernel1, blocks, d.tile_c) > cfg.stationary_buffer_depth),
+             groups_k * cfg.kp * Mux(depthwise, 1, Mux(kernel1, blocks, d.tile_c))
+             > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
              groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth),
             (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),

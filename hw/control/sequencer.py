@@ -18,7 +18,8 @@ COMMAND_STREAMS = ("iact_rows", "iact_load", "iact_replay", "weight_rows", "weig
 class Sequencer(wiring.Component):
     """Issues, per step of the loop nest, the commands of ``host.golden.schedule.step_commands``
     (3x3 layers: windows from the line buffer, ``lb_cmd``; 1x1 layers: channel-packed
-    windows from the pointwise reader, ``pw_cmd``, a flat step as one row).
+    windows from the pointwise reader, ``pw_cmd``, a flat step as one row; depthwise
+    layers: KP channels at once through the line buffer's lanes).
 
     ``steps`` (In stream of :data:`hw.control.steps.step_layout`): the steps, from
     :class:`hw.control.steps.StepWalker` (the Tiler gets the same ones, so the core's data
@@ -60,7 +61,7 @@ class Sequencer(wiring.Component):
         tk, tc, txo, tyo = st.tk, st.tc, st.txo, st.tyo
         rows_in, cols_in = st.rows_in.as_unsigned()[:16], st.cols_in.as_unsigned()[:16]
 
-        kernel1, flat = d.kernel_size == 1, st.flat
+        kernel1, flat, depthwise = d.kernel_size == 1, st.flat, d.depthwise
         # ceil(tk / KP) and ceil(out_cols / YP) by repeated subtraction, both at once
         groups_k, groups = Signal(32), Signal(32)
         rest_k, rest_y = Signal(signed(18)), Signal(signed(34))
@@ -79,29 +80,35 @@ class Sequencer(wiring.Component):
         m.d.comb += [row_words.eq((cols_in + self.word_bytes - 1) >> shift),
                      pixels.eq(rows_in * cols_in),
                      flat_words.eq((pixels + self.word_bytes - 1) >> shift)]
-        block_words = Mux(kernel1, Mux(flat, flat_words, rows_in * row_words), 1)
+        block_words = Mux(kernel1, Mux(flat, flat_words, rows_in * row_words),
+                          Mux(depthwise, rows_in * row_words, 1))
         words = Signal(32)
         m.d.comb += words.eq(Mux(kernel1 & flat, tc * flat_words, tc * rows_in * row_words))
-        channels = Mux(kernel1, st.blocks, tc)
+        channels = Mux(kernel1, st.blocks, Mux(depthwise, 1, tc))
         out_rows = Mux(flat, 1, txo)
         out_cols = Signal(32)
         m.d.comb += out_cols.eq(Mux(flat, txo * tyo, tyo))
         pw_row_words = Mux(flat, flat_words, row_words)
         fields = {
             "iact_rows": {"rows": Mux(flat, tc, tc * rows_in), "row_bytes": Mux(flat, pixels, cols_in)},
-            "iact_load": {"words": words, "block_words": block_words},
-            "iact_replay": {"words": words, "replays": groups_k, "pointwise": kernel1,
-                            "blocks": Mux(kernel1, st.blocks, 0), "rows": Mux(kernel1, out_rows, 0),
-                            "row_words": Mux(kernel1, pw_row_words, 0),
-                            "row_step": Mux(kernel1 & ~flat, Mux(d.stride == 2, row_words << 1, row_words), 0),
+            "iact_load": {"words": words, "block_words": block_words,
+                          "block_lanes": Mux(depthwise, self.kp, CHANNEL_BLOCK)},
+            # 1x1: a block's rows per kernel group; depthwise: KP channels' rows per group
+            "iact_replay": {"words": words, "replays": Mux(depthwise, 1, groups_k),
+                            "pointwise": kernel1 | depthwise,
+                            "blocks": Mux(kernel1, st.blocks, Mux(depthwise, groups_k, 0)),
+                            "rows": Mux(kernel1, out_rows, Mux(depthwise, rows_in, 0)),
+                            "row_words": Mux(kernel1, pw_row_words, Mux(depthwise, row_words, 0)),
+                            "row_step": Mux(kernel1 & ~flat, Mux(d.stride == 2, row_words << 1, row_words),
+                                            Mux(depthwise, row_words, 0)),
                             "block_words": block_words},
-            "weight_rows": {"rows": Mux(kernel1, st.blocks, tk * tc),
+            "weight_rows": {"rows": Mux(kernel1, st.blocks, Mux(depthwise, tk, tk * tc)),
                             "row_bytes": Mux(kernel1, tk * CHANNEL_BLOCK, d.kernel_size * d.kernel_size)},
             "weight_load": {"kernels": tk, "channels": channels, "kernel_groups": groups_k,
                             "pointwise": kernel1},
             "weight_replay": {"kernel_groups": groups_k, "channels": channels},
             "params_rows": {"rows": tk, "row_bytes": PARAM_BYTES},
-            "lb_cmd": {"channels": tc * groups_k, "rows_in": rows_in, "cols_in": cols_in,
+            "lb_cmd": {"channels": Mux(depthwise, groups_k, tc * groups_k), "rows_in": rows_in, "cols_in": cols_in,
                        "out_rows": txo, "groups": groups, "pad_top": st.pad_top, "pad_left": st.pad_left,
                        "stride": d.stride, "kernel": d.kernel_size, "zero_point": self.zero_point},
             "pw_cmd": {"channels": st.blocks * groups_k, "out_rows": out_rows, "groups": groups,

@@ -87,25 +87,28 @@ class StepWalker(wiring.Component):
 
         step = Signal(step_layout)
         txo, tyo = clip(XO, x0, d.tile_xo), clip(YO, y0, d.tile_yo)
+        depthwise = d.depthwise
+        tk = Signal(16)
         tc = Signal(16)
-        m.d.comb += tc.eq(clip(d.channels, c0, d.tile_c))
+        m.d.comb += [tk.eq(clip(d.kernels, k0, d.tile_k)),
+                     tc.eq(Mux(depthwise, tk, clip(d.channels, c0, d.tile_c)))]
         # host.golden.tiling.flat_tiles: 1x1, stride 1, full-width tiles of contiguous rows
         flat = Signal()
         m.d.comb += flat.eq(kernel1 & ~stride2 & (d.tile_yo >= YO) & (d.in_pitch == d.width) &
                             (d.out_pitch == YO))
         xi_lo, rows_in, pad_top = span(x0, txo, d.height, "row")
         yi_lo, cols_in, pad_left = span(y0, tyo, d.width, "col")
-        last_c = c0 + d.tile_c >= d.channels
+        last_c = depthwise | (c0 + d.tile_c >= d.channels)   # depthwise: one step, c0 = k0
         last_y, last_x = y0 + d.tile_yo >= YO, x0 + d.tile_xo >= XO
         last_k = k0 + d.tile_k >= d.kernels
         m.d.comb += [
-            step.k0.eq(k0), step.x0.eq(x0), step.y0.eq(y0), step.c0.eq(c0),
-            step.tk.eq(clip(d.kernels, k0, d.tile_k)), step.tc.eq(tc),
+            step.k0.eq(k0), step.x0.eq(x0), step.y0.eq(y0), step.c0.eq(Mux(depthwise, k0, c0)),
+            step.tk.eq(tk), step.tc.eq(tc),
             step.txo.eq(txo), step.tyo.eq(tyo),
             step.xi_lo.eq(xi_lo), step.yi_lo.eq(yi_lo),
             step.rows_in.eq(rows_in), step.cols_in.eq(cols_in),
             step.pad_top.eq(pad_top), step.pad_left.eq(pad_left),
-            step.first_c.eq(c0 == 0), step.last_c.eq(last_c),
+            step.first_c.eq(depthwise | (c0 == 0)), step.last_c.eq(last_c),
             step.blocks.eq((tc + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK), step.flat.eq(flat),
             step.last.eq(last_c & last_y & last_x & last_k),
         ]

@@ -44,7 +44,7 @@ class Tiler(wiring.Component):
     input row segment per channel, rows merged when the tile spans whole rows and
     ``in_pitch == width``, channels merged when it also spans all rows), weight tile (one
     command per kernel, merged when ``tile_c >= channels``; a 1x1 layer: one per channel
-    block, merged when ``tile_k >= kernels``), the params block (first channel
+    block, merged when ``tile_k >= kernels``; a depthwise layer: one), the params block (first channel
     tile only) and, after the last channel tile, the output tile (merged like the input).
     The layer's last step's last command has ``end``.
 
@@ -111,7 +111,10 @@ class Tiler(wiring.Component):
                                      Mux(merge_rows, rows_u * d.width, cols_u))),
                 ]
                 merge_w = tc == d.channels
-                with m.If(d.kernel_size == 1):      # (ceil(C / 9), K, 9); c0 % 9 == 0
+                with m.If(d.depthwise):             # (K, 1, 3, 3)
+                    m.d.sync += [pw.base.eq(d.weight_addr + st.k0 * RS), pw.n_outer.eq(1),
+                                 pw.s_outer.eq(0), pw.length.eq(tk * RS)]
+                with m.Elif(d.kernel_size == 1):    # (ceil(C / 9), K, 9); c0 % 9 == 0
                     merge_b = tk == d.kernels
                     m.d.sync += [
                         pw.base.eq(d.weight_addr + st.c0 * d.kernels + st.k0 * CHANNEL_BLOCK),

@@ -34,10 +34,13 @@ class ComputeCore(wiring.Component):
     Compute: :class:`StreamingBuffer` ``read`` -> :class:`LineBuffer` (3x3 kernels) or,
     while ``pointwise`` is set (1x1 kernels), :class:`PointwiseReader` -> :class:`DPEArray`
     (weights from :class:`StationaryBuffer`, swapped on each channel image's first window)
-    -> :class:`OutputBuffer`. ``pointwise`` must not change while a layer runs.
+    -> :class:`OutputBuffer`. ``pointwise`` must not change while a layer runs. While
+    ``depthwise`` is set, the line buffer's lanes carry KP channels at once and row ``k``
+    of the array takes lane ``k`` (``AccelConfig.depthwise_lanes``).
 
     Data out: ``out`` (bus-wide byte stream for :class:`AxiWriter`, one ``last`` per
-    ``out_rows`` command row, i.e. per write command).
+    ``out_rows`` command row, i.e. per write command), from ``drain_words * YP`` bytes per
+    cycle of the output buffer.
 
     Commands, passed to the blocks unchanged: ``iact_load``, ``iact_replay``
     (StreamingBuffer), ``weight_load``, ``weight_replay`` (StationaryBuffer), ``lb_cmd``
@@ -58,16 +61,16 @@ class ComputeCore(wiring.Component):
         self.line_buffer = LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth,
                                       max_rows=cfg.max_tile_rows,
                                       max_channels=cfg.max_channel_images,
-                                      slots=cfg.line_buffer_slots)
+                                      slots=cfg.line_buffer_slots, lanes=cfg.depthwise_lanes)
         self.pointwise_reader = PointwiseReader(yp=cfg.yp, max_words=cfg.streaming_buffer_words,
                                                 max_rows=cfg.max_tile_rows,
                                                 max_groups=cfg.max_output_dim,
                                                 max_channels=cfg.max_channel_images)
-        self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1)
+        self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1, lanes=cfg.depthwise_lanes)
         # Output tile dimensions up to AccelConfig.max_output_dim.
         out_words = cfg.output_buffer_depth // (cfg.kp * cfg.yp)
         self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp, depth=max(1, out_words),
-                                   max_dim=cfg.max_output_dim)
+                                   max_dim=cfg.max_output_dim, drain_words=cfg.drain_words)
         # rows: up to a line-buffer row (3x3) or a channel's tile (1x1, flattened)
         self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes,
                                     max_row=max(cfg.line_buffer_depth,
@@ -76,7 +79,7 @@ class ComputeCore(wiring.Component):
         self.weight_packer = Repacker(in_bytes=bus, out_bytes=CHANNEL_BLOCK * cfg.kp,
                                       max_row=CHANNEL_BLOCK * cfg.stationary_buffer_depth)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)
-        self.out_packer = Repacker(in_bytes=cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
+        self.out_packer = Repacker(in_bytes=cfg.drain_words * cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
         bus_layout = byte_stream_layout(bus)
         super().__init__({
             "iact_in": In(stream.Signature(bus_layout)),
@@ -95,6 +98,7 @@ class ComputeCore(wiring.Component):
             "lb_cmd": In(stream.Signature(self.line_buffer.command_layout)),
             "pw_cmd": In(stream.Signature(self.pointwise_reader.command_layout)),
             "pointwise": In(1),
+            "depthwise": In(1),
             "out_cmd": In(stream.Signature(self.output.cmd_layout)),
             "array_busy": Out(1),
             "stall_input": Out(1),
@@ -145,18 +149,22 @@ class ComputeCore(wiring.Component):
         read, pw = self.streaming.read, self.pointwise_reader
         m.d.comb += [
             self.line_buffer.rows.valid.eq(read.valid & ~self.pointwise),
-            self.line_buffer.rows.payload.eq(read.payload[0]),
+            self.line_buffer.rows.payload.eq(read.payload.as_value()[:self.line_buffer.rows_layout.size]),
             pw.rows.valid.eq(read.valid & self.pointwise),
             pw.rows.payload.eq(read.payload),
             read.ready.eq(Mux(self.pointwise, pw.rows.ready, self.line_buffer.rows.ready)),
         ]
         connect(m, self.stationary.weights, self.array.weights)
         lb = stream.Signature(self.line_buffer.windows_layout).create()
-        for source in (self.line_buffer.windows, pw.windows):
-            selected = self.pointwise if source is pw.windows else ~self.pointwise
-            with m.If(selected):
-                m.d.comb += [lb.valid.eq(source.valid), lb.payload.eq(source.payload),
-                             source.ready.eq(lb.ready)]
+        with m.If(self.pointwise):       # the reader's windows go to lane 0
+            m.d.comb += [lb.valid.eq(pw.windows.valid), lb.payload.windows[0].eq(pw.windows.payload.windows),
+                         lb.payload.first.eq(pw.windows.payload.first),
+                         lb.payload.last.eq(pw.windows.payload.last), pw.windows.ready.eq(lb.ready)]
+        with m.Else():
+            source = self.line_buffer.windows
+            m.d.comb += [lb.valid.eq(source.valid), lb.payload.eq(source.payload),
+                         source.ready.eq(lb.ready)]
+        m.d.comb += self.array.depthwise.eq(self.depthwise)
         arr = self.array.windows
         m.d.comb += [
             arr.valid.eq(lb.valid),

@@ -1,6 +1,6 @@
 """KP x YP array of DPEs with weight-stationary rows and shadow weight registers."""
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,7 +17,9 @@ class DPEArray(wiring.Component):
     array turns YP windows into KP x YP dot products.
 
     ``weights``: stream of KP x 9 s8, loaded into shadow registers (one set held at a time).
-    ``windows``: stream of ``{windows: YP x 9 u8, swap: 1, tag}``. A beat with ``swap`` set
+    ``windows``: stream of ``{windows: lanes x YP x 9 u8, swap: 1, tag}``: every row takes
+    lane 0, or, while ``depthwise`` is set, row ``k < lanes`` takes lane ``k`` (its own
+    channel). A beat with ``swap`` set
     first moves the shadow weights into the active registers, so a new kernel set costs no
     bubble as long as it was loaded in time; such a beat waits until the shadow is full.
     ``sums``: stream of ``{sums: KP x YP signed 20-bit, tag}``; ``sums[k][j]`` is kernel
@@ -26,14 +28,15 @@ class DPEArray(wiring.Component):
     Latency: ``1 + DPE.LATENCY`` = 4 cycles from ``windows`` to ``sums``.
     """
 
-    def __init__(self, *, kp, yp, tag_width=1):
+    def __init__(self, *, kp, yp, tag_width=1, lanes=1):
         check_range("kp", kp, *AccelConfig.LIMITS["kp"])
         check_range("yp", yp, *AccelConfig.LIMITS["yp"])
         check_range("tag_width", tag_width, 1, 64)
-        self.kp, self.yp, self.tag_width = kp, yp, tag_width
+        check_range("lanes", lanes, 1, kp)
+        self.kp, self.yp, self.tag_width, self.lanes = kp, yp, tag_width, lanes
         self.weights_layout = data.ArrayLayout(WEIGHTS, kp)
         self.windows_layout = data.StructLayout({
-            "windows": data.ArrayLayout(ACTIVATIONS, yp),
+            "windows": data.ArrayLayout(data.ArrayLayout(ACTIVATIONS, yp), lanes),
             "swap": 1,
             "tag": unsigned(tag_width),
         })
@@ -45,6 +48,7 @@ class DPEArray(wiring.Component):
             "weights": In(stream.Signature(self.weights_layout)),
             "windows": In(stream.Signature(self.windows_layout)),
             "sums": Out(stream.Signature(self.sums_layout)),
+            "depthwise": In(1),
         })
 
     @property
@@ -60,7 +64,7 @@ class DPEArray(wiring.Component):
         active = Signal(self.weights_layout)
 
         # Input register stage: the accepted window beat and the weights it uses.
-        window = Signal(data.ArrayLayout(ACTIVATIONS, yp))
+        window = Signal(data.ArrayLayout(data.ArrayLayout(ACTIVATIONS, yp), self.lanes))
         window_valid = Signal()
         tags = [Signal(self.tag_width, name=f"tag{s}") for s in range(self.latency)]
 
@@ -70,7 +74,9 @@ class DPEArray(wiring.Component):
                 m.submodules[f"dpe_{k}_{j}"] = dpe = dpes[k][j]
                 m.d.comb += [
                     dpe.i.valid.eq(window_valid),
-                    dpe.i.payload.activations.eq(window[j]),
+                    dpe.i.payload.activations.eq(
+                        Mux(self.depthwise, window[k][j], window[0][j]) if 0 < k < self.lanes
+                        else window[0][j]),
                     dpe.i.payload.weights.eq(active[k]),
                     dpe.o.ready.eq(self.sums.ready),
                     self.sums.payload.sums[k][j].eq(dpe.o.payload),

@@ -5,7 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import AccelConfig, check_power_of_two, check_range, word_bytes_for
+from hw.config import CHANNEL_BLOCK, AccelConfig, check_power_of_two, check_range, word_bytes_for
 from hw.datapath.dpe import ACTIVATIONS
 
 __all__ = ["LineBuffer", "line_buffer_command_layout", "word_bytes_for"]
@@ -32,7 +32,9 @@ def line_buffer_command_layout(max_row, max_rows=None, max_channels=(1 << 16) - 
 
 
 class LineBuffer(wiring.Component):
-    """Turns rows of channel images into YP sliding 3x3 windows per cycle.
+    """Turns rows of channel images into YP sliding 3x3 windows per cycle, in ``lanes``
+    lanes at once (one channel image per lane, all with the same geometry: the lanes of a
+    depthwise layer's kernel group; a 3x3 layer uses lane 0).
 
     Rows arrive on ``rows`` as ``words_per_row = ceil(cols_in / B)`` words of ``B``
     bytes (``B = word_bytes_for(yp)``), row by row, channel by channel, for each command
@@ -54,8 +56,9 @@ class LineBuffer(wiring.Component):
     ``max_channels`` channel images per command. The command fields and counters are
     sized for these, so every command within them runs.
 
-    ``windows``: stream of ``{windows: YP x 9 u8, first, last}``: ``first``/``last`` mark
-    a channel image's first and last beat. Groups past ``out_cols`` are emitted too.
+    ``rows``: stream of ``lanes`` row words; ``windows``: stream of ``{windows: lanes x YP x
+    9 u8, first, last}``: ``first``/``last`` mark a channel image's first and last beat.
+    Groups past ``out_cols`` are emitted too.
 
     Latency: 3 cycles from the transfer of the last row word a window needs to the
     window's transfer (command accepted before, ``windows`` ready): :attr:`latency`.
@@ -67,13 +70,15 @@ class LineBuffer(wiring.Component):
     def latency(self):
         return self.LATENCY
 
-    def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1, slots=8):
+    def __init__(self, *, yp, max_row, max_rows=None, max_channels=(1 << 16) - 1, slots=8, lanes=1):
         check_range("yp", yp, *AccelConfig.LIMITS["yp"])
         check_range("max_row", max_row, yp + 2, 4096)
         max_rows = max_row if max_rows is None else max_rows
         check_range("max_rows", max_rows, 1, (1 << 16) - 1)
         check_range("max_channels", max_channels, 1, (1 << 24) - 1)
         check_power_of_two("slots", slots, *AccelConfig.LIMITS["line_buffer_slots"])
+        check_range("lanes", lanes, 1, CHANNEL_BLOCK)
+        self.lanes = lanes
         self.slots, self.slot_bits = slots, slots.bit_length() - 1
         self.yp = yp
         self.max_row = max_row
@@ -82,9 +87,10 @@ class LineBuffer(wiring.Component):
         self.word_bytes = word_bytes_for(yp)
         self.bank_depth = max(2, -(-max_row // (2 * self.word_bytes)) + 1)
         self.command_layout = line_buffer_command_layout(max_row, max_rows, max_channels)
-        self.rows_layout = data.ArrayLayout(unsigned(8), self.word_bytes)
+        self.word_layout = data.ArrayLayout(unsigned(8), self.word_bytes)
+        self.rows_layout = data.ArrayLayout(self.word_layout, lanes)
         self.windows_layout = data.StructLayout({
-            "windows": data.ArrayLayout(ACTIVATIONS, yp), "first": 1, "last": 1})
+            "windows": data.ArrayLayout(data.ArrayLayout(ACTIVATIONS, yp), lanes), "first": 1, "last": 1})
         super().__init__({
             "cmd": In(stream.Signature(self.command_layout)),
             "rows": In(stream.Signature(self.rows_layout)),
@@ -129,7 +135,7 @@ class LineBuffer(wiring.Component):
         banks = []
         for slot in range(self.slots):
             for parity in range(2):
-                mem = Memory(shape=data.ArrayLayout(unsigned(8), B), depth=self.bank_depth, init=[])
+                mem = Memory(shape=unsigned(self.rows_layout.size), depth=self.bank_depth, init=[])
                 m.submodules[f"slot{slot}_bank{parity}"] = mem
                 banks.append(mem)
                 wp = mem.write_port()
@@ -251,28 +257,35 @@ class LineBuffer(wiring.Component):
                 m.d.sync += [s1_rows[r].eq((chan_base + row)[0:self.slot_bits]),
                              s1_row_ok[r].eq((row >= 0) & (row < gcmd.rows_in))]
 
-        # Stage 2: pick each tap out of the two words of its row slot.
-        pairs = []                                       # per slot: word0 then word1, 2B bytes
-        for slot in range(self.slots):
-            even, odd = reads[2 * slot].data, reads[2 * slot + 1].data
-            pairs.append(Mux(s1_word0_odd, Cat(odd, even), Cat(even, odd)))
-        pairs = Array(pairs)
+        # Stage 2: pick each tap out of the two words of its row slot, in every lane.
         span = 2 * yp + 1                                # columns a stride-2 beat touches
         out = Signal(self.windows_layout)
+        inside = {}
         for r in range(3):
-            pair = Signal(16 * B, name=f"pair{r}")
-            m.d.comb += pair.eq(pairs[s1_rows[r]])
-            shifted = Signal(8 * span, name=f"shifted{r}")
-            m.d.comb += shifted.eq(pair >> (s1_offset * 8))
-            for j in range(yp):
-                for dc in range(3):
-                    col = Mux(s1_stride2, 2 * j, j) + dc          # column within the beat
-                    value = shifted.word_select(col, 8)
-                    stored = s1_col + col
-                    inside = s1_row_ok[r] & (stored >= 0) & (stored < s1_cols_in)
-                    centre = (r == 1) & (dc == 1)
-                    use = inside if centre else inside & ~s1_kernel1
-                    m.d.comb += out.windows[j][3 * r + dc].eq(Mux(use, value, s1_zero))
+            for col in range(span):
+                stored = s1_col + col
+                inside[r, col] = Signal(name=f"inside{r}_{col}")
+                m.d.comb += inside[r, col].eq(s1_row_ok[r] & (stored >= 0) & (stored < s1_cols_in))
+        for lane in range(self.lanes):
+            pairs = []                                   # per slot: word0 then word1, 2B bytes
+            for slot in range(self.slots):
+                even = data.View(self.rows_layout, reads[2 * slot].data)[lane]
+                odd = data.View(self.rows_layout, reads[2 * slot + 1].data)[lane]
+                pairs.append(Mux(s1_word0_odd, Cat(odd, even), Cat(even, odd)))
+            pairs = Array(pairs)
+            for r in range(3):
+                pair = Signal(16 * B, name=f"pair{lane}_{r}")
+                m.d.comb += pair.eq(pairs[s1_rows[r]])
+                shifted = Signal(8 * span, name=f"shifted{lane}_{r}")
+                m.d.comb += shifted.eq(pair >> (s1_offset * 8))
+                for j in range(yp):
+                    for dc in range(3):
+                        value = Mux(s1_stride2, shifted.word_select(2 * j + dc, 8),
+                                    shifted.word_select(j + dc, 8))
+                        use = Mux(s1_stride2, inside[r, 2 * j + dc], inside[r, j + dc])
+                        if not (r == 1 and dc == 1):
+                            use = use & ~s1_kernel1
+                        m.d.comb += out.windows[lane][j][3 * r + dc].eq(Mux(use, value, s1_zero))
         m.d.comb += [out.first.eq(s1_first), out.last.eq(s1_last)]
 
         payload = Signal(self.windows_layout)

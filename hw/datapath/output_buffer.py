@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import AccelConfig, check_range
+from hw.config import AccelConfig, check_power_of_two, check_range
 from hw.datapath.dpe import RESULT_SHAPE
 from hw.datapath.requant import Requantizer, table_write_layout
 
@@ -61,13 +61,17 @@ class OutputBuffer(wiring.Component):
     ``table`` (the :class:`Requantizer` table write layout): activation-table writes,
     forwarded to all YP requantizers; always ready.
 
-    ``out`` (``out_layout``): ``{data: YP x u8, count, last}``. For ``k`` in
-    ``kernels``, ``xo`` in ``out_rows``, ``g`` in ``groups``: the YP lanes of kernel
-    ``k`` (word row ``k mod KP``, kernel group ``k div KP``) requantized with kernel
-    ``k``'s params (bias added by the requantizer); ``count = min(YP, out_cols - g*YP)``
-    valid bytes, lanes past ``count`` carry the requantized padding columns; ``last``
-    marks the last beat of each ``(k, xo)`` output row. One beat per cycle sustained
-    within a tile; one idle cycle (the drain start) between tiles whose halves are ready.
+    ``out`` (``out_layout``): ``{data: D x YP x u8, count, last}`` (``D = drain_words``).
+    For ``k`` in ``kernels``, ``xo`` in ``out_rows``, ``g`` in ``groups`` step ``D``: the
+    YP lanes of kernel ``k`` (word row ``k mod KP``, kernel group ``k div KP``) of words
+    ``g .. g + D - 1``, requantized with kernel ``k``'s params (bias added by the
+    requantizer); ``count = min(D * YP, out_cols - g * YP)`` valid bytes, lanes past
+    ``count`` carry what the words hold; ``last`` marks the last beat of each ``(k, xo)``
+    output row. One beat per cycle sustained within a tile (each half is ``D`` banks, word
+    ``a`` in bank ``a mod D``, so the ``D`` words are read at once); one idle cycle (the
+    drain start) between tiles whose halves are ready. A tile drains in
+    ``T_K * T_XO * ceil(groups / D)`` cycles: ``D`` > 1 keeps up with layers that
+    accumulate few channels (depthwise).
 
     Half hand-over: when the last beat of a ``drain`` pass has been written, the half is
     full; its drain starts once its params are complete and the previous drain has
@@ -92,9 +96,11 @@ class OutputBuffer(wiring.Component):
     def drain_latency(self):
         return self.latency
 
-    def __init__(self, *, kp, yp, depth, max_dim=1024, tag_width=1):
+    def __init__(self, *, kp, yp, depth, max_dim=1024, tag_width=1, drain_words=1):
         check_range("kp", kp, *AccelConfig.LIMITS["kp"])
         check_range("yp", yp, *AccelConfig.LIMITS["yp"])
+        check_power_of_two("drain_words", drain_words, *AccelConfig.LIMITS["drain_words"])
+        self.drain_words = drain_words
         check_range("depth", depth, 1, 1 << 22)
         check_range("max_dim", max_dim, 1, 65535)
         check_range("tag_width", tag_width, 1, 64)
@@ -119,8 +125,8 @@ class OutputBuffer(wiring.Component):
         self.params_layout = output_params_layout
         self.table_layout = table_write_layout
         self.out_layout = data.StructLayout({
-            "data": data.ArrayLayout(unsigned(8), yp),
-            "count": range(yp + 1),
+            "data": data.ArrayLayout(unsigned(8), drain_words * yp),
+            "count": range(drain_words * yp + 1),
             "last": 1,
         })
         self.word_layout = data.ArrayLayout(data.ArrayLayout(signed(32), yp), kp)
@@ -148,11 +154,25 @@ class OutputBuffer(wiring.Component):
         t_groups = Array(Signal(dim, name=f"t_groups{h}") for h in range(2))
         t_cols = Array(Signal(dim, name=f"t_cols{h}") for h in range(2))
 
-        mems = []
+        # each half: D banks, word a in bank a mod D at a // D, so that D consecutive
+        # words are read at once by the drain (D = drain_words)
+        D = self.drain_words
+        dbits = D.bit_length() - 1
+        bank_depth = max(1, -(-self.depth // D))
+        mems = []               # mems[h][b] = (write port, read port)
         for h in range(2):
-            mem = Memory(shape=self.word_layout, depth=self.depth, init=[])
-            m.submodules[f"half{h}"] = mem
-            mems.append((mem.write_port(), mem.read_port(domain="sync")))
+            banks = []
+            for b in range(D):
+                mem = Memory(shape=unsigned(self.word_layout.size), depth=bank_depth, init=[])
+                m.submodules[f"half{h}_bank{b}"] = mem
+                banks.append((mem.write_port(), mem.read_port(domain="sync")))
+            mems.append(banks)
+
+        def bank_of(addr):
+            return addr[:dbits] if dbits else 0
+
+        def row_of(addr):
+            return addr >> dbits
 
         m.submodules.params_mem = params_mem = Memory(
             shape=self.params_layout, depth=2 << pbits, init=[])
@@ -230,7 +250,9 @@ class OutputBuffer(wiring.Component):
         fwd_word = Signal(self.word_layout)
         old = Signal(self.word_layout)
         new = Signal(self.word_layout)
-        read_word = Mux(s1_half, mems[1][1].data.as_value(), mems[0][1].data.as_value())
+        banks_read = [Array(rp.data for _, rp in mems[h])[bank_of(s1_addr)] if D > 1 else mems[h][0][1].data
+                      for h in range(2)]
+        read_word = Mux(s1_half, banks_read[1], banks_read[0])
         forward = fwd_valid & (fwd_addr == s1_addr) & (fwd_half == s1_half)
         m.d.comb += old.eq(Mux(forward, fwd_word.as_value(), read_word))
         for k in range(kp):
@@ -238,9 +260,10 @@ class OutputBuffer(wiring.Component):
                 m.d.comb += new[k][j].eq(Mux(s1_over, 0, old[k][j]) + s1_sums[k][j])
         m.d.sync += [fwd_valid.eq(s1_valid), fwd_addr.eq(s1_addr), fwd_half.eq(s1_half),
                      fwd_word.eq(new)]
-        for h, (wp, _) in enumerate(mems):
-            m.d.comb += [wp.addr.eq(s1_addr), wp.data.eq(new),
-                         wp.en.eq(s1_valid & (s1_half == h))]
+        for h in range(2):
+            for b, (wp, _) in enumerate(mems[h]):
+                m.d.comb += [wp.addr.eq(row_of(s1_addr)), wp.data.eq(new),
+                             wp.en.eq(s1_valid & (s1_half == h) & (bank_of(s1_addr) == b))]
         with m.If(s1_valid & s1_complete):
             m.d.sync += full.bit_select(s1_half, 1).eq(1)
 
@@ -260,7 +283,8 @@ class OutputBuffer(wiring.Component):
                              pdone.bit_select(pw_half, 1).eq(1)]
 
         # ---- drain -----------------------------------------------------------------------
-        reqs = [Requantizer() for _ in range(yp)]
+        lanes = D * yp                  # bytes per out beat: D words of one kernel row
+        reqs = [Requantizer() for _ in range(lanes)]
         for j, req in enumerate(reqs):
             m.submodules[f"requant{j}"] = req
             m.d.comb += [req.table.valid.eq(self.table.valid),
@@ -293,45 +317,60 @@ class OutputBuffer(wiring.Component):
         with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
             m.d.sync += [draining.eq(1), d_kernels.eq(t_kernels[dh]), d_rows.eq(t_rows[dh]),
                          d_groups.eq(t_groups[dh]), d_cols.eq(t_cols[dh]), d_rem.eq(t_cols[dh]),
-                         d_k.eq(0), d_r.eq(0), d_xo.eq(0), d_g.eq(0), d_addr.eq(0),
-                         d_base.eq(0)]
+                         d_k.eq(0), d_r.eq(0), d_xo.eq(0), d_g.eq(0), d_base.eq(0)]
 
-        dl_g = d_g + 1 == d_groups
+        dl_g = d_g + D >= d_groups
         dl_xo = d_xo + 1 == d_rows
         dl_k = d_k + 1 == d_kernels
+        # d_addr: word (kg, xo, g) of the beat's first word; d_row: that of (kg, xo, 0);
+        # d_base: that of (kg, 0, 0)
+        d_row = Signal(addr_shape)
+        m.d.comb += d_addr.eq(d_row + d_g)
         with m.If(d_fire):
-            m.d.sync += [d_g.eq(d_g + 1), d_addr.eq(d_addr + 1), d_rem.eq(d_rem - yp)]
+            m.d.sync += [d_g.eq(d_g + D), d_rem.eq(d_rem - lanes)]
             with m.If(dl_g):
-                m.d.sync += [d_g.eq(0), d_rem.eq(d_cols), d_xo.eq(d_xo + 1)]
+                m.d.sync += [d_g.eq(0), d_rem.eq(d_cols), d_xo.eq(d_xo + 1),
+                             d_row.eq(d_row + d_groups)]
                 with m.If(dl_xo):
                     m.d.sync += [d_xo.eq(0), d_k.eq(d_k + 1)]
                     with m.If(d_r == kp - 1):
-                        m.d.sync += [d_r.eq(0), d_base.eq(d_addr + 1)]
+                        m.d.sync += [d_r.eq(0), d_base.eq(d_row + d_groups)]
                     with m.Else():
-                        m.d.sync += [d_r.eq(d_r + 1), d_addr.eq(d_base)]
+                        m.d.sync += [d_r.eq(d_r + 1), d_row.eq(d_base)]
                     with m.If(dl_k):
                         m.d.sync += [draining.eq(0), dh.eq(~dh)]
+        with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
+            m.d.sync += d_row.eq(0)
 
-        # Read ports: the drain owns a full half, the accumulator the other.
-        for h, (_, rp) in enumerate(mems):
+        # Read ports: the drain owns a full half (bank b: the one of words d_addr ..
+        # d_addr + D - 1 that lies in it), the accumulator the other.
+        for h in range(2):
             owned = full[h]
-            m.d.comb += [rp.addr.eq(Mux(owned, d_addr, a_addr)),
-                         rp.en.eq(Mux(owned, d_advance, 1))]
+            for b, (_, rp) in enumerate(mems[h]):
+                drain_addr = row_of(d_addr + ((b - bank_of(d_addr)) & (D - 1))) if D > 1 else d_addr
+                m.d.comb += [rp.addr.eq(Mux(owned, drain_addr, row_of(a_addr))),
+                             rp.en.eq(Mux(owned, d_advance, 1))]
         m.d.comb += [pr.addr.eq(Cat(d_k[0:pbits], dh)), pr.en.eq(d_advance)]
 
-        # Stage D1: the word and params are read; select row k mod KP into the requantizers.
+        # Stage D1: the words and params are read; select row k mod KP of each word into
+        # the requantizers, word i (d_addr + i) from bank (d_addr + i) mod D.
         d1_half = Signal()
         d1_row = Signal(range(kp))
-        d1_count = Signal(range(yp + 1))
+        d1_bank = Signal(max(1, dbits))
+        d1_count = Signal(range(lanes + 1))
         d1_last = Signal()
         d1_final = Signal()
         with m.If(d_advance):
             m.d.sync += [d1_valid.eq(d_fire), d1_half.eq(dh), d1_row.eq(d_r),
-                         d1_count.eq(Mux(d_rem >= yp, yp, d_rem)), d1_last.eq(dl_g),
+                         d1_bank.eq(bank_of(d_addr)),
+                         d1_count.eq(Mux(d_rem >= lanes, lanes, d_rem)), d1_last.eq(dl_g),
                          d1_final.eq(dl_g & dl_xo & dl_k)]
-        word = Mux(d1_half, mems[1][1].data.as_value(), mems[0][1].data.as_value())
-        row = Signal(yp * 32)
-        m.d.comb += row.eq(word.word_select(d1_row, yp * 32) if kp > 1 else word)
+        row = Signal(lanes * 32)
+        for i in range(D):
+            bank_data = [Mux(d1_half, mems[1][b][1].data, mems[0][b][1].data) for b in range(D)]
+            word = Array(bank_data)[(d1_bank + i)[:dbits]] if D > 1 else bank_data[0]
+            m.d.comb += row[i * yp * 32:(i + 1) * yp * 32].eq(
+                word.word_select(d1_row, yp * 32) if kp > 1 else word)
         for j, req in enumerate(reqs):
             p = pr.data
             m.d.comb += [req.i.valid.eq(d1_valid),
@@ -347,7 +386,7 @@ class OutputBuffer(wiring.Component):
                          pdone.bit_select(d1_half, 1).eq(0)]
 
         # count and last travel beside the requantizers' pipeline.
-        side_layout = data.StructLayout({"count": range(yp + 1), "last": 1})
+        side_layout = data.StructLayout({"count": range(lanes + 1), "last": 1})
         side = [Signal(side_layout, name=f"side{s}") for s in range(Requantizer.LATENCY)]
         with m.If(req_ready):
             m.d.sync += side[0].eq(Cat(d1_count, d1_last))

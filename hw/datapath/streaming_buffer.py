@@ -14,21 +14,23 @@ class StreamingBuffer(wiring.Component):
     """Holds iAct tiles in two halves (ping-pong) of ``depth`` words; a word has
     ``CHANNEL_BLOCK`` (9) lanes of one row word (``word_bytes`` u8) each.
 
-    A ``load`` command ``{words, block_words}`` takes ``words`` row words from ``write``
-    into the next half, once the half is free; it is then full. Runs of ``block_words``
-    row words fill one lane each, nine runs one block of ``block_words`` words: row word
-    ``n`` goes to lane ``(n // block_words) % 9`` of word
-    ``(n // (9 * block_words)) * block_words + n % block_words``. So with ``block_words``
-    1 row words fill the lanes in order, and with ``block_words`` one channel's tile,
-    channels ``9b .. 9b + 8`` of a 1x1 layer share the words of block ``b``.
+    A ``load`` command ``{words, block_words, block_lanes}`` takes ``words`` row words from
+    ``write`` into the next half, once the half is free; it is then full. Runs of
+    ``block_words`` row words fill one lane each, ``L = block_lanes`` (at most 9) runs one
+    block of ``block_words`` words: row word ``n`` goes to lane ``(n // block_words) % L``
+    of word ``(n // (L * block_words)) * block_words + n % block_words``. So with
+    ``block_words`` 1 and ``L`` 9 row words fill the lanes in order, and with
+    ``block_words`` one channel's tile, channels ``Lb .. Lb + L - 1`` share the words of
+    block ``b`` (a 1x1 layer: L = 9; a depthwise layer: L = KP).
 
     A ``replay`` command ``{words, replays, pointwise, blocks, rows, row_words, row_step,
     block_words}`` streams the next full half ``replays`` times on ``read``, then frees it:
 
-    * ``pointwise`` 0: its ``words`` row words in load order (``block_words`` as loaded),
-      one per beat, in lane 0 of ``read``;
+    * ``pointwise`` 0: its ``words`` row words in load order (``block_words`` as loaded,
+      ``block_lanes`` 9), one per beat, in lane 0 of ``read``;
     * ``pointwise`` 1: for block ``b < blocks``, row ``r < rows``, word ``w < row_words``:
-      word ``b * block_words + r * row_step + w``, all nine lanes (a row of nine channels).
+      word ``b * block_words + r * row_step + w``, all nine lanes (a row of a block's
+      channels: 1x1 and depthwise layers).
 
     So the next tile loads while the current one replays, and nothing is overwritten
     before it was used.
@@ -55,7 +57,8 @@ class StreamingBuffer(wiring.Component):
         self.word_layout = data.ArrayLayout(unsigned(8), word_bytes)
         self.read_layout = data.ArrayLayout(self.word_layout, self.lanes)
         words = range(self.lanes * depth + 1)
-        self.load_layout = data.StructLayout({"words": words, "block_words": range(depth + 1)})
+        self.load_layout = data.StructLayout({"words": words, "block_words": range(depth + 1),
+                                              "block_lanes": range(self.lanes + 1)})
         self.replay_layout = data.StructLayout({
             "words": words, "replays": unsigned(16), "pointwise": 1,
             "blocks": range(depth + 1), "rows": range(max_rows + 1), "row_words": range(depth + 1),
@@ -90,7 +93,8 @@ class StreamingBuffer(wiring.Component):
             with m.If(self.load.valid & self.load.ready):
                 m.d.sync += [w_active.eq(1), w_cmd.eq(self.load.payload), w_n.eq(0), w_off.eq(0),
                              w_base.eq(0), w_lane.eq(0)]
-                with m.If((self.load.payload.words == 0) | (self.load.payload.block_words == 0)):
+                with m.If((self.load.payload.words == 0) | (self.load.payload.block_words == 0) |
+                          (self.load.payload.block_lanes == 0)):
                     m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]
                     m.d.comb += set_full.eq(1 << w_half)
         write = self.write.valid & self.write.ready
@@ -104,7 +108,7 @@ class StreamingBuffer(wiring.Component):
             m.d.sync += [w_n.eq(w_n + 1), w_off.eq(w_off + 1)]
             with m.If(w_off + 1 == w_cmd.block_words):
                 m.d.sync += [w_off.eq(0), w_lane.eq(w_lane + 1)]
-                with m.If(w_lane == lanes - 1):
+                with m.If(w_lane + 1 >= w_cmd.block_lanes):
                     m.d.sync += [w_lane.eq(0), w_base.eq(w_base + w_cmd.block_words)]
             with m.If(w_n + 1 == w_cmd.words):
                 m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]

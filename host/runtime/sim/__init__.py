@@ -54,10 +54,13 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     bus = cfg.axi_data_width // 8
     slot = 2 * (latency + 16) / cfg.max_outstanding_reads
     dma = sum(slot + 2 * tiling.ceil_div(length, bus) for _, _, length in tiling.transfers(desc))
-    # the stationary buffer takes one weight slice (one kernel's R x S weights of one
-    # channel) per cycle, and every output tile loads all K x C of them: 1x1 and FC layers
-    # (one byte per slice) are bound by it
-    weight_slices = tiles_xy * d["kernels"] * d["channels"]
+    # the stationary buffer takes one beat per cycle, and every output tile loads all the
+    # layer's weights: a 3x3 slice (one kernel, one channel) per beat, or for a 1x1 layer
+    # the KP x 9 weights of one kernel group and channel block
+    if R == 1:
+        weight_slices = tiles_xy * tiling.ceil_div(d["kernels"], cfg.kp) * tiling.ceil_div(d["channels"], 9)
+    else:
+        weight_slices = tiles_xy * d["kernels"] * d["channels"]
     cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_slices
     return int(cycles / (1.0 - min(pause, 0.9)) ** 2) + 200_000
 
@@ -121,7 +124,8 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
              seed=1, waves=False, engine=None):
     """Run ``conv`` on ``x_u8`` (N, C, H, W) u8 in simulation: ``(y_u8, counters)``.
 
-    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the largest that fit).
+    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the planner's). A grouped
+    layer other than a 3x3 depthwise one runs as one layer per group.
     ``latency``: DRAM read latency in cycles; ``pause``: probability of a random AXI
     pause per channel and cycle. ``counters`` sums the performance counters over the
     batch and adds ``wall_cycles`` (START to interrupt, as the testbench saw it).
@@ -129,6 +133,15 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
     x_u8 = np.asarray(x_u8)
     if x_u8.ndim != 4:
         raise ValueError(f"input must be (N, C, H, W), got shape {x_u8.shape}")
+    from host.runtime.driver import runs_depthwise
+    if conv.groups != 1 and not runs_depthwise(cfg, conv):
+        # one layer per group, on the group's slice of channels (a pointer offset in DRAM)
+        c = conv.in_channels // conv.groups
+        parts = [run_conv(cfg, conv.group(g), x_u8[:, g * c:(g + 1) * c], tiles, latency=latency,
+                          pause=pause, seed=seed, waves=waves, engine=engine)
+                 for g in range(conv.groups)]
+        totals = {name: sum(counters[name] for _, counters in parts) for name in parts[0][1]}
+        return np.concatenate([y for y, _ in parts], axis=1), totals
     outputs, totals = [], {}
     for image in x_u8:
         run = prepare_layer(cfg, conv, image[None], tiles)
