@@ -30,7 +30,8 @@ from host.golden.schedule import buffer_limit, buffer_needs
 from host.runtime.sim.runner import params
 from host.runtime.sim.streams import pack, seeded_rng, start_clock_and_reset, unpack
 from hw.config import AccelConfig
-from hw.contract import COUNTERS, TABLE_BYTES, DmaKind, ErrorCode, descriptor_layout, layer_extents
+from hw.contract import (CHANNEL_BLOCK, COUNTERS, TABLE_BYTES, DmaKind, ErrorCode, descriptor_layout,
+                         layer_extents)
 from hw.control.controller import Controller
 
 ZERO_FIELDS = ("channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo")
@@ -70,12 +71,18 @@ def expected_code(cfg, d, table_addr, window):
         return ErrorCode.ZERO_SIZE
     if d["in_pitch"] < d["width"] or d["out_pitch"] < output_size(d["width"], R, S, P):
         return ErrorCode.BAD_PITCH
+    if R == 1 and d["channels"] > d["tile_c"] and d["tile_c"] % CHANNEL_BLOCK:
+        return ErrorCode.BAD_CHANNEL_TILE
+    if d.get("depthwise") and (R != 3 or d["channels"] != d["kernels"] or d["tile_c"] != d["tile_k"]
+                               or not cfg.supports_depthwise):
+        return ErrorCode.BAD_DEPTHWISE
     needs = buffer_needs(cfg, d)
     for code, name in ((ErrorCode.LINE_BUFFER_OVERFLOW, "line_buffer_depth"),
                        (ErrorCode.TILE_ROWS_OVERFLOW, "max_tile_rows"),
-                       (ErrorCode.STREAMING_BUFFER_OVERFLOW, "streaming_buffer_depth"),
+                       (ErrorCode.STREAMING_BUFFER_OVERFLOW, "streaming_buffer_words"),
                        (ErrorCode.STATIONARY_BUFFER_OVERFLOW, "stationary_buffer_depth"),
-                       (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "output_buffer_depth")):
+                       (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "output_buffer_depth"),
+                       (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "max_output_dim")):
         if needs[name] > buffer_limit(cfg, name):
             return code
     extents = layer_extents(d, table_addr).values()
@@ -323,6 +330,7 @@ def directed_cases(cfg):
     """(expected, fields, table_addr, window) per rule: one field broken, and each limit
     met exactly (those pass the rule and fail the next one checked, or the window)."""
     d0, t0, w0 = base_layer()
+    P1 = {"kernel_size": 1, "padding": 0}
     top = 1 << cfg.axi_addr_width
     empty = (0, 0)
     wend = w0[0] + w0[1]
@@ -345,17 +353,54 @@ def directed_cases(cfg):
                                   "tile_yo": 32, "tile_xo": 1, "tile_c": 1}),
         (E.OUTSIDE_WINDOW, {"stride": 2, "width": 100, "in_pitch": 100, "out_pitch": 100,
                             "tile_yo": 31, "tile_xo": 1, "tile_c": 1, "window": empty}),
-        # tile rows: input rows (stride 2), output rows (padding 2)
+        # tile rows: input rows (stride 2), output rows (padding 2); at the limit (256) a
+        # tile's row words (nine to a word) overflow the streaming buffer (28 words)
         (E.TILE_ROWS_OVERFLOW, {"stride": 2, "height": 300, "tile_xo": 128, "tile_k": 3,
                                 "tile_c": 1, "tile_yo": 1}),
-        (E.OUTSIDE_WINDOW, {"stride": 2, "height": 300, "tile_xo": 127, "tile_k": 3,
+        (E.STREAMING_BUFFER_OVERFLOW, {"stride": 2, "height": 300, "tile_xo": 127, "tile_k": 3,
+                                       "tile_c": 1, "tile_yo": 1}),
+        (E.OUTSIDE_WINDOW, {"stride": 2, "height": 300, "tile_xo": 125, "tile_k": 3,
                             "tile_c": 1, "tile_yo": 1, "window": empty}),
         (E.TILE_ROWS_OVERFLOW, {"padding": 2, "height": 256, "tile_xo": 257, "tile_c": 1,
                                 "out_pitch": 10, "tile_yo": 1}),
-        (E.OUTPUT_BUFFER_OVERFLOW, {"padding": 2, "height": 256, "tile_xo": 256, "tile_c": 1,
-                                    "out_pitch": 10, "tile_yo": 1}),
-        (E.STREAMING_BUFFER_OVERFLOW, {"channels": 40, "tile_c": 33}),
-        (E.OUTSIDE_WINDOW, {"channels": 40, "tile_c": 32, "window": empty}),
+        (E.STREAMING_BUFFER_OVERFLOW, {"padding": 2, "height": 256, "tile_xo": 256, "tile_c": 1,
+                                       "out_pitch": 10, "tile_yo": 1}),
+        # streaming buffer (28 words of 9 row words): 8 rows of one row word per channel
+        (E.STREAMING_BUFFER_OVERFLOW, {"channels": 40, "tile_c": 32}),
+        (E.OUTSIDE_WINDOW, {"channels": 40, "tile_c": 31, "window": empty}),
+        # ... a 1x1 tile: 8 rows of one word per 9-channel block
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 40, "tile_c": 36}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 40, "tile_c": 27, "window": empty}),
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 27, "tile_c": 28}),   # T_C's 4 blocks count
+        # ... a 1x1 stride-2 tile reads two rows per output row, 2 words per row of 32 columns
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "stride": 2, "channels": 9, "tile_c": 9, "height": 30,
+                                       "width": 40, "in_pitch": 40, "out_pitch": 20, "tile_xo": 8,
+                                       "tile_yo": 16}),
+        (E.OUTSIDE_WINDOW, {**P1, "stride": 2, "channels": 9, "tile_c": 9, "height": 30, "width": 40,
+                            "in_pitch": 40, "out_pitch": 20, "tile_xo": 7, "tile_yo": 16,
+                            "window": empty}),
+        # 1x1 channel tiles: whole 9-channel blocks, or every channel
+        (E.BAD_CHANNEL_TILE, {**P1, "channels": 20, "tile_c": 10}),
+        (E.BAD_CHANNEL_TILE, {**P1, "channels": 20, "tile_c": 19}),
+        (E.BAD_PITCH, {**P1, "channels": 20, "tile_c": 10, "in_pitch": 7}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 20, "tile_c": 9, "window": empty}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 20, "tile_c": 18, "window": empty}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 20, "tile_c": 21, "window": empty}),
+        (E.OUTSIDE_WINDOW, {"channels": 20, "tile_c": 10, "window": empty}),     # 3x3: any
+        # the line buffer does not bound a 1x1 tile's columns
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 1, "tile_c": 1, "width": 100, "in_pitch": 100,
+                            "out_pitch": 100, "tile_yo": 100, "tile_xo": 1, "window": empty}),
+        # 1x1 stationary buffer: ceil(T_K / KP) x KP x blocks slices
+        (E.STATIONARY_BUFFER_OVERFLOW, {**P1, "channels": 27, "tile_c": 27, "kernels": 86,
+                                        "tile_k": 85, "tile_xo": 1, "tile_yo": 4}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 27, "tile_c": 27, "kernels": 86, "tile_k": 84,
+                            "tile_xo": 1, "tile_yo": 4, "window": empty}),
+        # depthwise: 3x3, C == K, T_C == T_K
+        (E.BAD_DEPTHWISE, {"depthwise": 1}),
+        (E.BAD_DEPTHWISE, {"depthwise": 1, "kernels": 4, "tile_k": 4, "tile_c": 3}),
+        (E.BAD_DEPTHWISE, {**P1, "depthwise": 1, "kernels": 4, "tile_k": 4}),
+        (E.BAD_CHANNEL_TILE, {**P1, "depthwise": 1, "channels": 20, "tile_c": 10}),
+        (E.OUTSIDE_WINDOW, {"depthwise": 1, "kernels": 4, "tile_k": 4, "window": empty}),
         (E.STATIONARY_BUFFER_OVERFLOW, {"kernels": 64, "tile_k": 64, "tile_xo": 1, "tile_yo": 4}),
         (E.OUTSIDE_WINDOW, {"kernels": 64, "tile_k": 63, "tile_xo": 1, "tile_yo": 4, "window": empty}),
         (E.OUTPUT_BUFFER_OVERFLOW, {"tile_k": 3, "tile_xo": 86}),
@@ -419,6 +464,11 @@ def random_case(rng, cfg):
                        ("tile_yo", yo)):
         d[tile] = pick((0.03, lambda: 0), (0.5, lambda: rng.randint(1, max(1, full + 2))),
                        (0.47, lambda: rng.randint(1, 40)))
+    if R == 1 and d["tile_c"] and rng.random() < 0.7:     # whole 9-channel blocks, or all
+        d["tile_c"] = rng.choice([CHANNEL_BLOCK * rng.randint(1, 4), d["channels"] + rng.randint(0, 9)])
+    d["depthwise"] = int(rng.random() < 0.1)
+    if d["depthwise"] and rng.random() < 0.7:                # mostly a valid depthwise layer
+        d["kernels"], d["tile_c"] = d["channels"], d["tile_k"]
     d["in_pitch"] = max(0, d["width"] + rng.choice([-1, 0, 0, 0, 0, 5]))
     d["out_pitch"] = max(0, yo + rng.choice([-1, 0, 0, 0, 0, 3]))
     top = 1 << cfg.axi_addr_width
@@ -535,6 +585,12 @@ LAYERS = {
     # stride 2, whole rows merged
     "stride2": dict(channels=3, height=6, width=7, kernels=4, kernel_size=3, stride=2, padding=1,
                     tile_k=2, tile_c=2, tile_xo=2, tile_yo=4),
+    # 1x1, flat tiles of 9-channel blocks; weights (ceil(C / 9), K, 9) read per block
+    "pointwise": dict(channels=12, height=5, width=6, kernels=4, kernel_size=1, stride=1, padding=0,
+                      tile_k=2, tile_c=9, tile_xo=2, tile_yo=6),
+    # 1x1, stride 2, pitched rows
+    "pointwise_stride2": dict(channels=10, height=7, width=9, kernels=5, kernel_size=1, stride=2,
+                              padding=0, tile_k=3, tile_c=10, tile_xo=2, tile_yo=3, in_pitch=10),
 }
 
 
@@ -632,8 +688,8 @@ async def run_layer(bench, d, *, zero_point=0, restart=False, timeout=30000):
 
 @cocotb.test()
 async def layers(dut):
-    """Two layers back to back (a second start while running ignored), each checked
-    against the Tiler's golden commands."""
+    """Layers back to back (a second start while running ignored), 3x3 and 1x1, each
+    checked against the Tiler's golden commands."""
     p = params()
     cfg = AccelConfig(**p["cfg"])
     await start_clock_and_reset(dut)
@@ -642,6 +698,9 @@ async def layers(dut):
     dut._log.info("tiled layer: %d cycles", n)
     n = await run_layer(bench, layer("stride2"), zero_point=0xC3)
     dut._log.info("stride-2 layer: %d cycles", n)
+    for name in ("pointwise", "pointwise_stride2"):
+        n = await run_layer(bench, layer(name), zero_point=0x3C)
+        dut._log.info("%s layer: %d cycles", name, n)
 
 
 # --- aborts ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Composite testbench: StreamingBuffer -> LineBuffer -> DPEArray -> OutputBuffer ->
-requantizers, fed with the DRAM transfers of host.golden.tiling and the commands of
-host.golden.schedule; the u8 output must equal host.golden.quant.QuantConv bit for bit."""
+"""Composite testbench: StreamingBuffer -> LineBuffer (3x3) or PointwiseReader (1x1) ->
+DPEArray -> OutputBuffer -> requantizers, fed with the DRAM transfers of host.golden.tiling
+and the commands of host.golden.schedule; the u8 output must equal
+host.golden.quant.QuantConv bit for bit, layer after layer."""
 
 import cocotb
 import numpy as np
@@ -29,21 +30,16 @@ def beats(data, bus):
     return out
 
 
-@cocotb.test()
-async def layer(dut):
-    p = params()
-    cfg = AccelConfig(**p["cfg"])
-    core = ComputeCore(cfg)
+async def run_layer(dut, cfg, core, spec, nrng, pauses):
+    """One layer through the core; its output against QuantConv, bit for bit."""
     bus = core.bus_bytes
-    rng = seeded_rng(p)
-    nrng = np.random.default_rng(p.get("seed", 1))
-    L = p["layer"]
-    conv = random_conv(nrng, L["c"], L["k"], L["kernel"], L["stride"], L["padding"], p.get("table", False))
+    L = spec["layer"]
+    conv = random_conv(nrng, L["c"], L["k"], L["kernel"], L["stride"], L["padding"], spec.get("table", False))
     x = nrng.integers(0, 256, size=(1, L["c"], L["h"], L["w"]), dtype=np.uint8)
     expected = conv(x)[0]
 
     dram = DramImage()
-    desc = layer_descriptor(conv, x.shape, dram, p.get("tiles"))
+    desc = layer_descriptor(conv, x.shape, dram, spec.get("tiles"))
     dram.write("input", x)
     streams = {"iact_in": [], "weight_in": [], "params_in": []}
     kinds = {DmaKind.IACT: "iact_in", DmaKind.WEIGHT: "weight_in", DmaKind.PARAMS: "params_in"}
@@ -56,12 +52,11 @@ async def layer(dut):
     commands = core_commands(cfg, desc, conv.input_zero_point)
     out_words = sum(-(-length // bus) for _, length in writes)
 
-    await start_clock_and_reset(dut)
-    pause = p.get("pause", 0.0)
-    pauses = (lambda: random_pauses(rng, pause)) if pause else (lambda: None)
     layouts = {name: core.signature.members[name].signature.members["payload"].shape
                for name in list(commands) + list(streams) + ["table"]}
-    # the activation table is part of the layer's set-up, written before anything runs
+    # the layer's set-up: the kind of windows, the activation table, before anything runs
+    dut.pointwise.value = int(L["kernel"] == 1)
+    dut.depthwise.value = int(desc["depthwise"])
     await StreamSource(dut, "table", layouts["table"]).send(
         [{"addr": a, "data": int(v)} for a, v in enumerate(conv.table)])
     tasks = [StreamSource(dut, name, layouts[name]).start(items) for name, items in commands.items()]
@@ -95,9 +90,28 @@ async def layer(dut):
     bad = int((result != expected).sum())
     where = [(tuple(int(i) for i in idx), int(result[idx]), int(expected[idx]))
              for idx in zip(*np.nonzero(result != expected))][:8]
-    assert bad == 0, f"{bad} of {expected.size} outputs differ from QuantConv: (k, x, y), got, want: {where}"
+    assert bad == 0, (f"{L}, tiles {spec.get('tiles')}: {bad} of {expected.size} outputs differ from "
+                      f"QuantConv: (k, x, y), got, want: {where}")
 
     k, xo, yo = expected.shape
     macs = k * L["c"] * xo * yo * L["kernel"] ** 2
-    store_result({"cycles": sink.cycles[-1] + 1, "busy_cycles": busy[0], "macs": macs,
-                  "ideal_cycles": macs / (9 * cfg.kp * cfg.yp)})
+    return {"cycles": sink.cycles[-1] + 1, "busy_cycles": busy[0], "macs": macs,
+            "ideal_cycles": macs / (9 * cfg.kp * cfg.yp)}
+
+
+@cocotb.test()
+async def layers(dut):
+    """The layers of ``params()["layers"]`` one after another, as the accelerator runs them."""
+    p = params()
+    cfg = AccelConfig(**p["cfg"])
+    core = ComputeCore(cfg)
+    rng = seeded_rng(p)
+    nrng = np.random.default_rng(p.get("seed", 1))
+    pause = p.get("pause", 0.0)
+    pauses = (lambda: random_pauses(rng, pause)) if pause else (lambda: None)
+    await start_clock_and_reset(dut)
+    stats = []
+    for spec in p["layers"]:
+        stats.append(await run_layer(dut, cfg, core, spec, nrng, pauses))
+        dut._log.info("%s: %s", spec, stats[-1])
+    store_result(stats)

@@ -9,12 +9,13 @@ from host.runtime.sim.streams import (StreamSink, StreamSource, finish, random_p
                           start_clock_and_reset)
 
 
-def workload(nrng, kp, yp, sets, beats_per_set):
-    """Weight sets and the window beats run under each; the first beat of a set swaps."""
+def workload(nrng, kp, yp, sets, beats_per_set, lanes=1):
+    """Weight sets and the window beats (``lanes`` windows per column) run under each; the
+    first beat of a set swaps."""
     weights = nrng.integers(-128, 128, size=(sets, kp, 9))
     weights[0, 0] = -128                                   # extremes
     weights[-1, -1] = 127
-    windows = nrng.integers(0, 256, size=(sets, beats_per_set, yp, 9))
+    windows = nrng.integers(0, 256, size=(sets, beats_per_set, lanes, yp, 9))
     windows[0, 0] = 255
     windows[-1, -1] = 0
     return weights, windows
@@ -23,14 +24,17 @@ def workload(nrng, kp, yp, sets, beats_per_set):
 @cocotb.test()
 async def weight_switching(dut):
     p = params()
-    kp, yp = p["kp"], p["yp"]
+    kp, yp, lanes, depthwise = p["kp"], p["yp"], p.get("lanes", 1), p.get("depthwise", 0)
     rng = seeded_rng(p)
     nrng = np.random.default_rng(p.get("seed", 1))
-    layouts = DPEArray(kp=kp, yp=yp, tag_width=8)
-    weights, windows = workload(nrng, kp, yp, p["sets"], p["beats_per_set"])
-    # sums[s, b, k, j] = windows[s, b, j] . weights[s, k]
-    expected = np.einsum("sbjt,skt->sbkj", windows, weights)
+    layouts = DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes)
+    weights, windows = workload(nrng, kp, yp, p["sets"], p["beats_per_set"], lanes)
+    # sums[s, b, k, j] = windows[s, b, lane(k), j] . weights[s, k]: lane 0, or in depthwise
+    # mode row k's own lane k (rows past the lanes take lane 0)
+    row_lane = [k if depthwise and k < lanes else 0 for k in range(kp)]
+    expected = np.einsum("sbkjt,skt->sbkj", windows[:, :, row_lane], weights)
 
+    dut.depthwise.value = depthwise
     await start_clock_and_reset(dut)
     pause = p.get("pause", 0.0)
     pauses = (lambda: random_pauses(rng, pause)) if pause else (lambda: None)

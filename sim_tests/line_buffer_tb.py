@@ -39,8 +39,8 @@ def random_pass(nrng, yp, max_row, *, kernel=None, stride=None, channels=None):
 @cocotb.test()
 async def windows(dut):
     p = params()
-    yp, max_row = p["yp"], p["max_row"]
-    lb = LineBuffer(yp=yp, max_row=max_row)
+    yp, max_row, lanes = p["yp"], p["max_row"], p.get("lanes", 1)
+    lb = LineBuffer(yp=yp, max_row=max_row, lanes=lanes)
     rng = seeded_rng(p)
     nrng = np.random.default_rng(p.get("seed", 1))
     if p.get("steady"):
@@ -51,16 +51,19 @@ async def windows(dut):
     commands, words, expected = [], [], []
     for image, g in passes:
         c, rows_in, cols_in = image.shape
+        # every lane: an image of the same geometry (lane 0 the pass's own)
+        images = [image] + [nrng.integers(0, 256, size=image.shape) for _ in range(lanes - 1)]
         commands.append({"channels": c, "rows_in": rows_in, "cols_in": cols_in,
                          "out_rows": g["out_rows"], "groups": groups_for(g["out_cols"], yp),
                          "pad_top": g["pad_top"], "pad_left": g["pad_left"], "stride": g["stride"],
                          "kernel": g["kernel"], "zero_point": g["zero_point"]})
-        words += row_words(image, lb.word_bytes).tolist()
-        win = line_buffer_windows(image, **g)
+        words += np.stack([row_words(im, lb.word_bytes) for im in images], axis=1).tolist()
+        wins = [line_buffer_windows(im, **g) for im in images]
+        win = wins[0]
         for ch in range(c):
             for xo in range(g["out_rows"]):
                 for grp in range(win.shape[2]):
-                    expected.append({"windows": win[ch, xo, grp].tolist(),
+                    expected.append({"windows": [w[ch, xo, grp].tolist() for w in wins],
                                      "first": int(xo == 0 and grp == 0),
                                      "last": int(xo == g["out_rows"] - 1 and grp == win.shape[2] - 1)})
 
@@ -97,7 +100,7 @@ async def latency(dut):
             "channels": 1, "rows_in": rows, "cols_in": B, "out_rows": 1, "groups": 1,
             "pad_top": 0, "pad_left": 0, "stride": 1, "kernel": kernel, "zero_point": 0}])
         await ClockCycles(dut.clk, 10)
-        await StreamSource(dut, "rows", lb.rows_layout).send([[r + 1] * B for r in range(rows)])
+        await StreamSource(dut, "rows", lb.rows_layout).send([[[r + 1] * B] for r in range(rows)])
         await finish([task], dut.clk, 100)
         log.stop()
         measured = log.first("windows") - log.cycles["rows"][-1]

@@ -35,8 +35,9 @@ async def command_streams(dut):
                  for name in COMMAND_STREAMS}
         tasks = [source.start(step_beats(desc))]
         tasks += [sinks[name].start(len(expected[name])) for name in COMMAND_STREAMS]
-        await finish(tasks, dut.clk, 400 * len(expected["lb_cmd"]) + 400)
+        await finish(tasks, dut.clk, 400 * len(expected["out_cmd"]) + 400)
         for name in COMMAND_STREAMS:
+            assert len(sinks[name].beats) == len(expected[name])
             for i, (got, want) in enumerate(zip(sinks[name].beats, expected[name])):
                 assert got == want, f"descriptor {index}, {name} command {i}: {got} != {want}"
         for _ in range(8):

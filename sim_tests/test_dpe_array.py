@@ -13,6 +13,16 @@ def test_dpe_array(kp, yp, pause):
                      "sets": 6, "beats_per_set": 5, "pause": pause})
 
 
+@pytest.mark.parametrize("depthwise", [0, 1])
+def test_lanes(depthwise):
+    """Three window lanes on four rows: every row takes lane 0, or in depthwise mode row k
+    takes lane k (row 3, past the lanes, lane 0)."""
+    runner.run(DPEArray(kp=4, yp=2, tag_width=8, lanes=3), name="dpe_array_4x2_lanes3",
+               test_module="sim_tests.dpe_array_tb",
+               params={"kp": 4, "yp": 2, "lanes": 3, "depthwise": depthwise, "seed": 9 + depthwise,
+                       "sets": 5, "beats_per_set": 4, "pause": 0.2})
+
+
 def test_single_beat_weight_sets():
     """A new kernel set on every beat (1x1 image): still one beat per cycle."""
     runner.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4",
@@ -20,7 +30,8 @@ def test_single_beat_weight_sets():
              params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
 
 
-@pytest.mark.parametrize("kwargs", [{"kp": 0, "yp": 1}, {"kp": 1, "yp": 65}, {"kp": 1, "yp": 1, "tag_width": 0}])
+@pytest.mark.parametrize("kwargs", [{"kp": 0, "yp": 1}, {"kp": 1, "yp": 65}, {"kp": 1, "yp": 1, "tag_width": 0},
+                                    {"kp": 2, "yp": 1, "lanes": 3}])
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="must be in"):
         DPEArray(**kwargs)

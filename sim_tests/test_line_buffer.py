@@ -4,10 +4,10 @@ from hw.datapath.line_buffer import LineBuffer
 from host.runtime.sim import runner
 
 
-def run(yp, max_row, **params):
-    runner.run(LineBuffer(yp=yp, max_row=max_row), name=f"line_buffer_{yp}_{max_row}",
+def run(yp, max_row, lanes=1, **params):
+    runner.run(LineBuffer(yp=yp, max_row=max_row, lanes=lanes), name=f"line_buffer_{yp}_{max_row}_{lanes}",
              test_module="sim_tests.line_buffer_tb",
-             params={"yp": yp, "max_row": max_row, **params})
+             params={"yp": yp, "max_row": max_row, "lanes": lanes, **params})
 
 
 @pytest.mark.parametrize("yp", [4, 3])
@@ -21,8 +21,13 @@ def test_no_bubbles_across_channels_and_passes():
     run(4, 40, seed=5, steady=True)
 
 
+def test_lanes():
+    """Three lanes (a depthwise kernel group): each lane's windows from its own rows."""
+    run(4, 40, lanes=3, seed=21, passes=8, pause=0.2)
+
+
 @pytest.mark.parametrize("kwargs", [{"yp": 0, "max_row": 64}, {"yp": 4, "max_row": 5},
-                                    {"yp": 4, "max_row": 5000}])
+                                    {"yp": 4, "max_row": 5000}, {"yp": 4, "max_row": 64, "lanes": 10}])
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="must be in"):
         LineBuffer(**kwargs)

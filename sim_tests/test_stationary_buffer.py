@@ -5,10 +5,10 @@ from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
-def test_weight_tiles(pause):
+def test_3x3_and_pointwise_tiles(pause):
     runner.run(StationaryBuffer(kp=3, depth=32), name="stationary_buffer_3_32",
              test_module="sim_tests.stationary_buffer_tb",
-             params={"kp": 3, "depth": 32, "tiles": 8, "pause": pause, "seed": 5 + int(pause * 10)})
+             params={"kp": 3, "depth": 32, "tiles": 16, "pause": pause, "seed": 5 + int(pause * 10)})
 
 
 @pytest.mark.parametrize("kwargs", [{"kp": 0, "depth": 8}, {"kp": 3, "depth": 0}])

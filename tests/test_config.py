@@ -55,6 +55,8 @@ def test_invalid_values_name_parameter_value_and_range(name, value, allowed):
     ({"kp": 64, "yp": 64, "output_buffer_depth": 2048}, "output_buffer_depth"),
     ({"kp": 64, "stationary_buffer_depth": 32}, "stationary_buffer_depth"),
     ({"yp": 64, "line_buffer_depth": 32}, "line_buffer_depth"),
+    # a streaming-buffer word is 9 row words of word_bytes_for(yp) = 256 bytes
+    ({"yp": 64, "streaming_buffer_depth": 2048}, "streaming_buffer_depth must be at least 2304"),
 ])
 def test_cross_field_limits(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -70,9 +72,15 @@ def test_derived_limits():
     cfg = AccelConfig()
     assert cfg.csr_window == 0x1000
     assert AccelConfig(csr_addr_width=16).csr_window == 0x10000
-    assert cfg.max_output_dim == 4096
+    # output depth / KP: a flattened 1x1 tile's columns
+    assert cfg.max_output_dim == max(4096, cfg.output_buffer_depth // cfg.kp) == 5461
+    assert AccelConfig(output_buffer_depth=8192).max_output_dim == 4096
     assert AccelConfig(kp=1, yp=1, output_buffer_depth=1 << 22).max_output_dim == 65535
     assert cfg.max_channel_images == 65535
+    # words of 9 row words of 16 bytes (yp 4), rounded down
+    assert cfg.streaming_buffer_words == 65536 // (9 * 16) == 455
+    assert AccelConfig(yp=1, streaming_buffer_depth=256).streaming_buffer_words == 256 // 36
+    assert AccelConfig(yp=64, streaming_buffer_depth=4096).streaming_buffer_words == 1
     assert AccelConfig(kp=1, stationary_buffer_depth=1 << 20).max_channel_images == 1 << 20
 
 

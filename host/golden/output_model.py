@@ -10,7 +10,7 @@ import numpy as np
 from host.golden.quant import requantize, wrap_int32
 from host.golden.tile_model import groups_for
 
-__all__ = ["groups_for", "sums_beats", "accumulate_passes", "drain_tile", "drain_beats"]
+__all__ = ["groups_for", "sums_beats", "accumulate_passes", "drain_tile", "drain_beats", "beat_matches"]
 
 
 def sums_beats(sums, kp, yp):
@@ -60,15 +60,26 @@ def drain_tile(acc, kernels, out_cols, bias, multiplier, zero_point, lo, hi, tab
                       np.asarray(hi)[:kernels], table)[0]
 
 
-def drain_beats(tile_u8, out_cols, yp):
-    """The ``out`` beats of a drained tile (kernels, XO, GYP): {data, count, last}."""
+def drain_beats(tile_u8, out_cols, yp, drain_words=1):
+    """The ``out`` beats of a drained tile (kernels, XO, GYP): {data, count, last}, with
+    ``drain_words`` words of a row per beat. Lanes past the row's words (``drain_words``
+    > 1) hold whatever the buffer holds there: ``None``, not compared."""
     k, xo, cols = tile_u8.shape
     groups = cols // yp
+    lanes = drain_words * yp
     beats = []
     for kk in range(k):
         for x in range(xo):
-            for g in range(groups):
-                beats.append({"data": tile_u8[kk, x, g * yp:(g + 1) * yp].tolist(),
-                              "count": min(yp, out_cols - g * yp),
-                              "last": int(g == groups - 1)})
+            for g in range(0, groups, drain_words):
+                row = tile_u8[kk, x, g * yp:(g + drain_words) * yp].tolist()
+                beats.append({"data": row + [None] * (lanes - len(row)),
+                              "count": min(lanes, out_cols - g * yp),
+                              "last": int(g + drain_words >= groups)})
     return beats
+
+
+def beat_matches(got, want):
+    """``got`` equals the expected beat ``want`` where ``want`` is not ``None``."""
+    return got.keys() == want.keys() and all(
+        [g for g, w in zip(got[n], want[n]) if w is not None] == [w for w in want[n] if w is not None]
+        if isinstance(want[n], list) else got[n] == want[n] for n in want)

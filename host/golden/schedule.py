@@ -58,7 +58,11 @@ def buffer_needs(cfg, desc):
     else:
         streaming = ceil_div(row_words, CHANNEL_BLOCK)
         channels = d["tile_c"]
+    xo_total = tiling.output_size(d["height"], R, S, d["padding"])
+    yo_total = tiling.output_size(d["width"], R, S, d["padding"])
     return {
+        # a flat tile's one row of T_XO * YO columns, counted by the output buffer
+        "max_output_dim": min(d["tile_xo"], xo_total) * yo_total if tiling.flat_tiles(d) else 0,
         "line_buffer_depth": cols if R == 3 else 0,
         "max_tile_rows": max(rows, out_rows),
         "streaming_buffer_words": streaming,
@@ -74,7 +78,7 @@ def buffer_limit(cfg, name):
 
 def check_fits(cfg, desc):
     """Raise :class:`BufferOverflow` naming the first buffer a tile of ``desc`` overflows."""
-    units = {"line_buffer_depth": "activations per row", "max_tile_rows": "rows per tile",
+    units = {"max_output_dim": "output columns", "line_buffer_depth": "activations per row", "max_tile_rows": "rows per tile",
              "streaming_buffer_words": f"words of {CHANNEL_BLOCK} row words",
              "stationary_buffer_depth": "weight slices", "output_buffer_depth": "int32 sums"}
     for name, needed in buffer_needs(cfg, desc).items():

@@ -150,7 +150,10 @@ class Controller(wiring.Component):
              groups_k * cfg.kp * Mux(depthwise, 1, Mux(kernel1, blocks, d.tile_c))
              > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
-             groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth),
+             (groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth) |
+             # a flat 1x1 tile (host.golden.tiling.flat_tiles) is one row of T_XO * YO columns
+             (kernel1 & ~stride2 & (d.tile_yo >= yo) & (d.in_pitch == d.width) & (d.out_pitch == yo) &
+              (Mux(d.tile_xo < xo, d.tile_xo, xo) * yo > cfg.max_output_dim))),
             (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),
             (ErrorCode.OUTSIDE_WINDOW,
              Cat(*((start < window_base) | (end > window_end) for start, end in extents)).any()),

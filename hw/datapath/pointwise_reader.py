@@ -24,7 +24,8 @@ class PointwiseReader(wiring.Component):
     row, tap ``t`` its channel ``t``. So DPE ``(k, j)`` multiplies nine channels of one
     pixel by kernel ``k``'s nine weights of the block. Columns past the row's words carry
     stale bytes (the output buffer drops them). Every word of a row must be needed by its
-    beats: ``row_words <= ceil(groups * yp * stride / B)``.
+    beats and every beat must start inside the row's words:
+    ``(groups - 1) * yp * stride < row_words * B <= groups * yp * stride + B - 1``.
 
     ``windows``: stream of ``{windows: YP x 9 u8, first, last}`` (the line buffer's layout);
     ``first`` / ``last`` mark a channel image's first and last beat.

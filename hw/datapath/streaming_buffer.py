@@ -62,7 +62,7 @@ class StreamingBuffer(wiring.Component):
         self.replay_layout = data.StructLayout({
             "words": words, "replays": unsigned(16), "pointwise": 1,
             "blocks": range(depth + 1), "rows": range(max_rows + 1), "row_words": range(depth + 1),
-            "row_step": range(depth + 1), "block_words": range(depth + 1)})
+            "row_step": range(2 * depth + 1), "block_words": range(depth + 1)})
         super().__init__({
             "load": In(stream.Signature(self.load_layout)),
             "write": In(stream.Signature(self.word_layout)),

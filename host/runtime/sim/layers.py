@@ -56,7 +56,7 @@ TILER_CASES = [
          stride=2, padding=2),
     dict(channels=2, height=7, width=5, kernels=9, tile_k=4, tile_c=8, tile_xo=2, tile_yo=3,
          kernel_size=1, stride=1, padding=0),         # 1x1, T_C > C
-    dict(channels=3, height=5, width=6, kernels=2, tile_k=1, tile_c=1, tile_xo=1, tile_yo=2,
+    dict(channels=3, height=5, width=6, kernels=2, tile_k=1, tile_c=3, tile_xo=1, tile_yo=2,
          kernel_size=1, stride=1, padding=1),         # 1x1 with padding: empty iAct tiles
     dict(channels=7, height=12, width=9, kernels=6, tile_k=4, tile_c=7, tile_xo=5, tile_yo=9,
          stride=2, padding=1),                        # stride 2, full rows, T_C == C
@@ -64,10 +64,23 @@ TILER_CASES = [
          stride=1, padding=0),                        # 1x1 output
     dict(channels=4, height=9, width=9, kernels=3, tile_k=2, tile_c=3, tile_xo=9, tile_yo=9,
          stride=1, padding=1),                        # one spatial tile, channel split
-    dict(channels=3, height=11, width=10, kernels=4, tile_k=3, tile_c=2, tile_xo=4, tile_yo=3,
+    dict(channels=3, height=11, width=10, kernels=4, tile_k=3, tile_c=3, tile_xo=4, tile_yo=3,
          kernel_size=1, stride=2, padding=2),
     dict(channels=2, height=4, width=20, kernels=2, tile_k=2, tile_c=1, tile_xo=2, tile_yo=20,
          stride=1, padding=1, in_pitch=32, out_pitch=20),  # input pitched, output merged
+    # 1x1 layers: channel tiles of whole 9-channel blocks, weights (ceil(C / 9), K, 9)
+    dict(channels=20, height=5, width=6, kernels=7, tile_k=4, tile_c=9, tile_xo=2, tile_yo=6,
+         kernel_size=1, stride=1, padding=0),         # flat tiles; one weight read per block
+    dict(channels=10, height=9, width=11, kernels=5, tile_k=5, tile_c=18, tile_xo=3, tile_yo=4,
+         kernel_size=1, stride=2, padding=0),         # T_C > C, T_K == K: weights merge
+    dict(channels=27, height=7, width=8, kernels=3, tile_k=2, tile_c=27, tile_xo=2, tile_yo=4,
+         kernel_size=1, stride=2, padding=0),         # stride 2, full width: not flat
+    dict(channels=9, height=4, width=5, kernels=2, tile_k=2, tile_c=9, tile_xo=4, tile_yo=5,
+         kernel_size=1, stride=1, padding=0, in_pitch=8),    # pitched rows: not flat
+    dict(channels=19, height=6, width=3, kernels=4, tile_k=3, tile_c=18, tile_xo=6, tile_yo=3,
+         kernel_size=1, stride=1, padding=0),         # one flat tile of every row, C % 9 == 1
+    dict(channels=6, height=7, width=9, kernels=6, tile_k=4, tile_c=4, tile_xo=3, tile_yo=5,
+         stride=2, padding=1, depthwise=1),           # depthwise: one step per output tile
 ]
 
 
