@@ -2,7 +2,7 @@
 
 ``python -m bench.network --model resnet18`` (``make network MODEL=resnet18``) builds
 ``host.tools.models.quantized(model, mode, seed=0, size=224)``, compiles it for the accelerator
-(depthwise convs stay on the CPU), runs it with ``backend="rtl"`` (every conv and Linear
+(every conv, depthwise and grouped ones included, and every Linear), runs it with ``backend="rtl"`` (every conv and Linear
 in the Verilated accelerator, :mod:`host.runtime.sim.rtlsim`), and compares the network's output and
 every accelerator layer's output with PyTorch's. It prints one line per accelerator layer
 (cycles, utilization = MACs / (cycles x MACs per cycle), DRAM bytes, stall cycles, from
@@ -58,8 +58,7 @@ def main(argv=None):
     cfg = AccelConfig(kp=args.kp, yp=args.yp)
     t0 = time.perf_counter()
     model_q, x = models.quantized(args.model, args.mode, seed=0, size=args.size)
-    program = compile(model_q, x, cfg=cfg, cpu_modules=models.depthwise_modules(model_q),
-                      latency=args.latency, progress=True)
+    program = compile(model_q, x, cfg=cfg, latency=args.latency, progress=True)
     t_compile = time.perf_counter() - t0
     st = program.stats()
     print(f"{args.model} ({args.mode}) at {args.size}x{args.size}, KP={cfg.kp} YP={cfg.yp}: "

@@ -146,9 +146,21 @@ def test_large_kernel_runs_decomposed_on_the_accelerator(kernel):
         assert torch.equal(program.run(x), model_q(x))
 
 
-def test_grouped_conv_is_refused_naming_the_module():
-    model_q = small_cnn(groups=4)
-    with pytest.raises(QuantError, match=r"'conv3'.*grouped"):
+def test_grouped_conv_runs_on_the_accelerator():
+    """Grouped 3x3 (groups 4) and depthwise (groups 32) convs run on the accelerator and
+    equal PyTorch."""
+    for groups in (4, 32):
+        model_q = small_cnn(groups=groups)
+        program = compile(model_q, torch.randn(1, 3, 32, 32))
+        placed = {p["name"]: p for p in program.layers}
+        assert placed["conv3"]["placement"] == "accelerator" and placed["conv3"]["groups"] == groups
+        for x in inputs(2, (1, 3, 32, 32), seed=groups):
+            assert torch.equal(program.run(x), model_q(x))
+
+
+def test_grouped_large_kernel_is_refused_naming_the_module():
+    model_q = small_cnn(groups=4, kernel=5)
+    with pytest.raises(QuantError, match=r"'conv3'.*grouped convolution \(groups=4\) with a 5x5 kernel"):
         compile(model_q, torch.randn(1, 3, 32, 32))
 
 
@@ -277,8 +289,9 @@ def test_layer_table_matches_the_modules_and_feeds_dse():
         [("conv1", 224, False), ("layer1.conv1", 56, True), ("layer1.conv2", 56, True)]
     grouped = layer_table(SmallCNN(groups=4), torch.randn(1, 3, 32, 32))
     assert [(r["name"], r["H"], r["groups"], r["supported"]) for r in grouped] == \
-        [("conv1", 32, 1, True), ("conv2", 32, 1, True), ("conv3", 16, 4, False)]
-    assert "grouped" in grouped[2]["reason"]
+        [("conv1", 32, 1, True), ("conv2", 32, 1, True), ("conv3", 16, 4, True)]
+    grouped_5x5 = layer_table(SmallCNN(groups=4, kernel=5), torch.randn(1, 3, 32, 32))
+    assert not grouped_5x5[2]["supported"] and "grouped" in grouped_5x5[2]["reason"]
 
 
 @pytest.mark.parametrize("activation", ["relu6", "hardswish"])

@@ -25,10 +25,8 @@ def test_real_architecture_golden_equals_pytorch(name, seeds, mode):
     compared = 0
     for seed in seeds:
         model_q, x = quantized(name, mode, seed, size=224)
-        grouped = models.depthwise_modules(model_q)
-        program = compile(model_q, x, cpu_modules=grouped)
-        placed = {p["name"]: p["placement"] for p in program.layers}
-        assert {n for n, where in placed.items() if where == "cpu"} == grouped
+        program = compile(model_q, x)         # depthwise and grouped convs included
+        assert all(p["placement"] == "accelerator" for p in program.layers)
         got = program.run(x, backend="golden", record=True)
         expected, per_layer = torch_layer_outputs(model_q, program, x)
         assert torch.equal(got, expected), f"{name} {mode} seed {seed}: final output differs"
@@ -63,6 +61,9 @@ def test_stats_count_layers_and_macs():
     assert st["accelerator_layers"] == 36                  # 35 convs and the classifier
     depthwise_macs = sum(p["macs"] for p in program.layers if p["name"] in grouped)
     assert st["cpu_macs"] == depthwise_macs > 0
+    everything = compile(model_q, x).stats()                # depthwise on the accelerator too
+    assert (everything["accelerator_layers"], everything["cpu_layers"]) == (53, 0)
+    assert everything["accelerator_macs"] == st["accelerator_macs"] + depthwise_macs
     # MACs from the shapes: the classifier is 1280 x 1000, the stem 3 -> 32, 3x3, 32x32 out
     by_name = {p["name"]: p["macs"] for p in program.layers}
     assert by_name["model.head.fc"] == 1280 * 1000

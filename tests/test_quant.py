@@ -107,7 +107,7 @@ def test_rejects_asymmetric_weights():
 @pytest.mark.parametrize("kwargs,message", [
     ({"kernel_size": 5}, "kernel 5x5 is not supported"),
     ({"kernel_size": 3, "stride": 3}, "stride 3 is not supported"),
-    ({"kernel_size": 3, "groups": 2}, "grouped convolution"),
+    ({"kernel_size": 5, "groups": 2}, "grouped convolution"),
     ({"kernel_size": 3, "dilation": 2}, "dilation"),
     ({"kernel_size": (1, 3)}, "must be square"),
 ])
@@ -115,6 +115,30 @@ def test_rejects_unsupported_layers(kwargs, message):
     module = nnq.Conv2d(4, 4, **kwargs)
     with pytest.raises(QuantError, match=message):
         conv_from_torch(module, 0.1, 0)
+
+
+@pytest.mark.parametrize("c,k,groups,kernel", [(8, 8, 8, 3), (12, 24, 12, 3), (8, 12, 4, 3),
+                                               (16, 16, 16, 1), (18, 12, 3, 1)])
+@pytest.mark.parametrize("stride,padding", [(1, 1), (2, 1), (1, 0), (2, 2)])
+def test_grouped_and_depthwise_layers_equal_pytorch(c, k, groups, kernel, stride, padding):
+    """Depthwise (groups = C), depthwise with a channel multiplier and grouped layers,
+    per-channel weights, golden model against torch."""
+    import torch.ao.nn.quantized as nnq
+    if kernel == 1:
+        padding = 0
+    rng = np.random.default_rng(c * 100 + k + groups + stride * 7 + padding)
+    module = nnq.Conv2d(c, k, kernel, stride=stride, padding=padding, groups=groups)
+    w = torch.from_numpy(rng.normal(0, 1, size=(k, c // groups, kernel, kernel)).astype(np.float32))
+    scales = torch.from_numpy(rng.uniform(0.005, 0.02, size=k))
+    wq = torch.quantize_per_channel(w * scales.float().view(-1, 1, 1, 1) * 40, scales,
+                                    torch.zeros(k, dtype=torch.long), 0, torch.qint8)
+    module.set_weight_bias(wq, torch.from_numpy(rng.normal(0, 1, size=k).astype(np.float32)))
+    module.scale, module.zero_point = 0.05, 120
+    x = rng.integers(0, 256, size=(2, c, 9, 11), dtype=np.uint8)
+    expected = module(torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), 0.03, 37)).int_repr().numpy()
+    conv = conv_from_torch(module, 0.03, 37)
+    assert conv.groups == groups and conv.depthwise == (groups == c == k)
+    assert np.array_equal(conv(x), expected)
 
 
 def test_rejects_multiplier_that_overflows_int32():

@@ -625,7 +625,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch = _torch()
     model_q, x = models.quantized(args.model, args.mode, args.seed, args.size)
-    program = compile(model_q, x, cpu_modules=models.depthwise_modules(model_q))
+    program = compile(model_q, x)
     print(f"{args.model} ({args.mode} quantization, qnnpack) at {args.size}x{args.size}")
     print(program.summary())
     if args.check:

@@ -3,13 +3,15 @@ and against PyTorch.
 
 Each case is a random quint8 convolution built as a real PyTorch quantized module
 (``torch.ao.nn.quantized.Conv2d`` or ``ConvReLU2d``, engine qnnpack): random C, K, H, W,
-kernel 1 or 3, stride 1 or 2, padding 0 .. kernel - 1, input zero point and scale,
+kernel 1 or 3 (a fifth of the 3x3 ones depthwise), stride 1 or 2, padding 0 .. kernel - 1,
+input zero point and scale,
 per-tensor or per-channel weight scales, an output scale from a calibration-like range
 (sometimes much smaller, so outputs clamp), ReLU, or a quantized activation module
 (ReLU6, LeakyReLU, Hardswish, ELU) that becomes the accelerator's activation table, or a
 random permutation table (applied to PyTorch's output by lookup).
 Most cases get random explicit L3 tiles ``{"k", "c", "xo", "yo"}`` (1, 2, the whole
-dimension, beyond it, or anything between); tiles the host refuses
+dimension, beyond it, or anything between; a 1x1 layer's channel tile a multiple of 9, a
+depthwise layer's equal to its kernel tile); tiles the host refuses
 (:class:`host.golden.schedule.BufferOverflow`, :class:`host.golden.quant.QuantError`) are redrawn and
 counted. The rest use the planner's tiles.
 
@@ -69,6 +71,7 @@ class Case:
     activation: str = None
     out_scale_factor: float = 1.0
     tiles: dict = None
+    groups: int = 1             # C: a depthwise layer (C = K)
 
     @property
     def out_shape(self):
@@ -78,6 +81,7 @@ class Case:
     def describe(self):
         act = "relu" if self.relu else (self.activation or "none")
         return (f"C={self.c} K={self.k} {self.h}x{self.w} {self.kernel}x{self.kernel} "
+                f"{'depthwise ' if self.groups > 1 else ''}"
                 f"stride {self.stride} padding {self.padding} z_x={self.z_x} "
                 f"{'per-channel' if self.per_channel else 'per-tensor'} {act} "
                 f"tiles={self.tiles}")
@@ -138,19 +142,23 @@ def channel_tile(kernel, c, tile):
 
 def draw_tiles(rng, case):
     xo, yo = case.out_shape
-    return {"k": _tile(rng, case.k), "c": channel_tile(case.kernel, case.c, _tile(rng, case.c)),
-            "xo": _tile(rng, xo), "yo": _tile(rng, yo)}
+    k = _tile(rng, case.k)
+    c = k if case.groups > 1 else channel_tile(case.kernel, case.c, _tile(rng, case.c))
+    return {"k": k, "c": c, "xo": _tile(rng, xo), "yo": _tile(rng, yo)}
 
 
 def draw_case(rng):
     """A random layer (no tiles yet: see :func:`draw_tiles`)."""
     c, k, h, w, kernel, stride, padding = _shape(rng)
+    groups = 1
+    if kernel == 3 and rng.random() < 0.2:      # depthwise
+        k = groups = c
     relu = bool(rng.random() < 0.25)
     activation = None
     if not relu and rng.random() < 0.35:
         activation = str(rng.choice(ACTIVATIONS))
     factor = 1.0 if rng.random() < 0.8 else float(math.exp(rng.uniform(math.log(0.05), math.log(0.7))))
-    return Case(seed=int(rng.integers(0, 1 << 31)), c=c, k=k, h=h, w=w, kernel=kernel,
+    return Case(seed=int(rng.integers(0, 1 << 31)), c=c, k=k, h=h, w=w, kernel=kernel, groups=groups,
                 stride=stride, padding=padding, z_x=int(rng.integers(0, 256)),
                 s_x=float(math.exp(rng.uniform(math.log(0.003), math.log(0.2)))),
                 per_channel=bool(rng.random() < 0.5), relu=relu, activation=activation,
@@ -197,7 +205,7 @@ def build_layer(case):
 
     rng = np.random.default_rng(case.seed)
     c, k, r = case.c, case.k, case.kernel
-    w = torch.from_numpy(rng.normal(0, 1, size=(k, c, r, r)).astype(np.float32))
+    w = torch.from_numpy(rng.normal(0, 1, size=(k, c // case.groups, r, r)).astype(np.float32))
     if case.per_channel:
         scales = torch.from_numpy(np.exp(rng.uniform(np.log(0.002), np.log(0.03), size=k)))
         wq = torch.quantize_per_channel(w * scales.float().view(-1, 1, 1, 1) * 40, scales,
@@ -205,7 +213,7 @@ def build_layer(case):
     else:
         wq = torch.quantize_per_tensor(w, float(w.abs().max()) / 127 or 1.0, 0, torch.qint8)
     cls = nniq.ConvReLU2d if case.relu else nnq.Conv2d
-    module = cls(c, k, r, stride=case.stride, padding=case.padding)
+    module = cls(c, k, r, stride=case.stride, padding=case.padding, groups=case.groups)
     bias = torch.from_numpy(rng.normal(0, 2, size=k).astype(np.float32))
     module.set_weight_bias(wq, bias)
 
@@ -439,15 +447,24 @@ def _shrinks(case):
         return [x for x in dict.fromkeys([1, v // 2, 3 * v // 4, 7 * v // 8, v - 1]) if 1 <= x < v]
 
     out = []
+    depthwise = case.groups > 1
     for name in ("k", "c", "h", "w"):
-        out += [{name: v} for v in smaller(getattr(case, name))]
+        if depthwise and name in ("k", "c"):        # C = K = groups together
+            out += [{"k": v, "c": v, "groups": v} for v in smaller(case.c)] if name == "c" else []
+        else:
+            out += [{name: v} for v in smaller(getattr(case, name))]
+    if depthwise:
+        out.append({"groups": 1})
     if case.tiles:
         xo, yo = case.out_shape
         limits = {"k": case.k, "c": case.c, "xo": xo, "yo": yo}
         for name, v in case.tiles.items():
             values = ([limits[name]] if v > limits[name] else []) + smaller(min(v, limits[name]))
-            out += [{"tiles": {**case.tiles, name: t}} for t in values]
-    if case.kernel == 3:
+            if depthwise and name in ("k", "c"):
+                out += [{"tiles": {**case.tiles, "k": t, "c": t}} for t in values] if name == "k" else []
+            else:
+                out += [{"tiles": {**case.tiles, name: t}} for t in values]
+    if case.kernel == 3 and not depthwise:
         out.append({"kernel": 1, "padding": 0})
     if case.stride == 2:
         out.append({"stride": 1})

@@ -37,7 +37,7 @@ def output_qparams(rng, module, x_u8, s_x, z_x, scale_factor=1.0):
     import torch.nn.functional as F
     w = module.weight().dequantize()
     x = (torch.from_numpy(x_u8.astype(np.float32)) - z_x) * s_x
-    y = F.conv2d(x, w, module.bias(), module.stride, module.padding)
+    y = F.conv2d(x, w, module.bias(), module.stride, module.padding, groups=getattr(module, "groups", 1))
     lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 1e-3)
     span = (hi - lo) * rng.uniform(0.5, 1.2)
     scale = span / 255 * scale_factor
