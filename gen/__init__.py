@@ -14,6 +14,7 @@ from hw.dma import AxiReader, AxiWriter
 from hw.datapath.dpe import DPE
 from hw.datapath.dpe_array import DPEArray
 from hw.datapath.line_buffer import LineBuffer
+from hw.datapath.pointwise_reader import PointwiseReader
 from hw.contract import register_map
 from hw.datapath.requant import Requantizer
 from hw.top import Accelerator
@@ -26,7 +27,9 @@ BLOCKS = {
     "core": ComputeCore,
     "dpe": lambda cfg: DPE(),
     "dpe_array": lambda cfg: DPEArray(kp=cfg.kp, yp=cfg.yp),
-    "line_buffer": lambda cfg: LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth),
+    "line_buffer": lambda cfg: LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth,
+                                          lanes=cfg.depthwise_lanes),
+    "pointwise_reader": lambda cfg: PointwiseReader(yp=cfg.yp, max_words=cfg.streaming_buffer_words),
     "requant": lambda cfg: Requantizer(),
     "axi_reader": AxiReader.from_config,
     "axi_writer": AxiWriter.from_config,

@@ -368,10 +368,13 @@ def directed_cases(cfg):
         # streaming buffer (28 words of 9 row words): 8 rows of one row word per channel
         (E.STREAMING_BUFFER_OVERFLOW, {"channels": 40, "tile_c": 32}),
         (E.OUTSIDE_WINDOW, {"channels": 40, "tile_c": 31, "window": empty}),
-        # ... a 1x1 tile: 8 rows of one word per 9-channel block
-        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 40, "tile_c": 36}),
-        (E.OUTSIDE_WINDOW, {**P1, "channels": 40, "tile_c": 27, "window": empty}),
-        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 27, "tile_c": 28}),   # T_C's 4 blocks count
+        # ... a 1x1 tile (not flat: the output pitched): 8 rows of one word per 9-channel block
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 40, "tile_c": 36, "out_pitch": 9}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 40, "tile_c": 27, "out_pitch": 9, "window": empty}),
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 27, "tile_c": 28, "out_pitch": 9}),   # T_C's 4 blocks count
+        # ... a flat 1x1 tile: one row of 64 pixels, 4 words, per block
+        (E.STREAMING_BUFFER_OVERFLOW, {**P1, "channels": 80, "tile_c": 72}),
+        (E.OUTSIDE_WINDOW, {**P1, "channels": 80, "tile_c": 63, "window": empty}),
         # ... a 1x1 stride-2 tile reads two rows per output row, 2 words per row of 32 columns
         (E.STREAMING_BUFFER_OVERFLOW, {**P1, "stride": 2, "channels": 9, "tile_c": 9, "height": 30,
                                        "width": 40, "in_pitch": 40, "out_pitch": 20, "tile_xo": 8,

@@ -138,7 +138,9 @@ BAD_DESCRIPTORS = [
     (ErrorCode.TILE_ROWS_OVERFLOW, {"height": 5000, "tile_xo": 5000}),
     (ErrorCode.STREAMING_BUFFER_OVERFLOW, {"channels": 1024, "tile_c": 1024}),
     (ErrorCode.STATIONARY_BUFFER_OVERFLOW, {"kernels": 3000, "tile_k": 3000}),
-    (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 400, "tile_xo": 400}),
+    (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 400, "tile_xo": 400, "tile_k": 5}),
+    (ErrorCode.BAD_CHANNEL_TILE, {"kernel_size": 1, "padding": 0, "tile_c": 2}),
+    (ErrorCode.BAD_DEPTHWISE, {"depthwise": 1}),
     (ErrorCode.ADDRESS_OVERFLOW, {"input_addr": (1 << 40) - 10}),
     (ErrorCode.ADDRESS_OVERFLOW, {"output_addr": (1 << 40) - 100}),
 ]

@@ -52,6 +52,7 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
     the parts' latencies for the composites."""
     from hw.dma import AxiReader, AxiWriter
     from hw.datapath.line_buffer import LineBuffer
+    from hw.datapath.pointwise_reader import PointwiseReader
 
     monkeypatch.setattr(gen, "convert", lambda component, name: f"module {name}();\nendmodule\n")
     cfg = AccelConfig()
@@ -65,10 +66,11 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
         else:
             assert isinstance(value, int) and value > 0, (name, value)
     assert modules["line_buffer"]["latency"] == LineBuffer.LATENCY == 3
+    assert modules["pointwise_reader"]["latency"] == PointwiseReader.LATENCY == 2
     assert modules["axi_reader"]["latency"] == AxiReader.LATENCY == 3
     assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 1
     assert modules["core"]["latency"] == {
-        "streaming": 2, "stationary": 2, "line_buffer": 3, "array": 4, "output": 12,
+        "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 12,
         "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1}
     assert modules["accelerator"]["latency"] == {**modules["core"]["latency"],
                                                   "axi_reader": 3, "axi_writer": 1}

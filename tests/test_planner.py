@@ -1,43 +1,73 @@
-"""The tiling planner: exact byte model, buffer bounds, search vs exhaustive, errors."""
+"""The tiling planner: exact byte / transfer / beat model, buffer bounds, channel tiles of
+1x1 layers, search vs exhaustive, errors."""
 
 import itertools
 
 import pytest
 
-from host.golden import schedule
-from host.compiler.planner import ConvShape, candidates, descriptor_for, exhaustive_plan, layer_bytes, model, plan
-from hw.config import AccelConfig
+from host.golden import schedule, tiling
+from host.golden.tiling import ceil_div
+from host.compiler.planner import (ConvShape, candidates, descriptor_for, exhaustive_plan, layer_bytes,
+                                   min_array_beats, model, plan)
+from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.contract import DmaKind
 
 SMALL = AccelConfig(kp=2, yp=2, line_buffer_depth=8, streaming_buffer_depth=256,
                     stationary_buffer_depth=16, output_buffer_depth=64)
 
 LAYERS = [ConvShape(8, 7, 6, 6), ConvShape(5, 9, 9, 7, 3, 2, 1), ConvShape(12, 4, 5, 5, 1, 1, 0),
-          ConvShape(3, 5, 8, 8, 3, 1, 0), ConvShape(6, 6, 7, 7, 1, 2, 0)]
+          ConvShape(3, 5, 8, 8, 3, 1, 0), ConvShape(6, 6, 7, 7, 1, 2, 0), ConvShape(20, 5, 4, 6, 1, 1, 0)]
+# 1x1 layers of every kind: flat, stride 2, Linear on a 1 x N image, few and many channels
+POINTWISE = [ConvShape(30, 10, 9, 11, 1, 1, 0), ConvShape(20, 9, 13, 11, 1, 2, 0),
+             ConvShape(64, 40, 1, 1, 1, 1, 0), ConvShape(40, 12, 1, 6, 1, 1, 0),
+             ConvShape(7, 5, 6, 6, 1, 1, 0), ConvShape(50, 24, 4, 4, 1, 1, 0)]
 
 
-@pytest.mark.parametrize("layer", LAYERS + [ConvShape(64, 64, 28, 28), ConvShape(64, 256, 14, 14, 1, 1, 0)])
+def valid_tiles(layer, values):
+    """Tile combinations of ``values`` the descriptor accepts."""
+    for tk, tc, txo, tyo in itertools.product(values["k"], values["c"], values["xo"], values["yo"]):
+        tiles = {"k": tk, "c": tc, "xo": txo, "yo": tyo}
+        try:
+            yield tiles, descriptor_for(layer, tiles)
+        except ValueError:
+            continue
+
+
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE + [ConvShape(64, 64, 28, 28),
+                                                         ConvShape(64, 256, 14, 14, 1, 1, 0)])
 @pytest.mark.parametrize("cfg", [AccelConfig(), SMALL, AccelConfig(kp=8, yp=8)])
 def test_plan_never_exceeds_a_buffer(cfg, layer):
     try:
         p = plan(cfg, layer)
     except schedule.BufferOverflow:
         pytest.skip("layer does not fit this configuration")
-    desc = descriptor_for(layer, p.tiles)
+    desc = descriptor_for(layer, p.tiles)           # validates the tiles
     schedule.check_fits(cfg, desc)
     assert p.buffers == schedule.buffer_needs(cfg, desc)
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("channels", [1, 8, 9, 10, 17, 18, 64, 100, 256, 1000])
+def test_pointwise_channel_tiles_are_whole_blocks(channels):
+    """A 1x1 layer's T_C candidates are multiples of 9 or all C (what tiling.validate
+    accepts), from one block up to all channels; a 3x3 layer's start at one channel."""
+    cfg = AccelConfig()
+    values = candidates(cfg, ConvShape(channels, 16, 8, 8, 1, 1, 0))["c"]
+    assert all(tc % CHANNEL_BLOCK == 0 or tc == channels for tc in values)
+    assert min(values) == min(channels, CHANNEL_BLOCK) and max(values) == channels
+    assert min(candidates(cfg, ConvShape(channels, 16, 8, 8))["c"]) == 1
+
+
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE[:2] + POINTWISE[3:5])
 @pytest.mark.parametrize("cfg", [AccelConfig(), SMALL])
 def test_plan_equals_exhaustive_search(cfg, layer):
     p, e = plan(cfg, layer), exhaustive_plan(cfg, layer)
     assert (p.cycles, p.dram_read_bytes + p.dram_write_bytes) == \
         (e.cycles, e.dram_read_bytes + e.dram_write_bytes)
     # exhaustive really is exhaustive: no integer tile that fits is modelled faster
+    every = {"k": range(1, layer.kernels + 1), "c": range(1, layer.channels + 1),
+             "xo": range(1, layer.out_height + 1), "yo": range(1, layer.out_width + 1)}
     best = None
-    for tk, tc, txo, tyo in itertools.product(range(1, layer.kernels + 1), range(1, layer.channels + 1),
-                                              range(1, layer.out_height + 1), range(1, layer.out_width + 1)):
-        desc = descriptor_for(layer, {"k": tk, "c": tc, "xo": txo, "yo": tyo})
+    for tiles, desc in valid_tiles(layer, every):
         try:
             schedule.check_fits(cfg, desc)
         except schedule.BufferOverflow:
@@ -47,14 +77,53 @@ def test_plan_equals_exhaustive_search(cfg, layer):
     assert e.cycles == best
 
 
-@pytest.mark.parametrize("layer", LAYERS + [ConvShape(20, 9, 13, 11, 3, 2, 1)])
-def test_model_bytes_are_the_tilers_transfers(layer):
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE + [ConvShape(20, 9, 13, 11, 3, 2, 1)])
+@pytest.mark.parametrize("cfg", [AccelConfig(), SMALL])
+def test_model_counts_are_the_tilers_and_the_steps(cfg, layer):
+    """DRAM bytes and transfers are the Tiler's (``tiling.commands``), steps the loop
+    nest's; array beats are the steps' ``ceil(tk / KP) * channels * pixel groups``, channels being T_C (3x3) or its
+    9-channel blocks (1x1), pixel groups ``txo * ceil(tyo / YP)`` or, for a flat 1x1
+    step, ``ceil(txo * tyo / YP)``; no tiling takes fewer beats than ``min_array_beats``."""
     vals = candidates(SMALL, layer)
-    for tiles in itertools.islice(itertools.product(vals["k"], vals["c"], vals["xo"], vals["yo"]), 0, None, 7):
-        desc = descriptor_for(layer, dict(zip(("k", "c", "xo", "yo"), tiles)))
-        m = model(AccelConfig(), desc)
+    for tiles, desc in itertools.islice(valid_tiles(layer, vals), 0, None, 13):
+        m = model(cfg, desc)
         assert (m["dram_read_bytes"], m["dram_write_bytes"]) == layer_bytes(desc)
-        assert m["cycles"] >= m["array_busy_cycles"]
+        assert m["dma_transfers"] == len(tiling.commands(desc))
+        beats = steps = 0
+        for st in tiling.steps(desc):
+            steps += 1
+            channels = ceil_div(st.tc, CHANNEL_BLOCK) if layer.kernel_size == 1 else st.tc
+            flat = (layer.kernel_size == 1 and layer.stride == 1 and tiles["yo"] >= layer.out_width)
+            pixels = ceil_div(st.txo * st.tyo, cfg.yp) if flat else st.txo * ceil_div(st.tyo, cfg.yp)
+            beats += ceil_div(st.tk, cfg.kp) * channels * pixels
+        assert m["array_busy_cycles"] == beats and m["steps"] == steps
+        assert min_array_beats(cfg, layer) <= beats <= m["cycles"]
+
+
+def test_flat_steps_pack_the_pixels_of_whole_rows():
+    """A full-width stride-1 1x1 tile runs its pixels as one row: 7 x 5 pixels on YP = 4
+    take ceil(35 / 4) = 9 beats per kernel group and block, not 7 * ceil(5 / 4) = 14;
+    a narrower tile of the same layer does not."""
+    layer = ConvShape(9, 3, 7, 5, 1, 1, 0)
+    cfg = AccelConfig()
+    flat = model(cfg, descriptor_for(layer, {"k": 3, "c": 9, "xo": 7, "yo": 5}))
+    rows = model(cfg, descriptor_for(layer, {"k": 3, "c": 9, "xo": 7, "yo": 4}))
+    assert flat["array_busy_cycles"] == 9
+    assert rows["array_busy_cycles"] == 7 * (1 + 1)
+
+
+def test_linear_is_bound_by_weight_bandwidth():
+    """Linear at batch 1 (ResNet-50's 2048 -> 1000) uses each weight once: the planner's
+    tiles read them in long runs, and the modelled cycles stay within 10% of the weight
+    bytes over the bus width (one bus word per cycle)."""
+    cfg = AccelConfig()
+    layer = ConvShape(2048, 1000, 1, 1, 1, 1, 0)
+    p = plan(cfg, layer)
+    weights = [length for kind, _, length in tiling.transfers(descriptor_for(layer, p.tiles))
+               if kind == DmaKind.WEIGHT]
+    assert sum(weights) == ceil_div(2048, CHANNEL_BLOCK) * CHANNEL_BLOCK * 1000
+    assert sum(weights) / len(weights) >= 4096
+    assert p.cycles <= 1.1 * sum(weights) / (cfg.axi_data_width // 8)
 
 
 def test_overflow_names_the_buffer():
@@ -62,9 +131,15 @@ def test_overflow_names_the_buffer():
     # line buffer below that exercises the error path.
     from types import SimpleNamespace
     cfg = SimpleNamespace(kp=2, yp=2, line_buffer_depth=2, streaming_buffer_depth=1 << 16,
-                          stationary_buffer_depth=4096, output_buffer_depth=4096, macs_per_cycle=36)
+                          streaming_buffer_words=1 << 16, stationary_buffer_depth=4096,
+                          output_buffer_depth=4096, macs_per_cycle=36, axi_data_width=128,
+                          max_outstanding_reads=8, max_outstanding_writes=8)
     with pytest.raises(schedule.BufferOverflow, match=r"line_buffer_depth >= 3 activations per row"):
         plan(cfg, ConvShape(4, 4, 12, 12, 3, 1, 0))
+    # a 1x1 layer's smallest tile is one channel block: its stationary need is KP slices
+    cfg.stationary_buffer_depth = 1
+    with pytest.raises(schedule.BufferOverflow, match=r"stationary_buffer_depth >= 2 weight slices"):
+        plan(cfg, ConvShape(40, 4, 12, 12, 1, 1, 0))
 
 
 def test_default_tiles_uses_the_planner():

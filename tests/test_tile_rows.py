@@ -36,8 +36,10 @@ def test_limit_is_derived_from_the_streaming_buffer():
     # rows take a word each, a 3x3 tile's a row word each, nine to a word
     cfg = AccelConfig()
     words = cfg.streaming_buffer_words
-    desc = descriptor(1, 1, 20000, 1, 1, 1, 0, {"k": 1, "c": 1, "xo": 4097, "yo": 1})
-    assert schedule.buffer_needs(cfg, desc)["streaming_buffer_words"] == 4097 > words
+    desc = descriptor(1, 1, 20000, 1, 1, 2, 0, {"k": 1, "c": 1, "xo": 2049, "yo": 1})
+    assert schedule.buffer_needs(cfg, desc)["streaming_buffer_words"] == 4098 > words
+    flat = descriptor(1, 1, 20000, 1, 1, 1, 0, {"k": 1, "c": 1, "xo": 4097, "yo": 1})
+    assert schedule.buffer_needs(cfg, flat)["streaming_buffer_words"] == -(-4097 // 16)
     for xo, fits in ((cfg.max_tile_rows - 1, False), (9 * words - 2, True), (9 * words - 1, False)):
         desc = descriptor(1, 1, 20000, 1, 3, 1, 1, {"k": 1, "c": 1, "xo": xo, "yo": 1})
         rows = schedule.buffer_needs(cfg, desc)["max_tile_rows"]

@@ -30,7 +30,8 @@ def buffer_needs(cfg, desc):
     columns (a 1x1 kernel: ``min(T_XO * stride, H)`` and ``min(T_YO * stride, W)``), an
     output tile at most ``min(T_XO, XO)`` rows (both counted up to ``max_tile_rows``). The
     streaming buffer holds words of ``CHANNEL_BLOCK`` row words: a 3x3 tile's row words
-    fill them in order, a 1x1 tile's channel ``c`` goes to lane ``c mod 9`` of its block.
+    fill them in order, a 1x1 tile's channel ``c`` goes to lane ``c mod 9`` of its block
+    (a flat tile's channel as one row of ``rows * cols`` bytes).
     A weight tile is ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels (3x3) or
     ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels. A
     depthwise tile's channels go KP to a block of words, channel ``c`` to lane ``c mod KP``,
@@ -53,7 +54,9 @@ def buffer_needs(cfg, desc):
         streaming = ceil_div(d["tile_c"], cfg.kp) * rows * ceil_div(cols, word)
         channels = 1
     elif R == 1:
-        streaming = blocks * rows * ceil_div(cols, word)
+        # a flat tile's channel is one row of rows * cols pixels
+        per_channel = ceil_div(rows * cols, word) if tiling.flat_tiles(d) else rows * ceil_div(cols, word)
+        streaming = blocks * per_channel
         channels = blocks
     else:
         streaming = ceil_div(row_words, CHANNEL_BLOCK)

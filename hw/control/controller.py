@@ -113,8 +113,14 @@ class Controller(wiring.Component):
         row_words = Signal(64)
         m.d.comb += row_words.eq(rows * words)
         depthwise = d.depthwise
+        # a flat 1x1 tile (host.golden.tiling.flat_tiles): each channel one row of rows * cols
+        flat = Signal()
+        m.d.comb += flat.eq(kernel1 & ~stride2 & (d.tile_yo >= yo) & (d.in_pitch == d.width) &
+                            (d.out_pitch == yo))
+        flat_words = Signal(64)
+        m.d.comb += flat_words.eq((rows * cols + word - 1) >> (word.bit_length() - 1))
         streaming = Mux(depthwise, (d.tile_c + cfg.kp - 1) // cfg.kp * row_words,
-                        Mux(kernel1, blocks * row_words,
+                        Mux(kernel1, blocks * Mux(flat, flat_words, row_words),
                             (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK))
         weight_blocks = Signal(32)      # hw.contract.weight_size
         m.d.comb += weight_blocks.eq((d.channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
@@ -151,9 +157,8 @@ class Controller(wiring.Component):
              > cfg.stationary_buffer_depth),
             (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
              (groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth) |
-             # a flat 1x1 tile (host.golden.tiling.flat_tiles) is one row of T_XO * YO columns
-             (kernel1 & ~stride2 & (d.tile_yo >= yo) & (d.in_pitch == d.width) & (d.out_pitch == yo) &
-              (Mux(d.tile_xo < xo, d.tile_xo, xo) * yo > cfg.max_output_dim))),
+             # a flat 1x1 tile is one row of T_XO * YO columns
+             (flat & (Mux(d.tile_xo < xo, d.tile_xo, xo) * yo > cfg.max_output_dim))),
             (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),
             (ErrorCode.OUTSIDE_WINDOW,
              Cat(*((start < window_base) | (end > window_end) for start, end in extents)).any()),
