@@ -82,7 +82,8 @@ class AccelConfig:
     drain_words
         Output-buffer words of one output row requantized per cycle (``drain_words * yp``
         requantizers): a tile drains in ``1 / drain_words`` of the cycles, so layers that
-        accumulate few channels per output (depthwise) are not bound by the drain.
+        accumulate few channels per output (depthwise, bound at ``drain_words / kp`` by
+        the drain) run faster.
     csr_addr_width
         Address width of the AXI4-Lite register slave: the register window is
         ``csr_window = 1 << csr_addr_width`` bytes (the board's address map uses it).
@@ -103,7 +104,7 @@ class AccelConfig:
     write_queue_depth: int = 512
     sequencer_queue_depth: int = 4
     line_buffer_slots: int = 8
-    drain_words: int = 4
+    drain_words: int = 2
     csr_addr_width: int = 12
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
