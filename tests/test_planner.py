@@ -21,6 +21,8 @@ LAYERS = [ConvShape(8, 7, 6, 6), ConvShape(5, 9, 9, 7, 3, 2, 1), ConvShape(12, 4
 POINTWISE = [ConvShape(30, 10, 9, 11, 1, 1, 0), ConvShape(20, 9, 13, 11, 1, 2, 0),
              ConvShape(64, 40, 1, 1, 1, 1, 0), ConvShape(40, 12, 1, 6, 1, 1, 0),
              ConvShape(7, 5, 6, 6, 1, 1, 0), ConvShape(50, 24, 4, 4, 1, 1, 0)]
+DEPTHWISE = [ConvShape(12, 12, 8, 8, 3, 1, 1, depthwise=True),
+             ConvShape(10, 10, 9, 7, 3, 2, 1, depthwise=True)]
 
 
 def valid_tiles(layer, values):
@@ -33,8 +35,8 @@ def valid_tiles(layer, values):
             continue
 
 
-@pytest.mark.parametrize("layer", LAYERS + POINTWISE + [ConvShape(64, 64, 28, 28),
-                                                         ConvShape(64, 256, 14, 14, 1, 1, 0)])
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE + DEPTHWISE + [ConvShape(64, 64, 28, 28),
+                                                                     ConvShape(64, 256, 14, 14, 1, 1, 0)])
 @pytest.mark.parametrize("cfg", [AccelConfig(), SMALL, AccelConfig(kp=8, yp=8)])
 def test_plan_never_exceeds_a_buffer(cfg, layer):
     try:
@@ -57,7 +59,7 @@ def test_pointwise_channel_tiles_are_whole_blocks(channels):
     assert min(candidates(cfg, ConvShape(channels, 16, 8, 8))["c"]) == 1
 
 
-@pytest.mark.parametrize("layer", LAYERS + POINTWISE[:2] + POINTWISE[3:5])
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE[:2] + POINTWISE[3:5] + DEPTHWISE)
 @pytest.mark.parametrize("cfg", [AccelConfig(), SMALL])
 def test_plan_equals_exhaustive_search(cfg, layer):
     p, e = plan(cfg, layer), exhaustive_plan(cfg, layer)
@@ -77,13 +79,14 @@ def test_plan_equals_exhaustive_search(cfg, layer):
     assert e.cycles == best
 
 
-@pytest.mark.parametrize("layer", LAYERS + POINTWISE + [ConvShape(20, 9, 13, 11, 3, 2, 1)])
+@pytest.mark.parametrize("layer", LAYERS + POINTWISE + DEPTHWISE + [ConvShape(20, 9, 13, 11, 3, 2, 1)])
 @pytest.mark.parametrize("cfg", [AccelConfig(), SMALL])
 def test_model_counts_are_the_tilers_and_the_steps(cfg, layer):
     """DRAM bytes and transfers are the Tiler's (``tiling.commands``), steps the loop
-    nest's; array beats are the steps' ``ceil(tk / KP) * channels * pixel groups``, channels being T_C (3x3) or its
-    9-channel blocks (1x1), pixel groups ``txo * ceil(tyo / YP)`` or, for a flat 1x1
-    step, ``ceil(txo * tyo / YP)``; no tiling takes fewer beats than ``min_array_beats``."""
+    nest's; array beats are the steps' ``ceil(tk / KP) * channels * pixel groups``,
+    channels being T_C (3x3), its 9-channel blocks (1x1) or 1 (depthwise), pixel groups
+    ``txo * ceil(tyo / YP)`` or, for a flat 1x1 step, ``ceil(txo * tyo / YP)``; no tiling
+    takes fewer beats than ``min_array_beats``."""
     vals = candidates(SMALL, layer)
     for tiles, desc in itertools.islice(valid_tiles(layer, vals), 0, None, 13):
         m = model(cfg, desc)
@@ -92,7 +95,8 @@ def test_model_counts_are_the_tilers_and_the_steps(cfg, layer):
         beats = steps = 0
         for st in tiling.steps(desc):
             steps += 1
-            channels = ceil_div(st.tc, CHANNEL_BLOCK) if layer.kernel_size == 1 else st.tc
+            channels = (1 if layer.depthwise else ceil_div(st.tc, CHANNEL_BLOCK) if layer.kernel_size == 1
+                        else st.tc)
             flat = (layer.kernel_size == 1 and layer.stride == 1 and tiles["yo"] >= layer.out_width)
             pixels = ceil_div(st.txo * st.tyo, cfg.yp) if flat else st.txo * ceil_div(st.tyo, cfg.yp)
             beats += ceil_div(st.tk, cfg.kp) * channels * pixels
@@ -132,14 +136,31 @@ def test_overflow_names_the_buffer():
     from types import SimpleNamespace
     cfg = SimpleNamespace(kp=2, yp=2, line_buffer_depth=2, streaming_buffer_depth=1 << 16,
                           streaming_buffer_words=1 << 16, stationary_buffer_depth=4096,
-                          output_buffer_depth=4096, macs_per_cycle=36, axi_data_width=128,
-                          max_outstanding_reads=8, max_outstanding_writes=8)
+                          output_buffer_depth=4096, max_output_dim=4096, macs_per_cycle=36,
+                          axi_data_width=128, max_outstanding_reads=8, max_outstanding_writes=8,
+                          drain_words=1)
     with pytest.raises(schedule.BufferOverflow, match=r"line_buffer_depth >= 3 activations per row"):
         plan(cfg, ConvShape(4, 4, 12, 12, 3, 1, 0))
     # a 1x1 layer's smallest tile is one channel block: its stationary need is KP slices
     cfg.stationary_buffer_depth = 1
     with pytest.raises(schedule.BufferOverflow, match=r"stationary_buffer_depth >= 2 weight slices"):
         plan(cfg, ConvShape(40, 4, 12, 12, 1, 1, 0))
+
+
+def test_depthwise_tiles_take_the_kernels_channels():
+    """A depthwise layer's tiles have T_C == T_K (what tiling.validate accepts), and the
+    driver's default tiles for a depthwise conv are the planner's."""
+    import numpy as np
+    from host.golden.quant import QuantConv
+    from host.runtime.driver import prepare_layer
+    conv = QuantConv(weight=np.ones((32, 1, 3, 3), np.int8), bias_q=np.zeros(32), multiplier=0.01,
+                     input_zero_point=3, output_zero_point=0, stride=1, padding=1, groups=32)
+    layer = ConvShape.from_conv(conv, 14, 14)
+    assert layer.depthwise and layer.macs == 32 * 9 * 14 * 14
+    tiles = plan(AccelConfig(), layer).tiles
+    assert tiles["c"] == tiles["k"]
+    run = prepare_layer(AccelConfig(), conv, np.zeros((1, 32, 14, 14), np.uint8))
+    assert {n: run.descriptor["tile_" + n] for n in tiles} == tiles and run.descriptor["depthwise"]
 
 
 def test_default_tiles_uses_the_planner():

@@ -1,57 +1,66 @@
 """L3 tiling planner and the analytic cycle / DRAM-traffic model of a layer.
 
 ``model(cfg, desc)`` predicts what the accelerator's performance counters report for a
-layer descriptor (``host.golden.tiling.descriptor``):
+layer descriptor (``host.golden.tiling.descriptor``), in closed form per class of equal
+output tiles:
 
-* DRAM bytes are exact: the sum of the Tiler's transfers (``host.golden.tiling.transfers``) plus
-  the 256-byte activation table, computed in closed form per class of equal tiles.
-* Cycles: the array consumes one window beat per cycle, a step (one channel tile of one
-  output tile) takes ``ceil(tk / KP) * tc * txo * ceil(tyo / YP)`` beats. The next step's
-  iAct / weight load overlaps the current step's compute (ping-pong), the output drain of
-  a tile overlaps the next tile. The model adds the non-overlapped parts: a fixed start
-  (activation table), the first step's load, per step ``max(compute, next load)``, a
-  drain that outlasts the next tile, and the last tile's drain. Constants in ``TIMING``
-  were fitted to Verilator runs of the generated accelerator (DRAM latency 50 cycles).
+* Exact: DRAM bytes (plus the 256-byte activation table), DMA transfers (merged as
+  ``host.golden.tiling.commands`` merges them) and array-busy cycles. What a step moves
+  and computes is read off the compute core's commands for it
+  (``host.golden.schedule.step_commands``): 3x3 windows from the line buffer; 1x1
+  windows of nine channels per DPE (``ceil(T_C / 9)`` channel blocks), a flat step
+  (``tiling.flat_tiles``) running its pixels as one row; depthwise 3x3 windows of KP
+  channels at once; a Linear layer is a 1x1 on a 1 x N image.
+* Cycles: a step computes for the larger of its array beats and the streaming-buffer
+  words it replays. A load takes its transfers in DRAM order (iAct tile, weights,
+  params), each kind as slow as its bus bytes, its buffer words or beats (one per
+  cycle), or the issue of its bursts when short transfers are bound by the DRAM latency
+  over the reader's outstanding bursts; so a Linear layer at batch 1 is bound by its
+  weight bytes on the bus. The next step's load overlaps the current step's compute
+  (ping-pong halves); a tile's drain (``drain_words`` words of YP outputs of a row per
+  cycle, or its output transfers' issue) overlaps the next tile. The model adds a fixed part, the
+  first load, per step ``max(compute, next load)``, per tile the larger of that and the
+  drain (with the output buffer's hand-over between halves) and the last drain. The
+  constants in ``TIMING`` are fitted to the RTL (``bench/model_validation.py``, which
+  also checks the model on held-out layers).
 
 ``plan(cfg, layer)`` searches L3 tiles ``(T_K, T_C, T_XO, T_YO)`` for the fewest modelled
-cycles (DRAM bytes break ties), never exceeding a buffer (``host.golden.schedule.buffer_needs``,
-the bound the hardware checks). A layer no tile fits raises
-:class:`host.golden.schedule.BufferOverflow` naming the buffer and the size it needs.
+cycles (DRAM bytes break ties) among those the descriptor accepts (a 1x1 layer's T_C
+whole channel blocks or all C, a depthwise layer's T_C its T_K), never exceeding a buffer
+(``host.golden.schedule.buffer_needs``, the bound the hardware checks). A layer no tile
+fits raises :class:`host.golden.schedule.BufferOverflow` naming the buffer and the size
+it needs.
 """
 
 from dataclasses import dataclass, field, asdict
 from functools import lru_cache
 
-from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig, word_bytes_for
 from hw.contract import TABLE_BYTES, DmaKind
 
 from host.golden import schedule, tiling
 from host.golden.tiling import ceil_div
 
 __all__ = ["ConvShape", "Plan", "model", "plan", "candidates", "exhaustive_plan", "TIMING",
-           "layer_bytes", "descriptor_for"]
+           "layer_bytes", "descriptor_for", "min_array_beats"]
 
-# Fitted timing constants (cycles; DRAM read latency 50, 16-byte bus).
+# Fitted timing constants, in cycles, for a DRAM read latency of 50 cycles
+# (bench/model_validation.py --fit). The data rates are the hardware's: a bus word, a
+# streaming-buffer row word and a stationary-buffer beat per cycle.
 TIMING = {
-    "start": 334.16,          # descriptor checks, activation table load, first request
-    "end": 33.65,             # last write response
-    "load_latency": 32.62,    # per step: first beat of a step's loads
-    "word": 0.99,             # per iAct word written to the streaming buffer
-    "bus_bytes_per_cycle": 16 * 0.98,
-    "slice": 1.08,            # per 3x3 weight slice written to the stationary buffer
-    "param": 2.33,            # per kernel parameter block
-    "transfer": 1.62,         # per DMA transfer (command issue, realignment)
-    "step": 2.3,             # per step: compute pipeline switch
-    "transfer_issue": 4.99,   # per DMA transfer when transfers outpace data (latency / outstanding)
-    "out_issue": 0.0,        # per output transfer, delaying the next tile's loads
-    "drain_row": 6.01,        # per output transfer (write response latency / outstanding)
-    "drain_tail": 15.67,      # requantizer and write pipeline
+    "fixed": 410.31,      # per layer: checks, activation table, first load latency, last write
+    "read_slot": 53.15,   # a read burst holds one of the reader's outstanding slots
+    "write_slot": 57.951,  # an output transfer holds one of the writer's outstanding slots
+    "step": 8.452,        # per step: the compute pipeline's switch
+    "drain_tile": 39.493,  # per output tile: hand-over from accumulation to drain and back
 }
 
 
 @dataclass(frozen=True)
 class ConvShape:
-    """A convolution's shape as the accelerator sees it (NCHW, square kernel)."""
+    """A convolution's shape as the accelerator sees it (NCHW, square kernel). A
+    ``depthwise`` layer (3x3, channels == kernels) convolves each channel with its own
+    kernel; its tiles have ``T_C == T_K``."""
     channels: int
     kernels: int
     height: int
@@ -60,6 +69,7 @@ class ConvShape:
     stride: int = 1
     padding: int = 1
     name: str = ""
+    depthwise: bool = False
 
     @property
     def out_height(self):
@@ -71,29 +81,32 @@ class ConvShape:
 
     @property
     def macs(self):
-        return (self.channels * self.kernels * self.kernel_size ** 2 * self.out_height *
-                self.out_width)
+        per_kernel = 1 if self.depthwise else self.channels
+        return per_kernel * self.kernels * self.kernel_size ** 2 * self.out_height * self.out_width
 
     @classmethod
     def from_conv(cls, conv, height, width, name=""):
-        """From a :class:`host.golden.quant.QuantConv` and its input size."""
+        """From a :class:`host.golden.quant.QuantConv` (groups 1, or depthwise) and its
+        input size."""
         return cls(conv.in_channels, conv.out_channels, height, width, conv.kernel_size,
-                   conv.stride, conv.padding, name)
+                   conv.stride, conv.padding, name, bool(conv.depthwise))
 
     @classmethod
     def from_descriptor(cls, d, name=""):
         return cls(d["channels"], d["kernels"], d["height"], d["width"], d["kernel_size"],
-                   d["stride"], d["padding"], name)
+                   d["stride"], d["padding"], name, bool(d.get("depthwise", 0)))
 
 
 def descriptor_for(layer, tiles):
-    """A descriptor (addresses 0, dense pitches) of ``layer`` with tiles {k, c, xo, yo}."""
+    """A descriptor (addresses 0, dense pitches) of ``layer`` with tiles {k, c, xo, yo}
+    (a depthwise layer's ``c`` is its ``k``)."""
     return tiling.descriptor(input_addr=0, weight_addr=0, params_addr=0, output_addr=0,
                              channels=layer.channels, height=layer.height, width=layer.width,
                              kernels=layer.kernels, kernel_size=layer.kernel_size,
                              stride=layer.stride, padding=layer.padding,
-                             tile_k=tiles["k"], tile_c=tiles["c"], tile_xo=tiles["xo"],
-                             tile_yo=tiles["yo"])
+                             tile_k=tiles["k"], tile_c=tiles["k"] if layer.depthwise else tiles["c"],
+                             tile_xo=tiles["xo"], tile_yo=tiles["yo"],
+                             depthwise=int(layer.depthwise))
 
 
 @lru_cache(maxsize=4096)
@@ -127,8 +140,9 @@ def _bursts(length):
 def _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c=True, last_c=True):
     """What one step of ``d`` moves and computes, read off the compute core's commands of
     a step of these sizes (``schedule.step_commands``): array beats, output-buffer drain
-    beats, iAct bytes and streaming-buffer row words, weight bytes and stationary-buffer
-    beats (the weight repacker's ``KP x 9``-byte words), params and output bytes.
+    beats (``drain_words`` words of a row per beat), iAct bytes and streaming-buffer row
+    words, weight bytes and stationary-buffer beats (the weight repacker's ``KP x
+    9``-byte words), params and output bytes.
     ``memo``: a dict of earlier answers for the same layer; ``flat``:
     ``tiling.flat_tiles(d)``."""
     key = (tk, tc, txo, tyo, rows, cols, first_c, last_c, flat)
@@ -139,13 +153,19 @@ def _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c=True, l
                      rows_in=rows, cols_in=cols, pad_top=0, pad_left=0, first_c=first_c,
                      last_c=last_c, blocks=ceil_div(tc, CHANNEL_BLOCK), flat=flat)
     cmds = schedule.step_commands(cfg, d, st, 0)
+    word = word_bytes_for(cfg.yp)
     out, iact, weights = cmds["out_cmd"], cmds["iact_rows"], cmds["weight_rows"]
     params = cmds.get("params_rows", {"rows": 0, "row_bytes": 0})
+    replay = cmds["iact_replay"]
+    replay_pass = (replay["blocks"] * replay["rows"] * replay["row_words"] if replay["pointwise"]
+                   else replay["words"])
     work = memo[key] = {
         "beats": out["kernel_groups"] * out["channels"] * out["out_rows"] * out["groups"],
-        "drain": out["kernels"] * out["out_rows"] * out["groups"],
+        "replay_words": replay_pass * replay["replays"],
+        "drain": out["kernels"] * out["out_rows"] * ceil_div(out["groups"], cfg.drain_words),
         "iact_bytes": iact["rows"] * iact["row_bytes"],
         "iact_words": cmds["iact_load"]["words"],
+        "row_word_bytes": min(iact["row_bytes"], word),
         "weight_bytes": weights["rows"] * weights["row_bytes"],
         "weight_beats": weights["rows"] * ceil_div(weights["row_bytes"], CHANNEL_BLOCK * cfg.kp),
         "params_bytes": params["rows"] * params["row_bytes"],
@@ -165,7 +185,8 @@ def _array_beats(cfg, d, memo):
         for txo, nx in _dim_classes(XO, d["tile_xo"]).items():
             for tyo, ny in _dim_classes(YO, d["tile_yo"]).items():
                 lo, hi, left, right = tiling.iact_tile(d, 0, 0, txo, tyo)
-                for tc, nc in _dim_classes(d["channels"], d["tile_c"]).items():
+                channels = {tk: 1} if d["depthwise"] else _dim_classes(d["channels"], d["tile_c"])
+                for tc, nc in channels.items():
                     work = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, hi - lo, right - left)
                     total += nk * nx * ny * nc * work["beats"]
     return total
@@ -173,7 +194,8 @@ def _array_beats(cfg, d, memo):
 
 def _channel_runs(channels, tile_c):
     """The channel tiles of one output tile as runs of equal steps:
-    ``[(tc, first_c, last_c, count)]`` in loop order."""
+    ``[(tc, first_c, last_c, count)]`` in loop order (a depthwise tile: ``tile_c`` is
+    its ``T_K``, one step)."""
     n = ceil_div(channels, tile_c)
     last_tc = channels - (n - 1) * tile_c
     runs = [(min(tile_c, channels), True, n == 1, 1)]
@@ -182,6 +204,14 @@ def _channel_runs(channels, tile_c):
     if n > 1:
         runs.append((last_tc, False, True, 1))
     return runs
+
+
+def min_array_beats(cfg, layer):
+    """Array beats of ``layer`` run as one tile: no tiling takes fewer (ceilings of sums
+    are at most sums of ceilings), so a lower bound on its cycles under ``cfg``."""
+    layer = _as_shape(layer)
+    whole = {"k": layer.kernels, "c": layer.channels, "xo": layer.out_height, "yo": layer.out_width}
+    return _array_beats(cfg, descriptor_for(layer, whole), {})
 
 
 def _parts(cfg, d, timing, memo):
@@ -193,38 +223,46 @@ def _parts(cfg, d, timing, memo):
     flat = tiling.flat_tiles(d)
     xs = _axis_classes(X, XO, d["tile_xo"], R, S, P)
     ys = _axis_classes(Y, YO, d["tile_yo"], R, S, P)
-    runs = _channel_runs(C, d["tile_c"])
-    bus = timing["bus_bytes_per_cycle"]
+    depthwise = d["depthwise"]
+    bus, word = cfg.axi_data_width // 8, word_bytes_for(cfg.yp)
+    issue = timing["read_slot"] / cfg.max_outstanding_reads
+    write_issue = timing["write_slot"] / cfg.max_outstanding_writes
     tiles = []
     for tk, nk in _dim_classes(K, d["tile_k"]).items():
+        runs = _channel_runs(tk, tk) if depthwise else _channel_runs(C, d["tile_c"])
         for (txo, rows, xall), nx in xs.items():
             for (tyo, cols, yall), ny in ys.items():
                 # transfers, merged as host.golden.tiling.commands merges them
                 merge_rows = yall and dense_in
                 merge_all = merge_rows and xall
-                out_n = 1 if (xall and yall and dense_out and txo == XO) else (
-                    tk if (yall and dense_out and tyo == YO) else tk * txo)
+                out_rows_whole = dense_out and tyo == YO
+                out_n = (1 if txo == XO else tk) if out_rows_whole else tk * txo
                 steps = []
                 for tc, first_c, last_c, count in runs:
                     w = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c, last_c)
                     n_iact = 1 if merge_all else tc if merge_rows else tc * rows
-                    if R == 1:
+                    if depthwise:
+                        n_weight = 1
+                    elif R == 1:
                         n_weight = 1 if tk == K else ceil_div(tc, CHANNEL_BLOCK)
                     else:
                         n_weight = 1 if tc == C else tk
                     n_reads = n_iact + n_weight + (1 if first_c else 0)
-                    # a load: per transfer and burst set-up, then the slower of the data
-                    # (bus bytes, streaming-buffer words, stationary-buffer beats) and the
-                    # transfers' issue when short transfers outpace the data
-                    n = n_reads + _bursts(w["iact_bytes"]) + _bursts(w["weight_bytes"])
-                    serial = (max(w["iact_words"] * timing["word"], w["iact_bytes"] / bus) +
-                              max(w["weight_beats"] * timing["slice"], w["weight_bytes"] / bus))
-                    load = (timing["load_latency"] + n * timing["transfer"] +
-                            max(serial, n * timing["transfer_issue"]))
-                    if first_c:
-                        # the previous tile's output commands go first in the Tiler's order
-                        load += tk * timing["param"] + out_n * timing["out_issue"]
-                    steps.append((w, w["beats"] + timing["step"], load, n_reads, count))
+                    # a load: its transfers in DRAM order (the iAct tile, the weights, the
+                    # params), each kind as slow as its bus bytes, its words or beats into
+                    # the buffer, or its bursts' issue (DRAM latency over the outstanding
+                    # reads). The iAct repacker still holds a row word and the last
+                    # transfer's last beat as the weights pass.
+                    last_beat = (w["iact_bytes"] // n_iact - 1) % bus + 1
+                    held = (word + last_beat) // w["row_word_bytes"]
+                    iact = max(w["iact_words"] - held, w["iact_bytes"] / bus,
+                               max(n_iact, _bursts(w["iact_bytes"])) * issue)
+                    weights = max(w["weight_beats"], w["weight_bytes"] / bus,
+                                  max(n_weight, _bursts(w["weight_bytes"])) * issue)
+                    params = max(w["params_bytes"] / bus, issue) if first_c else 0
+                    load = max(w["iact_words"], iact + weights) + params
+                    compute = max(w["beats"], w["replay_words"]) + timing["step"]
+                    steps.append((w, compute, load, n_reads, count))
                 # per step max(compute, load of the next step); the next step of a tile's
                 # last step is the next tile's first (of the same class, as modelled)
                 body = 0.0
@@ -235,7 +273,8 @@ def _parts(cfg, d, timing, memo):
                     "count": nk * nx * ny, "body": body,
                     "wrap": max(last_compute, steps[0][2]), "last": last_compute,
                     "first_load": steps[0][2],
-                    "drain": max(last_w["drain"], out_n * timing["drain_row"]),
+                    "drain": max(last_w["drain"], out_n * write_issue),
+                    "drain_beats": last_w["drain"],
                     "beats": sum(w["beats"] * n for w, _, _, _, n in steps),
                     "read": sum((w["iact_bytes"] + w["weight_bytes"] + w["params_bytes"]) * n
                                 for w, _, _, _, n in steps),
@@ -243,6 +282,14 @@ def _parts(cfg, d, timing, memo):
                     "transfers": sum(reads * n for _, _, _, reads, n in steps) + out_n,
                 })
     return tiles
+
+
+def _tile_cycles(part, compute, timing):
+    """Cycles of one output tile of ``part`` whose steps take ``compute``: the output
+    buffer's two halves let a tile accumulate while the previous one drains (at one beat
+    per cycle, or as fast as its output transfers are written), and a tile waits for the
+    drain of the tile before the previous one, plus the hand-over between them."""
+    return max(compute, part["drain"], (compute + part["drain_beats"] + timing["drain_tile"]) / 2)
 
 
 def model(cfg: AccelConfig, desc, timing=None):
@@ -253,21 +300,24 @@ def model(cfg: AccelConfig, desc, timing=None):
 
 def _model(cfg, desc, timing, memo):
     parts = _parts(cfg, desc, timing, memo)
-    count = sum(p["count"] for p in parts)
+    tiles = sum(p["count"] for p in parts)
     beats = sum(p["beats"] * p["count"] for p in parts)
-    body = sum(max(p["body"] + p["wrap"], p["drain"]) * p["count"] for p in parts)
+    body = sum(_tile_cycles(p, p["body"] + p["wrap"], timing) * p["count"] for p in parts)
     # the layer's last step has no next load to wait for; its last tile drains at the end
     lastp = parts[-1]
-    body -= max(lastp["body"] + lastp["wrap"], lastp["drain"]) - (lastp["body"] + lastp["last"])
+    body -= (_tile_cycles(lastp, lastp["body"] + lastp["wrap"], timing) -
+             (lastp["body"] + lastp["last"]))
     first = parts[0]["first_load"]
-    cycles = timing["start"] + first + body + lastp["drain"] + timing["drain_tail"] + timing["end"]
+    cycles = timing["fixed"] + first + body + lastp["drain"]
     macs = _as_shape(desc).macs
     read = TABLE_BYTES + sum(p["read"] * p["count"] for p in parts)
     write = sum(p["write"] * p["count"] for p in parts)
     cycles = int(round(max(cycles, beats)))
     return {"cycles": cycles, "array_busy_cycles": beats, "dram_read_bytes": read,
             "dram_write_bytes": write, "dma_transfers": sum(p["transfers"] * p["count"] for p in parts),
-            "macs": macs, "utilization": macs / (cycles * cfg.macs_per_cycle), "steps": count}
+            "macs": macs, "utilization": macs / (cycles * cfg.macs_per_cycle), "output_tiles": tiles,
+            "steps": tiles * (1 if desc["depthwise"] else ceil_div(desc["channels"], desc["tile_c"])),
+            }
 
 
 def layer_bytes(desc):
@@ -312,14 +362,15 @@ def _as_shape(layer):
 
 def _axis_candidates(size, unit=1):
     """Tile sizes along an axis: every size up to 8, and for each tile count n the
-    smallest tile giving n tiles and that rounded up to a multiple of ``unit`` (whole
-    array groups)."""
+    smallest tile giving n tiles and that rounded up and down to a multiple of ``unit``
+    (whole array groups)."""
     out = set(range(1, min(size, 8) + 1))
     n = 1
     while n <= size:
         t = ceil_div(size, n)
         out.add(t)
         out.add(min(size, ceil_div(t, unit) * unit))
+        out.add(max(1, t // unit * unit))
         n = ceil_div(size, t - 1) if t > 1 else size + 1
     return sorted(out)
 
@@ -347,11 +398,12 @@ def _channel_candidates(size, kernel_size):
 
 
 def candidates(cfg, layer):
-    """The tile values :func:`plan` searches, per axis: {"k", "c", "xo", "yo"}."""
+    """The tile values :func:`plan` searches, per axis: {"k", "c", "xo", "yo"} (a
+    depthwise layer's ``c`` are its ``k``)."""
     layer = _as_shape(layer)
-    return {"k": _axis_candidates(layer.kernels, cfg.kp),
-            "c": _channel_candidates(layer.channels, layer.kernel_size),
-            "xo": _axis_candidates(layer.out_height),
+    k = _axis_candidates(layer.kernels, cfg.kp)
+    c = k if layer.depthwise else _channel_candidates(layer.channels, layer.kernel_size)
+    return {"k": k, "c": c, "xo": _axis_candidates(layer.out_height),
             "yo": _axis_candidates(layer.out_width, cfg.yp)}
 
 
@@ -363,25 +415,28 @@ def _search(cfg, layer, values, timing=None):
     timing = TIMING if timing is None else timing
     best, best_key, searched = None, None, 0
     base = descriptor_for(layer, {"k": 1, "c": layer.channels, "xo": 1, "yo": 1})
-    c_min = min(values["c"])
+
+    def channel_tiles(tk):      # a depthwise tile's channels are its kernels
+        return [tk] if layer.depthwise else values["c"]
     memo = {}
     combos = []
     for txo in values["xo"]:
         for tyo in values["yo"]:
-            shape = dict(base, tile_k=1, tile_c=c_min, tile_xo=txo, tile_yo=tyo)
+            shape = dict(base, tile_k=1, tile_c=min(channel_tiles(1)), tile_xo=txo, tile_yo=tyo)
             if not _fits(cfg, schedule.buffer_needs(cfg, shape)):
                 continue        # the smallest kernel and channel tile: no larger one fits
             for tk in values["k"]:
-                if not _fits(cfg, schedule.buffer_needs(cfg, dict(shape, tile_k=tk))):
+                if not _fits(cfg, schedule.buffer_needs(
+                        cfg, dict(shape, tile_k=tk, tile_c=min(channel_tiles(tk))))):
                     continue
                 # a lower bound on the cycles: the array beats with whole channel blocks
                 beats = _array_beats(cfg, dict(base, tile_k=tk, tile_xo=txo, tile_yo=tyo), memo)
                 combos.append((beats, txo, tyo, tk))
     combos.sort()
     for beats, txo, tyo, tk in combos:
-        if best_key is not None and beats + timing["start"] > best_key[0]:
+        if best_key is not None and beats + timing["fixed"] > best_key[0]:
             break
-        for tc in values["c"]:
+        for tc in channel_tiles(tk):
             d = dict(base, tile_k=tk, tile_c=tc, tile_xo=txo, tile_yo=tyo)
             needs = schedule.buffer_needs(cfg, d)
             if not _fits(cfg, needs):

@@ -3,11 +3,17 @@
 Searches KP, YP and buffer depths for the fewest modelled network cycles
 (``host.compiler.planner``: the best L3 tiles of every layer under each configuration) among
 configurations whose modelled resources fit the device (``gen.report.BUDGET``).
-Layers the accelerator cannot run (kernels other than 1 and 3, grouped / depthwise
-convolutions, strides other than 1 and 2) are listed as CPU layers.
+Layers run as the compiler places them: square kernels other than 1 and 3 (up to 9) as
+the 3x3 convolution it decomposes them into, 3x3 depthwise layers whole (one channel at
+a time where KP > 9), other grouped layers one group at a time; layers the accelerator
+cannot run (strides other than 1 and 2, larger kernels) are listed as CPU layers, their
+MACs apart: network utilization and frames per second count the accelerator layers.
 
 Writes ``<out>/dse_<model>.json`` and ``<out>/dse_<model>.png`` (per-layer utilization
-and a roofline; needs matplotlib).
+and a roofline; needs matplotlib). ``--summary`` compares ResNet-18, ResNet-50 and
+MobileNetV2 on the default configuration, the search's pick for ResNet-50 and each
+network's own pick, beside the Xilinx DPU's published frames per second
+(``<out>/dse_summary.json``).
 """
 
 import argparse
@@ -19,17 +25,21 @@ import time
 from pathlib import Path
 
 from gen.report import BUDGET
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 from hw.datapath.line_buffer import word_bytes_for
 
 from host.tools import networks
-from host.compiler.planner import ConvShape, plan
+from host.compiler.planner import ConvShape, min_array_beats, plan
 from host.golden.schedule import BufferOverflow
 
-__all__ = ["resources", "accelerator_layers", "evaluate", "search", "exhaustive_search",
-           "SPACE", "main"]
+__all__ = ["resources", "accelerator_layers", "runs", "layer_macs", "evaluate", "network_report",
+           "search", "exhaustive_search", "summary", "SPACE", "DPU_FPS", "main"]
 
 DEVICES = {"zu7ev": BUDGET}
+CLOCK_MHZ = 200
+# Published frames per second of the Xilinx DPU (2 x B4096 at 300 MHz on the ZCU104,
+# ZU7EV), beside which ``--summary`` prints the modelled ones
+DPU_FPS = {"resnet50": 75, "resnet18": 190, "mobilenet_v2": 255}
 
 # Resource model, calibrated on yosys synth_xilinx (xcup) of the blocks:
 # dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP;
@@ -84,8 +94,10 @@ def resources(cfg: AccelConfig):
     # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
     kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
     out_words = cfg.output_buffer_depth // n
-    bram = (_memory(2 * cfg.streaming_buffer_depth // word, word * 8) +
-            _memory(2 * kernel_groups_words, cfg.kp * 72) + FIXED_BRAM36)
+    # streaming buffer: words of CHANNEL_BLOCK row words; stationary buffer: words of KP
+    # slices of 9 weights (written a slice at a time for 3x3, whole for 1x1)
+    bram = (_memory(2 * cfg.streaming_buffer_words, CHANNEL_BLOCK * word * 8) +
+            _memory(2 * kernel_groups_words, cfg.kp * CHANNEL_BLOCK * 8) + FIXED_BRAM36)
     # per-kernel parameters (88 bits) of both halves, in the output buffer
     params = 2 * (1 << max(0, math.ceil(math.log2(max(1, min(4096, out_words * cfg.kp))))))
     bram += _memory(params, 88)
@@ -102,58 +114,144 @@ def fits(res, budget):
     return all(res[k] <= budget[k] for k in budget)
 
 
+def _decomposed(l):
+    """The 3x3 ConvShape a square kernel up to 9x9 runs as (``host.compiler.decompose``:
+    one 3x3 conv, padding 0, over ``ceil(R / 3)**2`` shifted copies of the input)."""
+    import numpy as np
+    from host.compiler.decompose import LargeConv, decompose
+    conv = LargeConv(weight=np.zeros((l["K"], l["C"], l["kernel"], l["kernel"]), np.int8),
+                     bias_q=np.zeros(l["K"]), multiplier=1.0, input_zero_point=0,
+                     output_zero_point=0, stride=l["stride"], padding=l["padding"])
+    conv3, transform = decompose(conv)
+    _, _, height, width = transform(np.zeros((1, l["C"], l["H"], l["W"]), np.uint8)).shape
+    return ConvShape.from_conv(conv3, height, width, l["name"])
+
+
 def accelerator_layers(layers):
-    """Split a layer table into (accelerator ConvShapes, CPU layers with the reason)."""
+    """Split a layer table into (accelerator ConvShapes, CPU layers with the reason), as
+    the compiler places them.
+
+    1x1 and 3x3 convolutions run as they are; other square kernels up to 9x9 as the 3x3
+    convolution the compiler decomposes them into (named as the table's layer; its MACs
+    include the zero-padded taps). A 3x3 depthwise layer is one depthwise ConvShape
+    (:func:`runs` tells how a configuration runs it); other grouped 1x1 / 3x3 layers one
+    ConvShape per group (named ``name[g]``). Other strides, grouped layers of other
+    kernels and layers a torch layer table marks unsupported stay on the CPU."""
+    from host.compiler.decompose import MAX_KERNEL
     acc, cpu = [], []
     for l in layers:
+        groups, kernel = l.get("groups", 1), l["kernel"]
+        depthwise = groups > 1 and groups == l["C"] == l["K"] and kernel == 3
         reason = None
-        if l.get("groups", 1) != 1:
-            reason = f"grouped convolution (groups={l['groups']})"
-        elif l["kernel"] not in (1, 3):
-            reason = f"{l['kernel']}x{l['kernel']} kernel (the array runs 1x1 and 3x3)"
+        if not isinstance(kernel, int) or not 1 <= kernel <= MAX_KERNEL:
+            reason = f"{kernel} kernel (the compiler runs square kernels up to 9x9)"
+        elif groups != 1 and kernel not in (1, 3):
+            reason = f"grouped convolution (groups={groups}) with a {kernel}x{kernel} kernel"
         elif l["stride"] not in (1, 2):
             reason = f"stride {l['stride']}"
-        elif l["padding"] > l["kernel"] - 1:
+        elif not isinstance(l["padding"], int) or not 0 <= l["padding"] <= kernel - 1:
             reason = f"padding {l['padding']}"
         elif not l.get("supported", True):
             reason = l["reason"]
         if reason:
             cpu.append({**l, "reason": reason})
-        else:
-            acc.append(ConvShape(l["C"], l["K"], l["H"], l["W"], l["kernel"], l["stride"],
+        elif depthwise:
+            acc.append(ConvShape(l["C"], l["K"], l["H"], l["W"], 3, l["stride"], l["padding"],
+                                 l["name"], depthwise=True))
+        elif groups != 1:
+            acc += [ConvShape(l["C"] // groups, l["K"] // groups, l["H"], l["W"], kernel, l["stride"],
+                              l["padding"], f"{l['name']}[{g}]") for g in range(groups)]
+        elif kernel in (1, 3):
+            acc.append(ConvShape(l["C"], l["K"], l["H"], l["W"], kernel, l["stride"],
                                  l["padding"], l["name"]))
+        else:
+            acc.append(_decomposed(l))
     return acc, cpu
+
+
+def runs(cfg, shape):
+    """``(shape run, times)``: a depthwise layer runs whole on a configuration that
+    supports it (KP <= 9), else one channel at a time (a 1 -> 1 3x3 conv per channel)."""
+    if shape.depthwise and not cfg.supports_depthwise:
+        return ConvShape(1, 1, shape.height, shape.width, 3, shape.stride, shape.padding,
+                         shape.name), shape.channels
+    return shape, 1
+
+
+def layer_macs(l):
+    """MACs of a layer-table row as the network defines them (a grouped convolution's
+    kernels see ``C / groups`` channels; no zero-padded taps)."""
+    k, s, p = l["kernel"], l["stride"], l["padding"]
+    kr, ks = (k, k) if isinstance(k, int) else k
+    sr, ss = (s, s) if isinstance(s, int) else s
+    pr, ps = (p, p) if isinstance(p, int) else p
+    rows = (l["H"] + 2 * pr - kr) // sr + 1
+    cols = (l["W"] + 2 * ps - ks) // ss + 1
+    return l["C"] // l.get("groups", 1) * l["K"] * kr * ks * rows * cols
 
 
 def _key(shape):
     return (shape.channels, shape.kernels, shape.height, shape.width, shape.kernel_size,
-            shape.stride, shape.padding)
+            shape.stride, shape.padding, shape.depthwise)
 
 
 def _lower_bound(cfg, shapes):
-    return sum(math.ceil(s.kernels / cfg.kp) * s.channels * s.out_height *
-               math.ceil(s.out_width / cfg.yp) for s in shapes)
+    return sum(min_array_beats(cfg, s) * n for s, n in (runs(cfg, s) for s in shapes))
 
 
-def evaluate(cfg, shapes, limit=None, cache=None):
-    """Total modelled cycles and per-layer plans; ``None`` if a layer does not fit or the
-    running total exceeds ``limit``."""
+def evaluate(cfg, shapes, limit=None, cache=None, coarse=True):
+    """Total modelled cycles and per-layer ``(plan, times run)``; ``None`` if a layer does
+    not fit or the running total exceeds ``limit``. ``coarse``: the planner's coarse
+    search."""
     total, plans = 0, []
     for s in shapes:
-        key = (cfg, _key(s))
+        run, times = runs(cfg, s)
+        key = (cfg, _key(run), coarse)
         p = cache.get(key) if cache is not None else None
         if p is None:
             try:
-                p = plan(cfg, s, coarse=True)
+                p = plan(cfg, run, coarse=coarse)
             except BufferOverflow:
                 return None, None
             if cache is not None:
                 cache[key] = p
-        total += p.cycles
-        plans.append(p)
+        total += p.cycles * times
+        plans.append((p, times))
         if limit is not None and total > limit:
             return None, None
     return total, plans
+
+
+def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
+    """A network's modelled performance on ``cfg`` with the planner's full search.
+
+    ``utilization``: the network's MACs on the accelerator (``layer_macs``: a decomposed
+    layer's zero-padded taps do not count) over the accelerator's cycles times its MACs
+    per cycle; ``without_depthwise`` the same over the other layers. CPU layers count in
+    neither: their MACs are ``cpu_macs``, and ``fps`` at ``clock_mhz`` is the accelerator
+    layers' alone (the network's, with the CPU layers' time added, is lower)."""
+    shapes, cpu = accelerator_layers(layers)
+    cycles, plans = evaluate(cfg, shapes, cache=cache, coarse=False)
+    if cycles is None:
+        raise BufferOverflow(f"a layer does not fit {cfg}")
+    macs = {l["name"]: layer_macs(l) for l in layers}
+    rows = [{"name": s.name, "depthwise": s.depthwise, "tiles": p.tiles, "runs": times,
+             "cycles": p.cycles * times, "macs": macs.get(s.name, s.macs)}
+            for s, (p, times) in zip(shapes, plans)]
+    for r in rows:
+        r["utilization"] = r["macs"] / (r["cycles"] * cfg.macs_per_cycle)
+    dense = [r for r in rows if not r["depthwise"]]
+    acc_macs = sum(r["macs"] for r in rows)
+    cpu_macs = sum(macs[l["name"]] for l in cpu)
+
+    def utilization(rs):
+        return sum(r["macs"] for r in rs) / (sum(r["cycles"] for r in rs) * cfg.macs_per_cycle)
+    return {"cycles": cycles, "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
+            "cpu_layers": len(cpu), "cpu_mac_share": cpu_macs / (acc_macs + cpu_macs),
+            "depthwise_macs": acc_macs - sum(r["macs"] for r in dense),
+            "depthwise_cycles": cycles - sum(r["cycles"] for r in dense),
+            "utilization": utilization(rows), "without_depthwise": utilization(dense),
+            "fps": clock_mhz * 1e6 / cycles, "layers": rows}
 
 
 def configurations(space, budget):
@@ -245,12 +343,12 @@ def plot(result, path):
     a.set_ylabel("MAC utilization (%)")
     a.set_title(f"KP={cfg['kp']} YP={cfg['yp']}: per-layer utilization")
     peak = 9 * cfg["kp"] * cfg["yp"]
-    bw = 16 * 0.98
+    bw = cfg["axi_data_width"] // 8
     xs = [r["macs"] / (r["dram_read_bytes"] + r["dram_write_bytes"]) for r in rows]
     ys = [r["macs"] / r["cycles"] for r in rows]
     lo, hi = min(xs) / 2, max(xs) * 2
     grid = [lo * (hi / lo) ** (i / 100) for i in range(101)]
-    b.loglog(grid, [min(peak, bw * g) for g in grid], "k-", label="roofline (16 B/cycle bus)")
+    b.loglog(grid, [min(peak, bw * g) for g in grid], "k-", label=f"roofline ({bw} B/cycle bus)")
     b.loglog(xs, ys, "o", ms=3, label="layers (model)")
     b.set_xlabel("MACs per DRAM byte")
     b.set_ylabel("MACs per cycle")
@@ -260,15 +358,65 @@ def plot(result, path):
     plt.close(fig)
 
 
+def summary(device="zu7ev", clock_mhz=CLOCK_MHZ, names=tuple(DPU_FPS)):
+    """The networks on the default configuration, on the configuration the search picks
+    for ResNet-50 on ``device`` and on each network's own pick: modelled utilization and
+    frames per second."""
+    layers = {name: networks.network(name) for name in names}
+    picks = {name: search(accelerator_layers(layers[name])[0], SPACE, DEVICES[device])["config"]
+             for name in names}
+    cache = {}
+    out = {"device": device, "clock_mhz": clock_mhz, "configs": {"default": AccelConfig().to_dict()},
+           "networks": {}}
+    for name in names:
+        configs = {"default": AccelConfig(), device: picks["resnet50"], "own": picks[name]}
+        out["configs"][f"{name} pick"] = picks[name].to_dict()
+        out["networks"][name] = {label: network_report(cfg, layers[name], clock_mhz, cache)
+                                 for label, cfg in configs.items()}
+    return out
+
+
+def print_summary(s):
+    device, clock = s["device"], s["clock_mhz"]
+    for label, cfg in s["configs"].items():
+        print(f"{label}: KP={cfg['kp']} YP={cfg['yp']} ({9 * cfg['kp'] * cfg['yp']} MACs/cycle), depths "
+              f"stream {cfg['streaming_buffer_depth']} stat {cfg['stationary_buffer_depth']} "
+              f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}")
+    print(f"{'':14} {'utilization (without depthwise)':^50} {'fps at ' + str(clock) + ' MHz':^24} "
+          f"{'depthwise':>10}")
+    print(f"{'network':14} {'default':>16} {device + ' (R50 pick)':>16} {'own pick':>16} "
+          f"{device:>7} {'own':>7} {'DPU':>7} {'GMAC':>10}")
+    for name, r in s["networks"].items():
+        cells = [f"{100 * r[c]['utilization']:5.1f}% ({100 * r[c]['without_depthwise']:5.1f}%)"
+                 for c in ("default", device, "own")]
+        print(f"{name:14} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {r[device]['fps']:>7.1f} "
+              f"{r['own']['fps']:>7.1f} {DPU_FPS.get(name, float('nan')):>7} "
+              f"{r['default']['depthwise_macs'] / 1e9:>10.3f}")
+    print("utilization: the network's MACs over the accelerator's cycles x MACs per cycle; depthwise "
+          "layers run on the array (whole where KP <= 9, else one channel at a time), the figure in "
+          "brackets leaves them out; fps counts the accelerator's cycles. DPU: 2 x B4096 at 300 MHz.")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m host.tools.dse", description=__doc__.split("\n")[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", choices=sorted(networks.NETWORKS))
     src.add_argument("--torch-module", help="pkg.mod:fn returning a torch.nn.Module (float or quantized)")
+    src.add_argument("--summary", action="store_true",
+                     help="ResNet-18, ResNet-50 and MobileNetV2 on the default configuration and "
+                          "the searches' picks: utilization, fps beside the Xilinx DPU's")
     parser.add_argument("--device", choices=sorted(DEVICES), default="zu7ev")
     parser.add_argument("--out", default="build/dse")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.summary:
+        s = summary(args.device)
+        print_summary(s)
+        (out / "dse_summary.json").write_text(json.dumps(s, indent=1) + "\n")
+        print(f"wrote {out / 'dse_summary.json'}")
+        return 0
     start = time.perf_counter()
     name = args.model or args.torch_module.replace(":", "_").replace(".", "_")
     layers = networks.network(args.model) if args.model else _torch_layers(args.torch_module)
@@ -276,16 +424,22 @@ def main(argv=None):
     r = search(shapes, SPACE, DEVICES[args.device])
     seconds = time.perf_counter() - start
     cfg = r["config"]
-    rows = [{"name": p.layer.name, "tiles": p.tiles, "cycles": p.cycles, "macs": p.macs,
-             "utilization": p.utilization, "dram_read_bytes": p.dram_read_bytes,
-             "dram_write_bytes": p.dram_write_bytes} for p in r["plans"]]
+    network_macs = {l["name"]: layer_macs(l) for l in layers}
+    rows = []
+    for s, (p, times) in zip(shapes, r["plans"]):
+        layer_mac = network_macs.get(s.name, s.macs)
+        rows.append({"name": s.name, "tiles": p.tiles, "runs": times, "cycles": p.cycles * times,
+                     "macs": layer_mac, "utilization": layer_mac / (p.cycles * times * cfg.macs_per_cycle),
+                     "dram_read_bytes": p.dram_read_bytes * times,
+                     "dram_write_bytes": p.dram_write_bytes * times})
     macs = sum(x["macs"] for x in rows)
+    cpu_macs = sum(network_macs[l["name"]] for l in cpu)
     result = {"model": name, "device": args.device, "config": cfg.to_dict(),
               "resources": resources(cfg), "budget": DEVICES[args.device],
               "cycles": r["cycles"], "macs": macs,
               "utilization": macs / (r["cycles"] * cfg.macs_per_cycle),
               "configurations_fitting": r["configurations"], "configurations_evaluated": r["evaluated"],
-              "search_seconds": seconds, "layers": rows,
+              "search_seconds": seconds, "cpu_macs": cpu_macs, "layers": rows,
               "cpu_layers": [{k: l[k] for k in ("name", "C", "K", "H", "W", "kernel", "stride",
                                                 "padding", "groups", "reason")} for l in cpu]}
     print(f"{name} on {args.device}: KP={cfg.kp} YP={cfg.yp} ({cfg.macs_per_cycle} MACs/cycle), "
@@ -299,10 +453,9 @@ def main(argv=None):
               f"{100 * x['utilization']:>5.1f}% {x['dram_read_bytes']:>9} {x['dram_write_bytes']:>8}")
     for l in cpu:
         print(f"{l['name']:24} CPU: {l['reason']}")
-    print(f"total {r['cycles']} cycles, utilization {100 * result['utilization']:.1f}%; "
-          f"{r['evaluated']} of {r['configurations']} configurations evaluated in {seconds:.1f} s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    print(f"total {r['cycles']} cycles, utilization {100 * result['utilization']:.1f}% of the "
+          f"accelerator layers' {macs / 1e9:.3f} GMAC (CPU layers: {cpu_macs / 1e9:.3f} GMAC, not "
+          f"counted); {r['evaluated']} of {r['configurations']} configurations evaluated in {seconds:.1f} s")
     (out / f"dse_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out / f'dse_{name}.json'}")
     if not args.no_plot:

@@ -1,0 +1,329 @@
+"""``python -m bench.model_validation``: the planner's cycle model against the RTL.
+
+Runs layers on the generated accelerator in Verilator (the fast C++ engine, DRAM read
+latency 50 cycles) and compares its counters with :func:`host.compiler.planner.model`:
+
+* ``fitted``: the synthetic layers and tiles ``planner.TIMING`` was fitted to
+  (``--fit`` fits it again and prints the constants);
+* ``held-out``: every distinct accelerator layer of ResNet-18, ResNet-50 and MobileNetV2
+  (``host.tools.networks``, depthwise layers included) with the planner's tiles, plus
+  layers of kinds the networks lack (1x1 tiles narrower than the image, Linear at batch
+  4 and 16) and other shapes.
+
+Array-busy cycles and DRAM bytes must be exact; the table gives modelled and RTL cycles
+per layer, with the error (and for Linear layers the share of the read bus's cycles that
+carry weights), and the largest error per set and kind of layer. Writes
+``build/bench/model_validation.json``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import AccelConfig
+from hw.contract import DmaKind
+
+from host.compiler import planner
+from host.compiler.planner import ConvShape, descriptor_for, model, plan
+from host.golden import tiling
+
+# (C, K, H, W, kernel, stride, padding, tiles), or (ConvShape, tiles, name): the
+# planner's tiles when fitted, and one alternative each (half the kernels, or half the
+# output columns: a non-flat 1x1 tile)
+FITTED = [
+    (32, 48, 30, 30, 3, 1, 1, {"k": 9, "c": 11, "xo": 7, "yo": 30}),
+    (32, 48, 30, 30, 3, 1, 1, {"k": 4, "c": 11, "xo": 7, "yo": 30}),
+    (96, 64, 20, 20, 3, 1, 1, {"k": 9, "c": 8, "xo": 20, "yo": 20}),
+    (96, 64, 20, 20, 3, 1, 1, {"k": 4, "c": 8, "xo": 20, "yo": 20}),
+    (48, 96, 9, 9, 3, 1, 1, {"k": 18, "c": 6, "xo": 9, "yo": 9}),
+    (48, 96, 9, 9, 3, 1, 1, {"k": 9, "c": 6, "xo": 9, "yo": 9}),
+    (16, 40, 40, 40, 3, 1, 1, {"k": 12, "c": 16, "xo": 3, "yo": 40}),
+    (16, 40, 40, 40, 3, 1, 1, {"k": 6, "c": 16, "xo": 3, "yo": 40}),
+    (5, 7, 11, 11, 3, 1, 1, {"k": 6, "c": 3, "xo": 11, "yo": 11}),
+    (5, 7, 11, 11, 3, 1, 1, {"k": 3, "c": 3, "xo": 11, "yo": 11}),
+    (200, 24, 12, 12, 3, 1, 1, {"k": 9, "c": 17, "xo": 8, "yo": 12}),
+    (200, 24, 12, 12, 3, 1, 1, {"k": 4, "c": 17, "xo": 8, "yo": 12}),
+    (48, 64, 30, 30, 3, 2, 1, {"k": 9, "c": 4, "xo": 15, "yo": 15}),
+    (48, 64, 30, 30, 3, 2, 1, {"k": 4, "c": 4, "xo": 15, "yo": 15}),
+    (96, 96, 16, 16, 3, 2, 1, {"k": 18, "c": 8, "xo": 8, "yo": 8}),
+    (96, 96, 16, 16, 3, 2, 1, {"k": 9, "c": 8, "xo": 8, "yo": 8}),
+    (24, 48, 60, 60, 3, 2, 1, {"k": 9, "c": 2, "xo": 30, "yo": 30}),
+    (24, 48, 60, 60, 3, 2, 1, {"k": 4, "c": 2, "xo": 30, "yo": 30}),
+    (3, 16, 40, 40, 3, 2, 1, {"k": 3, "c": 1, "xo": 20, "yo": 20}),
+    (3, 16, 40, 40, 3, 2, 1, {"k": 1, "c": 1, "xo": 20, "yo": 20}),
+    (40, 120, 24, 24, 1, 1, 0, {"k": 18, "c": 40, "xo": 3, "yo": 24}),
+    (40, 120, 24, 24, 1, 1, 0, {"k": 18, "c": 40, "xo": 3, "yo": 12}),
+    (200, 60, 12, 12, 1, 1, 0, {"k": 21, "c": 27, "xo": 7, "yo": 12}),
+    (200, 60, 12, 12, 1, 1, 0, {"k": 21, "c": 27, "xo": 7, "yo": 6}),
+    (72, 300, 10, 10, 1, 1, 0, {"k": 21, "c": 27, "xo": 10, "yo": 10}),
+    (72, 300, 10, 10, 1, 1, 0, {"k": 21, "c": 27, "xo": 10, "yo": 5}),
+    (20, 100, 48, 48, 1, 1, 0, {"k": 36, "c": 9, "xo": 5, "yo": 48}),
+    (20, 100, 48, 48, 1, 1, 0, {"k": 36, "c": 9, "xo": 5, "yo": 24}),
+    (10, 6, 6, 6, 1, 1, 0, {"k": 6, "c": 9, "xo": 6, "yo": 6}),
+    (10, 6, 6, 6, 1, 1, 0, {"k": 6, "c": 9, "xo": 6, "yo": 3}),
+    (600, 200, 5, 5, 1, 1, 0, {"k": 27, "c": 108, "xo": 5, "yo": 5}),
+    (600, 200, 5, 5, 1, 1, 0, {"k": 27, "c": 108, "xo": 5, "yo": 3}),
+    (60, 120, 30, 30, 1, 2, 0, {"k": 42, "c": 9, "xo": 6, "yo": 15}),
+    (60, 120, 30, 30, 1, 2, 0, {"k": 21, "c": 9, "xo": 6, "yo": 15}),
+    (150, 300, 16, 16, 1, 2, 0, {"k": 45, "c": 9, "xo": 8, "yo": 8}),
+    (150, 300, 16, 16, 1, 2, 0, {"k": 22, "c": 9, "xo": 8, "yo": 8}),
+    (30, 50, 21, 21, 1, 2, 0, {"k": 50, "c": 9, "xo": 5, "yo": 11}),
+    (30, 50, 21, 21, 1, 2, 0, {"k": 25, "c": 9, "xo": 5, "yo": 11}),
+    (300, 500, 1, 1, 1, 1, 0, {"k": 125, "c": 9, "xo": 1, "yo": 1}),
+    (300, 500, 1, 1, 1, 1, 0, {"k": 500, "c": 18, "xo": 1, "yo": 1}),
+    (900, 200, 1, 1, 1, 1, 0, {"k": 200, "c": 9, "xo": 1, "yo": 1}),
+    (900, 200, 1, 1, 1, 1, 0, {"k": 100, "c": 9, "xo": 1, "yo": 1}),
+    (128, 640, 1, 2, 1, 1, 0, {"k": 128, "c": 9, "xo": 1, "yo": 2}),
+    (128, 640, 1, 2, 1, 1, 0, {"k": 64, "c": 9, "xo": 1, "yo": 2}),
+    (400, 100, 1, 8, 1, 1, 0, {"k": 50, "c": 18, "xo": 1, "yo": 8}),
+    (400, 100, 1, 8, 1, 1, 0, {"k": 50, "c": 18, "xo": 1, "yo": 4}),
+    # few channels: the drain outlasts the accumulation
+    (5, 40, 30, 30, 1, 1, 0, {"k": 18, "c": 5, "xo": 8, "yo": 30}),
+    (5, 40, 30, 30, 1, 1, 0, {"k": 9, "c": 5, "xo": 8, "yo": 30}),
+    (8, 64, 20, 20, 1, 1, 0, {"k": 30, "c": 8, "xo": 7, "yo": 20}),
+    (8, 64, 20, 20, 1, 1, 0, {"k": 15, "c": 8, "xo": 7, "yo": 20}),
+    # depthwise
+    (ConvShape(48, 48, 30, 30, 3, 1, 1, depthwise=True), {"k": 9, "c": 9, "xo": 10, "yo": 30}, ""),
+    (ConvShape(48, 48, 30, 30, 3, 1, 1, depthwise=True), {"k": 4, "c": 4, "xo": 10, "yo": 30}, ""),
+    (ConvShape(96, 96, 17, 17, 3, 2, 1, depthwise=True), {"k": 6, "c": 6, "xo": 9, "yo": 9}, ""),
+    (ConvShape(96, 96, 17, 17, 3, 2, 1, depthwise=True), {"k": 3, "c": 3, "xo": 9, "yo": 9}, ""),
+    (ConvShape(20, 20, 40, 40, 3, 1, 1, depthwise=True), {"k": 6, "c": 6, "xo": 14, "yo": 40}, ""),
+    (ConvShape(20, 20, 40, 40, 3, 1, 1, depthwise=True), {"k": 3, "c": 3, "xo": 14, "yo": 40}, ""),
+    (ConvShape(300, 300, 9, 9, 3, 1, 1, depthwise=True), {"k": 27, "c": 27, "xo": 9, "yo": 9}, ""),
+    (ConvShape(300, 300, 9, 9, 3, 1, 1, depthwise=True), {"k": 13, "c": 13, "xo": 9, "yo": 9}, ""),
+]
+
+# held out beyond the networks' layers: None takes the planner's tiles
+HELD_OUT = [
+    # depthwise, other shapes than MobileNetV2's
+    (ConvShape(64, 64, 20, 20, 3, 1, 1, depthwise=True), None, ""),
+    (ConvShape(40, 40, 33, 33, 3, 2, 1, depthwise=True), None, ""),
+    # 1x1 tiles narrower than the image (not flat): the planner's best such tiles
+    (64, 128, 28, 28, 1, 1, 0, {"k": 66, "c": 64, "xo": 1, "yo": 16}),
+    (64, 128, 28, 28, 1, 1, 0, {"k": 33, "c": 63, "xo": 4, "yo": 14}),
+    (256, 64, 14, 14, 1, 1, 0, {"k": 64, "c": 54, "xo": 1, "yo": 8}),
+    (36, 90, 20, 40, 1, 1, 0, {"k": 45, "c": 18, "xo": 1, "yo": 20}),
+    (120, 40, 9, 30, 1, 1, 0, {"k": 40, "c": 63, "xo": 1, "yo": 16}),
+    # Linear at batch 1, 4 and 16: a 1 x N image
+    (2048, 1000, 1, 1, 1, 1, 0, {"k": 1000, "c": 18, "xo": 1, "yo": 1}),
+    (2048, 1000, 1, 4, 1, 1, 0, None),
+    (1280, 1000, 1, 16, 1, 1, 0, None),
+    (512, 10, 1, 1, 1, 1, 0, None),
+    # other shapes
+    (80, 80, 17, 17, 3, 1, 1, None),
+    (40, 72, 33, 33, 3, 2, 1, None),
+    (100, 200, 23, 23, 1, 2, 0, None),
+    (7, 33, 50, 50, 1, 1, 0, None),
+    (45, 60, 14, 14, 1, 1, 0, None),
+    (45, 60, 20, 20, 1, 1, 0, None),
+]
+
+LATENCY = 50
+NETWORKS = ("resnet18", "resnet50", "mobilenet_v2")
+
+
+def kind(shape, tiles):
+    """The layer kind a case exercises: 3x3 s1 / s2, depthwise s1 / s2, 1x1 s1 flat /
+    non-flat, 1x1 s2, FC (a 1 x N image)."""
+    if shape.depthwise:
+        return f"dw s{shape.stride}"
+    if shape.kernel_size == 3:
+        return f"3x3 s{shape.stride}"
+    if shape.height == 1:
+        return "FC"
+    if shape.stride == 2:
+        return "1x1 s2"
+    return "1x1 s1 flat" if tiles["yo"] >= shape.out_width else "1x1 s1"
+
+
+def network_cases():
+    """Every distinct accelerator layer of the networks, with the planner's tiles."""
+    from host.tools import networks
+    from host.tools.dse import accelerator_layers
+    seen, cases = set(), []
+    for name in NETWORKS:
+        shapes, _ = accelerator_layers(networks.network(name))
+        for s in shapes:
+            key = (s.channels, s.kernels, s.height, s.width, s.kernel_size, s.stride, s.padding,
+                   s.depthwise)
+            if key not in seen:
+                seen.add(key)
+                cases.append((s, None, f"{name}.{s.name}"))
+    return cases
+
+
+def conv_of(shape, rng):
+    """A random quantized conv of ``shape`` (depthwise: one 3x3 kernel per channel)."""
+    from host.golden.quant import QuantConv
+    from host.runtime.sim.layers import random_layer
+    if not shape.depthwise:
+        return random_layer(rng, shape.channels, shape.kernels, shape.kernel_size, shape.stride,
+                            shape.padding)
+    k = shape.kernels
+    return QuantConv(weight=rng.integers(-128, 128, size=(k, 1, 3, 3)).astype(np.int8),
+                     bias_q=rng.integers(-5000, 5000, size=k), multiplier=np.float32(1 / 3 / 74),
+                     input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
+                     stride=shape.stride, padding=shape.padding, groups=k)
+
+
+def measure(cfg, shape, tiles, rng):
+    """RTL counters and modelled counters of ``shape`` with ``tiles``."""
+    from host.runtime.sim import run_conv
+    conv = conv_of(shape, rng)
+    x = rng.integers(0, 256, size=(1, shape.channels, shape.height, shape.width), dtype=np.uint8)
+    y, counters = run_conv(cfg, conv, x, tiles, latency=LATENCY)
+    if not np.array_equal(y, conv(x)):
+        raise SystemExit(f"{shape} {tiles}: the accelerator's output is wrong")
+    m = model(cfg, descriptor_for(shape, tiles))
+    for name in ("array_busy_cycles", "dram_read_bytes", "dram_write_bytes"):
+        if m[name] != counters[name]:
+            raise SystemExit(f"{shape} {tiles}: modelled {name} {m[name]} != RTL {counters[name]}")
+    return counters, m
+
+
+def as_case(case):
+    """``(ConvShape, tiles or None, name)`` of a table entry or a network case."""
+    if isinstance(case[0], ConvShape):
+        return case
+    return ConvShape(*case[:7]), case[7], ""
+
+
+def run(cfg, cases, label, rng):
+    rows = []
+    for shape, tiles, name in map(as_case, cases):
+        tiles = tiles or plan(cfg, shape).tiles
+        start = time.perf_counter()
+        rtl, m = measure(cfg, shape, tiles, rng)
+        layer = [shape.channels, shape.kernels, shape.height, shape.width, shape.kernel_size,
+                 shape.stride, shape.padding]
+        row = {"set": label, "name": name, "kind": kind(shape, tiles), "layer": layer,
+               "depthwise": shape.depthwise, "tiles": tiles, "rtl_cycles": rtl["cycles"],
+               "model_cycles": m["cycles"], "error": m["cycles"] / rtl["cycles"] - 1,
+               "macs": m["macs"], "seconds": time.perf_counter() - start}
+        if row["kind"] == "FC":      # the share of the read bus's cycles that carry weights
+            desc = descriptor_for(shape, tiles)
+            weights = sum(n for k, _, n in tiling.transfers(desc) if k == DmaKind.WEIGHT)
+            row["weight_bus_share"] = weights / (cfg.axi_data_width // 8 * rtl["cycles"])
+        rows.append(row)
+        t = tiles
+        share = row.get("weight_bus_share")
+        share = f"weights {100 * share:.1f}% of the bus" if share else ""
+        print(f"{label:9} {row['kind']:11} {str(tuple(layer)):34} {t['k']:>4} {t['c']:>4} {t['xo']:>4} "
+              f"{t['yo']:>4} {row['rtl_cycles']:>9} {row['model_cycles']:>9} "
+              f"{100 * row['error']:+6.2f}%  {name} {share}", flush=True)
+    return rows
+
+
+def summary(rows):
+    out = {}
+    for r in rows:
+        s = out.setdefault(r["set"], {}).setdefault(r["kind"], {"layers": 0, "max_error": 0.0, "errors": []})
+        s["layers"] += 1
+        s["errors"].append(abs(r["error"]))
+        s["max_error"] = max(s["max_error"], abs(r["error"]))
+    for kinds in out.values():
+        for s in kinds.values():
+            s["mean_error"] = sum(s.pop("errors")) / s["layers"]
+    return out
+
+
+def _nelder_mead(f, x0, iterations=400):
+    """Minimise ``f`` from ``x0`` (the downhill simplex method)."""
+    points = [np.array(x0, float)]
+    for i in range(len(x0)):
+        p = np.array(x0, float)
+        p[i] += max(0.2 * abs(p[i]), 0.5)
+        points.append(p)
+    values = [f(p) for p in points]
+    for _ in range(iterations):
+        order = np.argsort(values)
+        points, values = [points[i] for i in order], [values[i] for i in order]
+        centre = np.mean(points[:-1], axis=0)
+        reflected = 2 * centre - points[-1]
+        fr = f(reflected)
+        if fr < values[0]:
+            expanded = 3 * centre - 2 * points[-1]
+            fe = f(expanded)
+            points[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
+        elif fr < values[-2]:
+            points[-1], values[-1] = reflected, fr
+        else:
+            contracted = (centre + points[-1]) / 2
+            fc = f(contracted)
+            if fc < values[-1]:
+                points[-1], values[-1] = contracted, fc
+            else:
+                points = [(p + points[0]) / 2 for p in points]
+                values = [f(p) for p in points]
+    return points[int(np.argmin(values))]
+
+
+FITTED_CONSTANTS = ("fixed", "read_slot", "write_slot", "step", "drain_tile")
+
+
+def fit(cfg, rows):
+    """``planner.TIMING`` with ``FITTED_CONSTANTS`` refitted to ``rows`` (RTL cycles):
+    least mean squared relative error, plus a tenth of the largest one squared."""
+    descs = [(descriptor_for(ConvShape(*r["layer"], depthwise=r["depthwise"]), r["tiles"]), r["rtl_cycles"])
+             for r in rows]
+
+    def cost(x):
+        if min(x) < 0:
+            return float("inf")
+        timing = dict(planner.TIMING, **dict(zip(FITTED_CONSTANTS, x)))
+        e = np.array([model(cfg, d, timing)["cycles"] / rtl - 1 for d, rtl in descs])
+        return float(np.mean(e ** 2) + 0.1 * np.max(np.abs(e)) ** 2)
+
+    best = _nelder_mead(cost, [planner.TIMING[n] for n in FITTED_CONSTANTS])
+    return {n: round(float(v), 3) for n, v in zip(FITTED_CONSTANTS, best)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.model_validation",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--kp", type=int, default=AccelConfig.kp)
+    parser.add_argument("--yp", type=int, default=AccelConfig.yp)
+    parser.add_argument("--fit", action="store_true",
+                        help="refit the fitted constants to the fitted set and print them")
+    parser.add_argument("--fitted-only", action="store_true", help="run the fitted set only")
+    parser.add_argument("--out", default="build/bench/model_validation.json")
+    args = parser.parse_args(argv)
+    cfg = AccelConfig(kp=args.kp, yp=args.yp)
+    rng = np.random.default_rng(2026)
+    print(f"KP={cfg.kp} YP={cfg.yp}, DRAM latency {LATENCY} cycles; cycles: RTL and model")
+    print(f"{'set':9} {'kind':11} {'(C, K, H, W, R, S, P)':34} {'T_K':>4} {'T_C':>4} {'T_XO':>4} "
+          f"{'T_YO':>4} {'RTL':>9} {'model':>9} {'error':>7}")
+    held_out = HELD_OUT + network_cases()
+    fitted_shapes = {replace(as_case(c)[0], name="") for c in FITTED}
+    overlap = [s for s, _, _ in map(as_case, held_out) if replace(s, name="") in fitted_shapes]
+    if overlap:
+        raise SystemExit(f"held-out layers among the fitted ones: {overlap}")
+    rows = run(cfg, FITTED, "fitted", rng)
+    if args.fit:
+        fitted = fit(cfg, rows)
+        print(f"refitted constants: {fitted}")
+    if not args.fitted_only:
+        rows += run(cfg, held_out, "held-out", rng)
+    result = summary(rows)
+    for label, kinds in result.items():
+        for name, s in sorted(kinds.items()):
+            print(f"{label:9} {name:12} {s['layers']:>3} layers: max |error| {100 * s['max_error']:5.2f}%, "
+                  f"mean {100 * s['mean_error']:5.2f}%")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": cfg.to_dict(), "latency": LATENCY, "timing": planner.TIMING,
+                               "summary": result, "layers": rows}, indent=1) + "\n")
+    held = [abs(r["error"]) for r in rows if r["set"] == "held-out"]
+    if held:
+        print(f"held-out layers within 5%: {sum(e <= 0.05 for e in held)} of {len(held)}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
