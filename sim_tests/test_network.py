@@ -1,5 +1,5 @@
-"""Whole quantized networks on the generated accelerator in Verilator: every conv and Linear
-runs in simulation (grouped convs on the CPU), everything else on the CPU; the network's
+"""Whole quantized networks on the generated accelerator in Verilator: every conv (depthwise
+ones included) and Linear runs in simulation, everything else on the CPU; the network's
 output and every accelerator layer's output equal PyTorch's exactly.
 
 The networks are the reference architectures of host.tools.models as published (full width and
@@ -23,8 +23,7 @@ SIZE = 64
 
 def run_on_the_accelerator(name, mode):
     model_q, x = models.quantized(name, mode, seed=0, size=SIZE)
-    grouped = models.depthwise_modules(model_q)
-    program = compile(model_q, x, cfg=AccelConfig(), cpu_modules=grouped, progress=False)
+    program = compile(model_q, x, cfg=AccelConfig(), progress=False)
     start = time.perf_counter()
     got = program.run(x, backend="sim", record=True)
     seconds = time.perf_counter() - start
@@ -66,7 +65,8 @@ def test_resnet18_on_the_accelerator_equals_pytorch():
 
 def test_mobilenet_v2_on_the_accelerator_equals_pytorch():
     program, counters = run_on_the_accelerator("mobilenet_v2", "fx")
-    assert len(counters) == 36                       # 35 convs and the classifier
-    assert sum(p["placement"] == "cpu" for p in program.layers) == 17     # depthwise
+    assert len(counters) == 53                       # 52 convs (17 depthwise) and the classifier
+    assert all(p["placement"] == "accelerator" for p in program.layers)
+    depthwise = [c for c in counters.values() if c.get("groups", 1) > 1]
     # PyTorch's ReLU6 is layout-dependent on qnnpack's channels_last outputs: not folded
     assert sum(1 for p in program.layers if p["unfolded"]) == 18

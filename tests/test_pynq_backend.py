@@ -12,8 +12,8 @@ from host.runtime import pynq_backend
 from host.runtime.driver import (DriverError, address_registers, prepare_layer, rebase_writes,
                          register_writes)
 from host.golden.quant import QuantConv
-from hw.config import AccelConfig
-from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode,
+from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode, weight_size,
                          layer_extents, register_map)
 
 PHYS = 0x1_FFFF_8000        # buffer physical address: 4 KiB aligned, rebasing carries into _HI
@@ -102,7 +102,15 @@ class FakeHardware:
         r, stride, pad = f("kernel_size"), f("stride"), f("padding")
         in_pitch, out_pitch = f("in_pitch"), f("out_pitch")
         x = self.dram(f("input_addr"), c * h * in_pitch).reshape(c, h, in_pitch)[:, :, :w]
-        weight = self.dram(f("weight_addr"), k * c * r * r).view(np.int8).reshape(k, c, r, r)
+        depthwise = self.field("depthwise")
+        raw = self.dram(f("weight_addr"), weight_size(k, c, r, depthwise)).view(np.int8)
+        if depthwise:                   # (K, 1, 3, 3)
+            weight = raw.reshape(k, 1, r, r)
+        elif r == 1:                    # channel-blocked (ceil(C / 9), K, 9)
+            weight = raw.reshape(-1, k, CHANNEL_BLOCK).transpose(1, 0, 2).reshape(k, -1)[:, :c]
+            weight = weight.reshape(k, c, 1, 1)
+        else:
+            weight = raw.reshape(k, c, r, r)
         params = self.dram(f("params_addr"), k * 16).reshape(k, 16)
         table_addr = self.reg("TABLE_ADDR_LO") | self.reg("TABLE_ADDR_HI") << 32
         table = self.dram(table_addr, 256)
@@ -111,7 +119,8 @@ class FakeHardware:
                          multiplier=params[:, 4:8].copy().view("<f4").reshape(k),
                          input_zero_point=self.reg("INPUT_ZERO_POINT") & 0xFF,
                          output_zero_point=int(params[0, 8]), lo=int(params[0, 9]),
-                         hi=int(params[0, 10]), stride=stride, padding=pad, table=table.copy())
+                         hi=int(params[0, 10]), stride=stride, padding=pad, table=table.copy(),
+                         groups=c if depthwise else 1)
         y = conv(x[None].copy())[0]
         xo, yo = y.shape[1:]
         out = self.dram(f("output_addr"), k * xo * out_pitch).reshape(k, xo, out_pitch)
