@@ -13,36 +13,11 @@ from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim import run_layers
 from hw.config import AccelConfig
 from hw.contract import TABLE_BYTES, ErrorCode
+from host.runtime.sim.checks import check_guard, check_run
 from host.runtime.sim.layers import random_conv
 from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv as torch_conv
 
 CFG = AccelConfig()          # one Verilator build serves every test here
-
-
-def check_run(cfg, run, layer, expected):
-    assert layer["error_code"] == 0, ErrorCode(layer["error_code"]).name
-    assert layer["irq"], "no interrupt"
-    got = np.asarray(layer["output"], dtype=np.uint8).reshape(expected.shape)
-    bad = int((got != expected).sum())
-    assert bad == 0, f"{bad} of {expected.size} outputs differ"
-    c = layer["counters"]
-    assert c["dram_read_bytes"] == run.read_bytes()
-    assert c["dram_write_bytes"] == expected.size
-    assert c["array_busy_cycles"] <= c["cycles"]
-    assert c["stall_input_cycles"] + c["stall_weights_cycles"] + c["stall_output_cycles"] \
-        + c["array_busy_cycles"] <= c["cycles"]
-    return c
-
-
-def check_guard(result, runs):
-    """Bytes that changed in DRAM all lie inside the layers' output tensors."""
-    regions = [(r.output_addr, r.output_addr + int(np.prod(r.output_shape))) for r in runs]
-    if result["changed"] is None:
-        return
-    for offset in result["changed_offsets"]:
-        assert any(lo <= offset < hi for lo, hi in regions), f"byte {offset:#x} outside the output changed"
-    lo, hi, _ = result["changed"]
-    assert any(a <= lo and hi < b for a, b in regions), f"changes span [{lo:#x}, {hi:#x}]"
 
 
 def run_one(cfg, conv, x, tiles=None, **options):

@@ -17,7 +17,7 @@ from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim import run_conv
 from host.runtime.sim.torch_layers import output_qparams, quantized_input
 
-from sim_tests.test_pointwise import run_batch
+from host.runtime.sim.checks import run_checked_batch
 
 CFG = AccelConfig()
 
@@ -61,7 +61,7 @@ def test_depthwise_layers(stride):
         split = {"k": tk, "c": tk, "xo": max(1, xo // 2), "yo": max(1, yo // 2)}
         whole = {"k": c, "c": c, "xo": xo, "yo": yo}
         layers.append((conv, x, expected, split if index % 2 else whole))
-    run_batch(layers, latency=40)
+    run_checked_batch(CFG, layers, latency=40)
 
 
 def test_depthwise_axi_pauses():
@@ -72,7 +72,7 @@ def test_depthwise_axi_pauses():
                                           padding=padding, h=11, w=13, per_channel=True,
                                           activation="relu6")
         layers.append((conv, x, expected, {"k": 3, "c": 3, "xo": 4, "yo": 5}))
-    run_batch(layers, latency=60, pause=0.3, seed=2)
+    run_checked_batch(CFG, layers, latency=60, pause=0.3, seed=2)
 
 
 @pytest.mark.parametrize("groups,kernel,c,k", [(4, 3, 8, 12), (2, 1, 18, 10), (8, 3, 8, 16)])

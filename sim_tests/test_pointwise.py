@@ -15,10 +15,9 @@ from torch import nn
 from hw.config import AccelConfig
 from host.compiler.program import compile
 from host.compiler.torch_frontend import conv_from_torch
-from host.runtime.sim import prepare_batch, run_layers
 from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
-from sim_tests.test_accelerator import check_run
+from host.runtime.sim.checks import run_checked_batch
 
 CFG = AccelConfig()
 CHANNELS = (1, 8, 9, 10, 17, 64, 300)
@@ -42,30 +41,6 @@ def split_tiles(c, k, h, w, stride):
     return {"k": max(1, k // 2 + 1), "c": 9 if c > 9 else c, "xo": max(1, xo // 2), "yo": max(1, yo // 3)}
 
 
-def check_outputs_only(result, runs):
-    """What changed in DRAM lies in the layers' outputs: the first and last changed bytes,
-    the changed bytes the simulation lists, and no more bytes than the outputs hold."""
-    regions = [(r.output_addr, r.output_addr + int(np.prod(r.output_shape))) for r in runs]
-    if result["changed"] is None:
-        return
-    lo, hi, count = result["changed"]
-    for offset in [lo, hi, *result["changed_offsets"]]:
-        assert any(a <= offset < b for a, b in regions), f"byte {offset:#x} outside the outputs changed"
-    assert count <= sum(b - a for a, b in regions)
-
-
-def run_batch(layers, **options):
-    """Run ``(conv, x, expected, tiles)`` layers in one simulation; each equals PyTorch and
-    the golden model, and nothing outside the outputs changes."""
-    runs, memory = prepare_batch(CFG, [(conv, x, tiles) for conv, x, _, tiles in layers])
-    result = run_layers(CFG, [{"run": run} for run in runs], memory=memory, **options)
-    check_outputs_only(result, runs)
-    for (conv, x, expected, _), run, layer in zip(layers, runs, result["layers"]):
-        assert np.array_equal(conv(x), expected), "golden model differs from PyTorch"
-        check_run(CFG, run, layer, expected[0])
-    return result
-
-
 @pytest.mark.parametrize("stride", [1, 2])
 def test_pointwise_layers(stride):
     """Every channel count, split tiles and planner tiles (flat where stride 1)."""
@@ -78,7 +53,7 @@ def test_pointwise_layers(stride):
         layers.append((conv, x, expected, split_tiles(c, k, h, w, stride)))
         conv, x, expected = torch_layer(rng, c, k + 3, h, w, stride, not per_channel, not relu)
         layers.append((conv, x, expected, None))
-    run_batch(layers, latency=40)
+    run_checked_batch(CFG, layers, latency=40)
 
 
 def test_pointwise_axi_pauses():
@@ -89,7 +64,7 @@ def test_pointwise_axi_pauses():
                                       (10, 7, 9, 8, 2, "split"), (300, 5, 3, 4, 2, None)]:
         conv, x, expected = torch_layer(rng, c, k, h, w, stride, per_channel=c % 2 == 0, relu=c > 50)
         layers.append((conv, x, expected, split_tiles(c, k, h, w, stride) if tiles else None))
-    run_batch(layers, latency=60, pause=0.3, seed=3)
+    run_checked_batch(CFG, layers, latency=60, pause=0.3, seed=3)
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

@@ -264,7 +264,7 @@ class _Layer:
         n, c, h, w = x_shape
         entry = {"layer": self.name, "C": c, "K": conv.out_channels, "H": h, "W": w,
                  "kernel": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
-                 "activation": self.activation_name, "source": None}
+                 "groups": conv.groups, "activation": self.activation_name, "source": None}
         if source_shape is not None:
             _, _, (r, s), _, padding, _ = _geometry(self.module)
             entry["source"] = {"C": source_shape[1], "H": source_shape[2], "W": source_shape[3],
