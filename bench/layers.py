@@ -3,7 +3,7 @@ cycle by cycle on the generated accelerator in Verilator (DRAM read latency 50 c
 
 Rows: ResNet 3x3 shapes; every 1x1 shape of ResNet-50's bottlenecks at its real size
 (conv1 and conv3 of a repeated block and the stride-2 downsample of each stage); the
-pointwise shapes of MobileNetV2; fully connected layers, whose ``weight_bus_share`` is the
+pointwise and depthwise shapes of MobileNetV2; fully connected layers, whose ``weight_bus_share`` is the
 share of the AXI read bus's cycles that carried weights (bound by weight bandwidth at
 batch 1, since each weight is used once).
 
@@ -54,6 +54,11 @@ LAYERS = {
     "mnv2_project_384_64_14": (384, 64, 14, 14, 1, 1, 0),
     "mnv2_expand_160_960_7": (160, 960, 7, 7, 1, 1, 0),
     "mnv2_last_320_1280_7": (320, 1280, 7, 7, 1, 1, 0),
+    # MobileNetV2 depthwise 3x3 layers (groups = C = K), stride 1 and 2
+    "mnv2_dw_144_56": (144, 144, 56, 56, 3, 1, 1, "depthwise"),
+    "mnv2_dw_144_56_s2": (144, 144, 56, 56, 3, 2, 1, "depthwise"),
+    "mnv2_dw_384_14": (384, 384, 14, 14, 3, 1, 1, "depthwise"),
+    "mnv2_dw_960_7": (960, 960, 7, 7, 3, 1, 1, "depthwise"),
     # fully connected (a 1x1 conv on a 1x1 image)
     "fc_1x1_512_10": (512, 10, 1, 1, 1, 1, 0),
     "fc_2048_1000": (2048, 1000, 1, 1, 1, 1, 0),
@@ -62,8 +67,8 @@ LATENCY = 50
 
 
 def measure(cfg, name, shape, rng):
-    c, k, h, w, kernel, stride, padding = shape
-    conv = random_layer(rng, c, k, kernel, stride, padding)
+    c, k, h, w, kernel, stride, padding, *depthwise = shape
+    conv = random_layer(rng, c, k, kernel, stride, padding, groups=c if depthwise else 1)
     x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
     run = prepare_layer(cfg, conv, x)
     start = time.perf_counter()
@@ -73,14 +78,15 @@ def measure(cfg, name, shape, rng):
     if layer["error_code"] or not np.array_equal(y, conv(x)[0]):
         raise SystemExit(f"{name}: the accelerator's output is wrong (error {layer['error_code']})")
     counters = layer["counters"]
-    macs = c * k * kernel * kernel * y.shape[1] * y.shape[2]
+    macs = c * k * kernel * kernel * y.shape[1] * y.shape[2] // conv.groups
     bus_bytes = cfg.axi_data_width // 8
     return {"name": name, "C": c, "K": k, "H": h, "W": w, "kernel": kernel, "stride": stride,
             "padding": padding, "macs": macs, "cycles": counters["cycles"],
             "utilization": macs / (counters["cycles"] * cfg.macs_per_cycle),
             "dram_read_bytes": counters["dram_read_bytes"],
             "dram_write_bytes": counters["dram_write_bytes"],
-            "weight_bus_share": weight_size(k, c, kernel) / (counters["cycles"] * bus_bytes),
+            "weight_bus_share": weight_size(k, c, kernel, int(conv.depthwise)) / (counters["cycles"] * bus_bytes),
+            "depthwise": conv.depthwise,
             "sim_cycles_per_s": counters["cycles"] / seconds,
             "tiles": {n: run.descriptor["tile_" + n] for n in ("k", "c", "xo", "yo")},
             "stalls": {n: counters[n] for n in counters if n.startswith("stall")}}

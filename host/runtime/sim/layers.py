@@ -32,12 +32,12 @@ def random_conv(nrng, c, k, kernel, stride, padding, activation_table):
                      lo=int(nrng.integers(0, 40)), hi=int(nrng.integers(215, 256)), table=table)
 
 
-def random_layer(rng, c, k, kernel, stride, padding):
-    weight = rng.integers(-128, 128, size=(k, c, kernel, kernel)).astype(np.int8)
-    multiplier = np.float32(128.0 / (np.sqrt(c * kernel * kernel) * 128 * 74))
+def random_layer(rng, c, k, kernel, stride, padding, groups=1):
+    weight = rng.integers(-128, 128, size=(k, c // groups, kernel, kernel)).astype(np.int8)
+    multiplier = np.float32(128.0 / (np.sqrt(c // groups * kernel * kernel) * 128 * 74))
     return QuantConv(weight=weight, bias_q=rng.integers(-5000, 5000, size=k), multiplier=multiplier,
                      input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
-                     stride=stride, padding=padding)
+                     stride=stride, padding=padding, groups=groups)
 
 
 TILER_BASES = dict(input_addr=0x12_3456_7003, weight_addr=0x20_0000_0000, params_addr=0x30_0000_0010,
