@@ -40,6 +40,7 @@ bench: $(call STAMP,sim)
 	$(PY) -m bench.layers --kp $(KP) --yp $(YP)
 	$(PY) -m bench.dma_bench
 	$(PY) -m bench.rtlsim_speed --kp $(KP) --yp $(YP)
+	$(PY) -m bench.model_validation
 
 network: $(call STAMP,test)
 	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
