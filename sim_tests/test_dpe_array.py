@@ -4,12 +4,18 @@ from hw.datapath.dpe_array import DPEArray
 from host.runtime.sim import runner
 
 
+def lanes_of(kp, yp):
+    """The 4x2 array is built with three window lanes (one build serves both tests)."""
+    return 3 if (kp, yp) == (4, 2) else 1
+
+
 @pytest.mark.parametrize("kp,yp", [(1, 1), (3, 4), (4, 2), (8, 8)])
 @pytest.mark.parametrize("pause", [0.0, 0.25])
 def test_dpe_array(kp, yp, pause):
-    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8), name=f"dpe_array_{kp}x{yp}",
+    lanes = lanes_of(kp, yp)
+    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes), name=f"dpe_array_{kp}x{yp}_lanes{lanes}",
              test_module="sim_tests.dpe_array_tb",
-             params={"kp": kp, "yp": yp, "seed": kp * 100 + yp + int(pause * 4),
+             params={"kp": kp, "yp": yp, "lanes": lanes, "seed": kp * 100 + yp + int(pause * 4),
                      "sets": 6, "beats_per_set": 5, "pause": pause})
 
 
@@ -25,7 +31,7 @@ def test_lanes(depthwise):
 
 def test_single_beat_weight_sets():
     """A new kernel set on every beat (1x1 image): still one beat per cycle."""
-    runner.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4",
+    runner.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4_lanes1",
              test_module="sim_tests.dpe_array_tb",
              params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
 

@@ -4,7 +4,8 @@ from hw.datapath.line_buffer import LineBuffer
 from host.runtime.sim import runner
 
 
-def run(yp, max_row, lanes=1, **params):
+def run(yp, max_row, lanes=None, **params):
+    lanes = lanes or (3 if yp == 4 else 1)      # one build per YP; lanes beyond 0 are checked too
     runner.run(LineBuffer(yp=yp, max_row=max_row, lanes=lanes), name=f"line_buffer_{yp}_{max_row}_{lanes}",
              test_module="sim_tests.line_buffer_tb",
              params={"yp": yp, "max_row": max_row, "lanes": lanes, **params})
