@@ -159,16 +159,9 @@ def network_cases():
 
 def conv_of(shape, rng):
     """A random quantized conv of ``shape`` (depthwise: one 3x3 kernel per channel)."""
-    from host.golden.quant import QuantConv
     from host.runtime.sim.layers import random_layer
-    if not shape.depthwise:
-        return random_layer(rng, shape.channels, shape.kernels, shape.kernel_size, shape.stride,
-                            shape.padding)
-    k = shape.kernels
-    return QuantConv(weight=rng.integers(-128, 128, size=(k, 1, 3, 3)).astype(np.int8),
-                     bias_q=rng.integers(-5000, 5000, size=k), multiplier=np.float32(1 / 3 / 74),
-                     input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
-                     stride=shape.stride, padding=shape.padding, groups=k)
+    return random_layer(rng, shape.channels, shape.kernels, shape.kernel_size, shape.stride,
+                        shape.padding, groups=shape.channels if shape.depthwise else 1)
 
 
 def measure(cfg, shape, tiles, rng):

@@ -8,14 +8,12 @@ dimension. Other grouped layers (3x3 and 1x1 groups) run one group at a time.
 
 import numpy as np
 import pytest
-import torch
-import torch.ao.nn.intrinsic.quantized as nniq
 import torch.ao.nn.quantized as nnq
 
 from hw.config import AccelConfig
 from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim import run_conv
-from host.runtime.sim.torch_layers import output_qparams, quantized_input
+from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
 from host.runtime.sim.checks import run_checked_batch
 
@@ -25,16 +23,8 @@ CFG = AccelConfig()
 def grouped_layer(rng, *, c, k, groups, kernel, stride, padding, h, w, per_channel, activation):
     """A quantized grouped conv (``activation``: None, "relu" or "relu6"), its input and
     PyTorch's output."""
-    module = (nniq.ConvReLU2d if activation == "relu" else nnq.Conv2d)(
-        c, k, kernel, stride=stride, padding=padding, groups=groups)
-    weight = torch.from_numpy(rng.normal(0, 1, size=(k, c // groups, kernel, kernel)).astype(np.float32))
-    if per_channel:
-        scales = torch.from_numpy(rng.uniform(0.005, 0.03, size=k))
-        wq = torch.quantize_per_channel(weight * scales.float().view(-1, 1, 1, 1) * 40, scales,
-                                        torch.zeros(k, dtype=torch.long), 0, torch.qint8)
-    else:
-        wq = torch.quantize_per_tensor(weight, float(weight.abs().max()) / 127, 0, torch.qint8)
-    module.set_weight_bias(wq, torch.from_numpy(rng.normal(0, 1, size=k).astype(np.float32)))
+    module = random_conv(rng, c=c, k=k, kernel=kernel, stride=stride, padding=padding,
+                         per_channel=per_channel, relu=activation == "relu", groups=groups)
     s_x, z_x = float(rng.uniform(0.01, 0.1)), int(rng.integers(0, 256))
     x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
     module.scale, module.zero_point = output_qparams(rng, module, x, s_x, z_x)

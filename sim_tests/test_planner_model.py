@@ -8,7 +8,6 @@ are exact, cycles within 5%. ``python -m bench.model_validation`` checks many mo
 import numpy as np
 import pytest
 
-from host.golden.quant import QuantConv
 from host.runtime.sim.layers import random_layer
 from host.compiler.planner import ConvShape, descriptor_for, model, plan
 from host.runtime.sim import run_conv
@@ -30,14 +29,8 @@ CASES = {
 
 
 def random_conv(rng, layer):
-    if not layer.depthwise:
-        return random_layer(rng, layer.channels, layer.kernels, layer.kernel_size, layer.stride,
-                            layer.padding)
-    k = layer.kernels
-    return QuantConv(weight=rng.integers(-128, 128, size=(k, 1, 3, 3)).astype(np.int8),
-                     bias_q=rng.integers(-5000, 5000, size=k), multiplier=np.float32(1 / 3 / 74),
-                     input_zero_point=int(rng.integers(0, 256)), output_zero_point=128,
-                     stride=layer.stride, padding=layer.padding, groups=k)
+    return random_layer(rng, layer.channels, layer.kernels, layer.kernel_size, layer.stride,
+                        layer.padding, groups=layer.channels if layer.depthwise else 1)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

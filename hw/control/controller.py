@@ -124,7 +124,7 @@ class Controller(wiring.Component):
                             (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK))
         weight_blocks = Signal(32)      # hw.contract.weight_size
         m.d.comb += weight_blocks.eq((d.channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
-        weights = Mux(depthwise, d.kernels * 9,
+        weights = Mux(depthwise, d.kernels * CHANNEL_BLOCK,
                       Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R))
         # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
         extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import AccelConfig
+from hw.config import CHANNEL_BLOCK, AccelConfig
 
 from host.runtime.sim import runner
 from host.runtime.driver import DriverError, prepare_layer, status_error
@@ -58,7 +58,7 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     # layer's weights: a 3x3 slice (one kernel, one channel) per beat, or for a 1x1 layer
     # the KP x 9 weights of one kernel group and channel block
     if R == 1:
-        weight_slices = tiles_xy * tiling.ceil_div(d["kernels"], cfg.kp) * tiling.ceil_div(d["channels"], 9)
+        weight_slices = tiles_xy * tiling.ceil_div(d["kernels"], cfg.kp) * tiling.ceil_div(d["channels"], CHANNEL_BLOCK)
     else:
         weight_slices = tiles_xy * d["kernels"] * d["channels"]
     cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_slices

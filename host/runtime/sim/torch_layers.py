@@ -13,11 +13,11 @@ def quantized_input(x_u8, scale, zero_point):
                                                    float(scale), int(zero_point))
 
 
-def random_conv(rng, *, c, k, kernel, stride, padding, per_channel, relu):
+def random_conv(rng, *, c, k, kernel, stride, padding, per_channel, relu, groups=1):
     """A quantized Conv2d / ConvReLU2d with symmetric qint8 weights and random qparams;
-    ``kernel`` and ``padding`` are ints or (rows, columns)."""
+    ``kernel`` and ``padding`` are ints or (rows, columns); ``groups`` as torch's."""
     shape = tuple(kernel) if isinstance(kernel, tuple) else (kernel, kernel)
-    w = torch.from_numpy(rng.normal(0, 1, size=(k, c) + shape).astype(np.float32))
+    w = torch.from_numpy(rng.normal(0, 1, size=(k, c // groups) + shape).astype(np.float32))
     if per_channel:
         scales = torch.from_numpy(rng.uniform(0.002, 0.02, size=k))
         wq = torch.quantize_per_channel(w * scales.float().view(-1, 1, 1, 1) * 40, scales,
@@ -25,7 +25,7 @@ def random_conv(rng, *, c, k, kernel, stride, padding, per_channel, relu):
     else:
         wq = torch.quantize_per_tensor(w, float(w.abs().max()) / 127, 0, torch.qint8)
     cls = nniq.ConvReLU2d if relu else nnq.Conv2d
-    module = cls(c, k, kernel, stride=stride, padding=padding)
+    module = cls(c, k, kernel, stride=stride, padding=padding, groups=groups)
     bias = torch.from_numpy(rng.normal(0, 2, size=k).astype(np.float32))
     module.set_weight_bias(wq, bias)
     return module
