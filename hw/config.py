@@ -87,6 +87,9 @@ class AccelConfig:
     csr_addr_width
         Address width of the AXI4-Lite register slave: the register window is
         ``csr_window = 1 << csr_addr_width`` bytes (the board's address map uses it).
+    max_queue_length
+        Most commands of one command-queue run (``QUEUE_LENGTH``); longer lists are
+        refused with ``BAD_QUEUE``.
     """
 
     kp: int = 3
@@ -106,6 +109,7 @@ class AccelConfig:
     line_buffer_slots: int = 8
     drain_words: int = 2
     csr_addr_width: int = 12
+    max_queue_length: int = 4096
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
     LIMITS = {
@@ -125,6 +129,7 @@ class AccelConfig:
         "line_buffer_slots": (8, 32),           # slot index is the row count's low bits
         "drain_words": (1, 16),
         "csr_addr_width": (12, 16),             # covers the register map; AXI4-Lite >= 12
+        "max_queue_length": (1, 1 << 24),
     }
     AXI_DATA_WIDTHS = (64, 128, 256, 512)
     POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",

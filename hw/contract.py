@@ -9,7 +9,24 @@
   C header (``dpegen_regs.h``);
 * :data:`TABLE_BYTES`: the activation table's size in DRAM;
 * :func:`layer_extents`: the DRAM byte ranges a layer reads and writes, which the
-  hardware checks against the address space and the DMA window.
+  hardware checks against the address space and the DMA window;
+* :class:`CommandRecord` (:data:`COMMAND_BYTES` each) and :class:`TraceRecord`
+  (:data:`TRACE_BYTES` each): the command queue's list in DRAM and the per-command trace
+  the accelerator writes back, packed and unpacked by :func:`pack_record` /
+  :func:`unpack_record`.
+
+The command queue (register map 1.4): the host writes ``QUEUE_ADDR``, ``QUEUE_LENGTH``
+and ``TRACE_ADDR`` and sets ``CONTROL_START_QUEUE``. The accelerator checks the list and
+the trace area against the address space and the DMA window (``QUEUE_OUTSIDE_WINDOW``)
+and the length against ``max_queue_length`` (``BAD_QUEUE``), then for each command in
+order: reads its :class:`CommandRecord`, runs it as a single layer (validated with every
+descriptor rule before any DRAM access for it), and once the layer's last B response is
+in writes its :class:`TraceRecord` to ``TRACE_ADDR + index * TRACE_BYTES``. The next
+command starts only then, so a command that reads an earlier one's output reads it
+written. One interrupt comes at the end. An error stops the queue: ``ERROR_CODE`` holds
+it and ``QUEUE_INDEX`` the failing command; ``CONTROL_SOFT_RESET`` stops it at any point.
+A single layer (``CONTROL_START``, the descriptor registers) runs as a one-command queue
+whose command comes from the registers and which writes no trace.
 
 The DMA window: the driver programs, once per buffer allocation, the DRAM range
 ``[WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)`` the accelerator may touch. Every layer whose
@@ -30,6 +47,8 @@ from amaranth.lib import data, enum
 from hw.config import CHANNEL_BLOCK, AccelConfig
 
 __all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES", "pack_params",
+           "CommandRecord", "COMMAND_BYTES", "CommandOp", "TraceRecord", "TRACE_BYTES", "pack_record",
+           "unpack_record", "CONTROL_START_QUEUE",
            "DmaKind", "CHANNEL_BLOCK", "pointwise_weights", "weight_size", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
            "STATUS_DONE", "STATUS_ERROR"]
@@ -146,14 +165,17 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010003        # 1.3 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
+VERSION = 0x00010004        # 1.4 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
                             # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE,
-                            # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE)
+                            # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE;
+                            # 1.4: the command queue: QUEUE_*, TRACE_ADDR, CONTROL_START_QUEUE,
+                            # BAD_QUEUE, QUEUE_OUTSIDE_WINDOW, BAD_COMMAND, CFG_MAX_QUEUE_LENGTH)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
+CONTROL_START_QUEUE = 1 << 2  # write 1: run the QUEUE_LENGTH commands at QUEUE_ADDR
 STATUS_BUSY = 1 << 0
-STATUS_DONE = 1 << 1        # set when a layer ends (successfully or not), cleared by START
+STATUS_DONE = 1 << 1        # set when a layer or a queue ends (successfully or not), cleared by a start
 STATUS_ERROR = 1 << 2       # ERROR_CODE is not NONE
 
 
@@ -177,6 +199,10 @@ class ErrorCode(IntEnum):
     BAD_CHANNEL_TILE = 15   # a 1x1 layer's tile_c is below C and not a multiple of CHANNEL_BLOCK
     BAD_DEPTHWISE = 16      # depthwise with kernel_size != 3, channels != kernels, tile_c != tile_k,
                             # or on a configuration with kp > CHANNEL_BLOCK
+    BAD_QUEUE = 17          # QUEUE_LENGTH is 0 or above max_queue_length
+    QUEUE_OUTSIDE_WINDOW = 18  # the command list or the trace area leaves the DMA window
+                               # or the address space
+    BAD_COMMAND = 19        # a command's op is unknown, or a field does not fit the descriptor
 
 
 def layer_extents(desc, table_addr):
@@ -196,6 +222,91 @@ def layer_extents(desc, table_addr):
              "table": (table_addr, TABLE_BYTES),
              "output": (d["output_addr"], d["kernels"] * xo * d["out_pitch"])}
     return {name: (start, start + size) for name, (start, size) in sizes.items()}
+
+
+class CommandOp(enum.IntEnum, shape=8):
+    """What a queued command runs."""
+    CONV = 0        # one layer: the descriptor fields, the table address and zero point
+
+
+class CommandRecord(data.Struct):
+    """One command of the queue in DRAM: :data:`COMMAND_BYTES`, little-endian, every field
+    at a multiple of its own size. The :class:`LayerDescriptor` fields (each widened to
+    whole bytes), ``table_addr`` and ``zero_point`` (the ``TABLE_ADDR`` and
+    ``INPUT_ZERO_POINT`` registers of a single layer), ``op`` (:class:`CommandOp`), then
+    reserved zero bytes. A field whose value does not fit the descriptor's width (e.g. a
+    ``kernel_size`` of 4) or an unknown ``op`` is refused with ``BAD_COMMAND``."""
+
+    input_addr: unsigned(64)
+    weight_addr: unsigned(64)
+    params_addr: unsigned(64)
+    output_addr: unsigned(64)
+    table_addr: unsigned(64)
+    in_pitch: unsigned(32)
+    out_pitch: unsigned(32)
+    channels: unsigned(16)
+    height: unsigned(16)
+    width: unsigned(16)
+    kernels: unsigned(16)
+    tile_k: unsigned(16)
+    tile_c: unsigned(16)
+    tile_xo: unsigned(16)
+    tile_yo: unsigned(16)
+    kernel_size: unsigned(8)
+    stride: unsigned(8)
+    padding: unsigned(8)
+    depthwise: unsigned(8)
+    zero_point: unsigned(8)
+    op: unsigned(8)
+    reserved: unsigned(464)
+
+
+COMMAND_BYTES = data.Layout.cast(CommandRecord).size // 8
+
+
+class TraceRecord(data.Struct):
+    """What the accelerator writes back per queued command (:data:`TRACE_BYTES`,
+    little-endian): the performance counters of :data:`COUNTERS` as the layer ended, the
+    command's ``index`` in the list and its ``error_code`` (always ``NONE``: a failing
+    command stops the queue without a trace record), then reserved zero bytes."""
+
+    cycles: unsigned(64)
+    array_busy_cycles: unsigned(64)
+    dram_read_bytes: unsigned(64)
+    dram_write_bytes: unsigned(64)
+    stall_input_cycles: unsigned(64)
+    stall_weights_cycles: unsigned(64)
+    stall_output_cycles: unsigned(64)
+    index: unsigned(32)
+    error_code: unsigned(8)
+    reserved: unsigned(24)
+
+
+TRACE_BYTES = data.Layout.cast(TraceRecord).size // 8
+
+
+def pack_record(layout, values):
+    """A record of ``layout`` (e.g. :class:`CommandRecord`) as little-endian u8 bytes:
+    each field of ``values`` (a dict; missing fields are 0) at its bit offset. Raises
+    ``ValueError`` for a value that does not fit its field."""
+    layout = data.Layout.cast(layout)
+    word = 0
+    for name, fld in layout:
+        value = int(values.get(name, 0))
+        if not 0 <= value < 1 << fld.shape.width:
+            raise ValueError(f"{name} = {value} does not fit the record's {fld.shape.width} bits")
+        word |= value << fld.offset
+    unknown = set(values) - {name for name, _ in layout}
+    if unknown:
+        raise ValueError(f"fields {sorted(unknown)} are not in the record")
+    return np.frombuffer(word.to_bytes(layout.size // 8, "little"), dtype=np.uint8).copy()
+
+
+def unpack_record(layout, raw):
+    """The fields of a record of ``layout`` from its little-endian bytes ``raw``."""
+    layout = data.Layout.cast(layout)
+    word = int.from_bytes(np.asarray(raw, dtype=np.uint8).tobytes(), "little")
+    return {name: (word >> fld.offset) & ((1 << fld.shape.width) - 1) for name, fld in layout}
 
 
 @dataclass(frozen=True)
@@ -238,8 +349,11 @@ class RegisterMap:
                                "doc": r.doc, "reset": r.reset} for r in self.registers],
                 "error_codes": {e.name: int(e) for e in ErrorCode},
                 "bits": {"CONTROL_START": CONTROL_START, "CONTROL_SOFT_RESET": CONTROL_SOFT_RESET,
+                         "CONTROL_START_QUEUE": CONTROL_START_QUEUE,
                          "STATUS_BUSY": STATUS_BUSY, "STATUS_DONE": STATUS_DONE,
-                         "STATUS_ERROR": STATUS_ERROR}}
+                         "STATUS_ERROR": STATUS_ERROR},
+                "records": {name: _record_json(layout) for name, layout in
+                            (("command", CommandRecord), ("trace", TraceRecord))}}
 
     def c_header(self, prefix="DPEGEN"):
         lines = ["/* dpegen register map (generated; do not edit). */",
@@ -252,8 +366,29 @@ class RegisterMap:
         lines.append("")
         for e in ErrorCode:
             lines.append(f"#define {prefix}_ERROR_{e.name:<26} {int(e)}u")
-        lines += ["", f"#endif /* {prefix}_REGS_H */", ""]
+        lines += ["", "#include <stdint.h>", ""]
+        for name, record in self.to_json()["records"].items():
+            lines.append(f"/* the {name} record in DRAM, little-endian, {record['bytes']} bytes */")
+            lines.append("typedef struct {")
+            for fld in record["fields"]:
+                size = fld["bytes"]
+                if size in (1, 2, 4, 8):
+                    lines.append(f"    uint{8 * size}_t {fld['name']};")
+                else:
+                    lines.append(f"    uint8_t {fld['name']}[{size}];")
+            lines.append(f"}} {prefix.lower()}_{name}_t;")
+            lines.append(f"_Static_assert(sizeof({prefix.lower()}_{name}_t) == {record['bytes']}, "
+                         f"\"{name} record size\");")
+            lines.append("")
+        lines += [f"#endif /* {prefix}_REGS_H */", ""]
         return "\n".join(lines)
+
+
+def _record_json(layout):
+    layout = data.Layout.cast(layout)
+    return {"bytes": layout.size // 8,
+            "fields": [{"name": name, "offset": fld.offset // 8, "bytes": fld.shape.width // 8}
+                       for name, fld in layout]}
 
 
 def _counter(rm, name, doc):
@@ -271,11 +406,11 @@ def register_map(cfg: AccelConfig = AccelConfig()):
                  "axi_addr_width", "max_outstanding_reads"):
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     # control and status
-    rm.add("CONTROL", "wo", "bit 0 START, bit 1 SOFT_RESET")
+    rm.add("CONTROL", "wo", "bit 0 START, bit 1 SOFT_RESET, bit 2 START_QUEUE (1.4)")
     rm.add("STATUS", "ro", "bit 0 BUSY, bit 1 DONE, bit 2 ERROR")
     rm.add("ERROR_CODE", "ro", "ErrorCode of the last layer")
     rm.add("IRQ_ENABLE", "rw", "bit 0: raise irq when a layer ends")
-    rm.add("IRQ_STATUS", "w1c", "bit 0: a layer ended; write 1 to clear (and drop irq)")
+    rm.add("IRQ_STATUS", "w1c", "bit 0: a layer or a queue ended; write 1 to clear (and drop irq)")
     # layer descriptor
     for name, fld in data.Layout.cast(LayerDescriptor):
         if name in DESCRIPTOR_FIELDS_1_3:
@@ -310,6 +445,16 @@ def register_map(cfg: AccelConfig = AccelConfig()):
         rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
     for name in CFG_FIELDS_1_3:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
+    # 1.4: the command queue
+    rm.add("QUEUE_ADDR_LO", "rw", "DRAM address of the command list (bits 0..31)")
+    rm.add("QUEUE_ADDR_HI", "rw", "DRAM address of the command list (bits 32..63)")
+    rm.add("QUEUE_LENGTH", "rw", "commands in the list (1 .. max_queue_length)")
+    rm.add("TRACE_ADDR_LO", "rw", "DRAM address of the trace, TRACE_BYTES per command (bits 0..31)")
+    rm.add("TRACE_ADDR_HI", "rw", "DRAM address of the trace, TRACE_BYTES per command (bits 32..63)")
+    rm.add("QUEUE_INDEX", "ro", "commands of the queue completed; on an error, the failing command")
+    _counter(rm, "QUEUE_CYCLES", "cycles from START_QUEUE to the end of the queue")
+    for name in CFG_FIELDS_1_4:
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     return rm
 
 
@@ -320,5 +465,7 @@ DESCRIPTOR_FIELDS_1_3 = ("depthwise",)
 CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_depth",
                   "write_queue_depth", "sequencer_queue_depth", "line_buffer_slots",
                   "csr_addr_width")
-# ... and since 1.3
+# ... since 1.3
 CFG_FIELDS_1_3 = ("drain_words",)
+# ... and since 1.4
+CFG_FIELDS_1_4 = ("max_queue_length",)

@@ -1,6 +1,6 @@
 """The accelerator: AXI4-Lite registers, AXI4 DRAM master, interrupt."""
 
-from amaranth import Cat, Module, ResetInserter, Signal
+from amaranth import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -10,7 +10,8 @@ from hw.control.controller import Controller
 from hw.datapath.core import ComputeCore
 from hw.control.csr import CsrBank
 from hw.dma import AxiDma
-from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, register_map
+from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, CONTROL_START_QUEUE, register_map
+from hw.control.queue import CommandQueue
 from hw.control.sequencer import COMMAND_STREAMS, Sequencer
 from hw.control.tiler import LayerDescriptor, Tiler
 from hw.control.steps import StepWalker
@@ -24,9 +25,12 @@ class Accelerator(wiring.Component):
     ``s_axil``: AXI4-Lite slave (``csr_addr_width``), the registers of
     :func:`hw.contract.register_map`.
     ``m_axi``: AXI4 master to DRAM (``axi_data_width`` / ``axi_addr_width``).
-    ``irq``: high while IRQ_ENABLE bit 0 and IRQ_STATUS bit 0 (a layer ended) are set.
+    ``irq``: high while IRQ_ENABLE bit 0 and IRQ_STATUS bit 0 (a layer or a queue ended)
+    are set.
 
-    Inside: :class:`CsrBank` -> :class:`Controller`, which validates the layer, loads the
+    Inside: :class:`CsrBank` -> :class:`CommandQueue`, which takes a single layer from the
+    registers or fetches a list of commands from DRAM (and writes their trace) ->
+    :class:`Controller`, which validates each layer, loads the
     activation table and starts the :class:`StepWalker`, whose one walk of the loop nest
     feeds the :class:`Tiler` (DMA commands, run through :class:`AxiDma`) and the
     :class:`Sequencer` (the matching commands to the :class:`ComputeCore`).
@@ -57,29 +61,57 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
         wiring.connect(m, dma.m_axi, wiring.flipped(self.m_axi))
 
-        # registers <-> controller
+        # registers -> command queue -> controller
+        m.submodules.queue = queue = CommandQueue(cfg)
         descriptor = Signal(LayerDescriptor)
+        too_wide = []           # a register value with bits above its field: BAD_COMMAND
         for reg in self.register_map.descriptor_registers():
             field = getattr(descriptor, reg.field_name)
             part = field[32 * reg.half:32 * reg.half + 32]
-            m.d.comb += part.eq(getattr(csr, reg.name.lower())[:len(part)])
+            value = getattr(csr, reg.name.lower())
+            m.d.comb += part.eq(value[:len(part)])
+            if len(part) < 32:
+                too_wide.append(value[len(part):] != 0)
+        m.d.comb += queue.descriptor_too_wide.eq(Cat(*too_wide).any())
+        control = csr.control_write.replicate(32) & csr.control
+
+        def pair(name):
+            return Cat(getattr(csr, f"{name}_lo"), getattr(csr, f"{name}_hi"))
         m.d.comb += [
-            ctl.descriptor.eq(descriptor),
-            ctl.table_addr.eq(Cat(csr.table_addr_lo, csr.table_addr_hi)),
-            ctl.window_base.eq(Cat(csr.window_base_lo, csr.window_base_hi)),
-            ctl.window_size.eq(Cat(csr.window_size_lo, csr.window_size_hi)),
-            ctl.zero_point.eq(csr.input_zero_point[:8]),
-            ctl.start.eq(csr.control_write & (csr.control & CONTROL_START).any()),
-            ctl.soft_reset.eq(csr.control_write & (csr.control & CONTROL_SOFT_RESET).any()),
-            csr.status.eq(Cat(ctl.busy, ctl.done, ctl.error_code != 0)),
-            csr.error_code.eq(ctl.error_code),
-            csr.irq_status_set.eq(ctl.layer_end),
+            queue.descriptor.eq(descriptor),
+            queue.table_addr.eq(pair("table_addr")),
+            queue.zero_point.eq(csr.input_zero_point[:8]),
+            queue.queue_addr.eq(pair("queue_addr")),
+            queue.queue_length.eq(csr.queue_length),
+            queue.trace_addr.eq(pair("trace_addr")),
+            queue.window_base.eq(pair("window_base")),
+            queue.window_size.eq(pair("window_size")),
+            queue.start.eq((control & CONTROL_START).any()),
+            queue.start_queue.eq((control & CONTROL_START_QUEUE).any() & ~(control & CONTROL_START).any()),
+            queue.soft_reset.eq((control & CONTROL_SOFT_RESET).any()),
+            # a command starts the controller when it is idle
+            queue.layer.ready.eq(~ctl.busy),
+            ctl.start.eq(queue.layer.valid & ~ctl.busy),
+            ctl.descriptor.eq(queue.layer.payload.descriptor),
+            ctl.table_addr.eq(queue.layer.payload.table_addr),
+            ctl.zero_point.eq(queue.layer.payload.zero_point),
+            ctl.window_base.eq(pair("window_base")),
+            ctl.window_size.eq(pair("window_size")),
+            ctl.soft_reset.eq((control & CONTROL_SOFT_RESET).any()),
+            queue.layer_end.eq(ctl.layer_end),
+            queue.layer_error.eq(ctl.error_code),
+            csr.status.eq(Cat(queue.busy | ctl.busy, queue.done, queue.error_code != 0)),
+            csr.error_code.eq(queue.error_code),
+            csr.queue_index.eq(queue.index),
+            csr.irq_status_set.eq(queue.finished),
             self.irq.eq(csr.irq_enable[0] & csr.irq_status[0]),
         ]
         for name in COUNTERS:
             value = getattr(ctl, name)
             m.d.comb += [getattr(csr, f"{name}_lo").eq(value[:32]),
-                         getattr(csr, f"{name}_hi").eq(value[32:])]
+                         getattr(csr, f"{name}_hi").eq(value[32:]),
+                         getattr(queue, f"layer_{name}").eq(value)]
+        m.d.comb += [csr.queue_cycles_lo.eq(queue.cycles[:32]), csr.queue_cycles_hi.eq(queue.cycles[32:])]
 
         # controller -> step walker -> tiler, sequencer
         connect(m, ctl.walker_desc, walker.desc)
@@ -94,14 +126,25 @@ class Accelerator(wiring.Component):
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 
-        # controller <-> DMA
-        connect(m, ctl.rd_cmd, dma.rd_cmd)
-        connect(m, dma.rd_data, ctl.rd_data)
-        connect(m, ctl.wr_cmd, dma.wr_cmd)
-        connect(m, dma.wr_done, ctl.wr_done)
+        # controller or command queue <-> DMA: the queue uses it only between layers
+        owner = queue.dma_owner
+        for ctl_name, queue_name, dma_name in (("rd_cmd", "rd_cmd", "rd_cmd"), ("wr_cmd", "wr_cmd", "wr_cmd")):
+            source_ctl, source_queue, sink = getattr(ctl, ctl_name), getattr(queue, queue_name), getattr(dma, dma_name)
+            m.d.comb += [sink.valid.eq(Mux(owner, source_queue.valid, source_ctl.valid)),
+                         sink.payload.eq(Mux(owner, source_queue.payload, source_ctl.payload)),
+                         source_ctl.ready.eq(~owner & sink.ready),
+                         source_queue.ready.eq(owner & sink.ready)]
+        for name in ("rd_data", "wr_done"):
+            source, sink_ctl, sink_queue = getattr(dma, name), getattr(ctl, name), getattr(queue, name)
+            m.d.comb += [sink_ctl.valid.eq(~owner & source.valid), sink_ctl.payload.eq(source.payload),
+                         sink_queue.valid.eq(owner & source.valid), sink_queue.payload.eq(source.payload),
+                         source.ready.eq(Mux(owner, sink_queue.ready, sink_ctl.ready))]
         m.d.comb += [ctl.rd_error.eq(dma.rd_error), ctl.wr_error.eq(dma.wr_error),
                      ctl.rd_busy.eq(dma.rd_busy), ctl.wr_busy.eq(dma.wr_busy),
-                     dma.rd_clear.eq(ctl.rd_clear), dma.wr_clear.eq(ctl.wr_clear)]
+                     queue.rd_error.eq(dma.rd_error), queue.wr_error.eq(dma.wr_error),
+                     queue.rd_busy.eq(dma.rd_busy), queue.wr_busy.eq(dma.wr_busy),
+                     dma.rd_clear.eq(ctl.rd_clear | queue.rd_clear),
+                     dma.wr_clear.eq(ctl.wr_clear | queue.wr_clear)]
 
         # data: DMA -> controller routing -> core; core -> DMA writer
         def bridge(source, sink):
@@ -111,9 +154,14 @@ class Accelerator(wiring.Component):
             bridge(getattr(ctl, name), getattr(core, name))
         connect(m, ctl.table, core.table)
         connect(m, ctl.out_rows, core.out_rows)
-        bridge(core.out, dma.wr_data)
+        # write data: the core's output rows, or the queue's trace records
+        m.d.comb += [dma.wr_data.valid.eq(Mux(owner, queue.wr_data.valid, core.out.valid)),
+                     dma.wr_data.payload.eq(Mux(owner, queue.wr_data.payload.as_value(),
+                                                core.out.payload.as_value())),
+                     core.out.ready.eq(~owner & dma.wr_data.ready),
+                     queue.wr_data.ready.eq(owner & dma.wr_data.ready)]
         m.d.comb += [
-            ctl.write_beat.eq(dma.wr_data.valid & dma.wr_data.ready),
+            ctl.write_beat.eq(~owner & dma.wr_data.valid & dma.wr_data.ready),
             ctl.write_bytes.eq(dma.wr_data.payload.count),
             ctl.array_busy.eq(core.array_busy), ctl.stall_input.eq(core.stall_input),
             ctl.stall_weights.eq(core.stall_weights), ctl.stall_output.eq(core.stall_output),

@@ -12,8 +12,7 @@ after it. Every stream the testbench drives or sinks pauses at random (``pause``
 
 One loop drives every input each cycle and records a trace of every port, so the checks
 are exact cycle by cycle: the descriptor rules (each ``ErrorCode`` before any DRAM
-access, against the host's own bounds ``host.golden.schedule.buffer_needs`` and
-``hw.contract.layer_extents``), whole layers (table read, routing by kind, writes, the
+access, against the host's own rules, ``host.golden.machine.descriptor_error``), whole layers (table read, routing by kind, writes, the
 end of the layer after the last write's done, start / done / layer_end, the counters),
 and aborts (DMA read and write errors, soft reset mid-layer and in idle).
 """
@@ -25,8 +24,8 @@ from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from host.golden import tiling
+from host.golden.machine import ZERO_FIELDS, descriptor_error
 from host.golden.quant import output_size
-from host.golden.schedule import buffer_limit, buffer_needs
 from host.runtime.sim.runner import params
 from host.runtime.sim.streams import pack, seeded_rng, start_clock_and_reset, unpack
 from hw.config import AccelConfig
@@ -34,7 +33,6 @@ from hw.contract import (CHANNEL_BLOCK, COUNTERS, TABLE_BYTES, DmaKind, ErrorCod
                          layer_extents)
 from hw.control.controller import Controller
 
-ZERO_FIELDS = ("channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo")
 SINKS = ("iact_in", "weight_in", "params_in", "table", "out_rows")
 ROUTED = {DmaKind.IACT: "iact_in", DmaKind.WEIGHT: "weight_in", DmaKind.PARAMS: "params_in"}
 CORE_INPUTS = ("array_busy", "stall_input", "stall_weights", "stall_output")
@@ -58,40 +56,7 @@ def read_beats(addr, length, bus_bytes):
     return beats
 
 
-def expected_code(cfg, d, table_addr, window):
-    """The ErrorCode of a descriptor from the host's own rules, in the contract's order."""
-    R, S, P = d["kernel_size"], d["stride"], d["padding"]
-    if R not in (1, 3):
-        return ErrorCode.BAD_KERNEL
-    if S not in (1, 2):
-        return ErrorCode.BAD_STRIDE
-    if P > R - 1:
-        return ErrorCode.BAD_PADDING
-    if any(d[f] == 0 for f in ZERO_FIELDS) or min(d["height"], d["width"]) + 2 * P < R:
-        return ErrorCode.ZERO_SIZE
-    if d["in_pitch"] < d["width"] or d["out_pitch"] < output_size(d["width"], R, S, P):
-        return ErrorCode.BAD_PITCH
-    if R == 1 and d["channels"] > d["tile_c"] and d["tile_c"] % CHANNEL_BLOCK:
-        return ErrorCode.BAD_CHANNEL_TILE
-    if d.get("depthwise") and (R != 3 or d["channels"] != d["kernels"] or d["tile_c"] != d["tile_k"]
-                               or not cfg.supports_depthwise):
-        return ErrorCode.BAD_DEPTHWISE
-    needs = buffer_needs(cfg, d)
-    for code, name in ((ErrorCode.LINE_BUFFER_OVERFLOW, "line_buffer_depth"),
-                       (ErrorCode.TILE_ROWS_OVERFLOW, "max_tile_rows"),
-                       (ErrorCode.STREAMING_BUFFER_OVERFLOW, "streaming_buffer_words"),
-                       (ErrorCode.STATIONARY_BUFFER_OVERFLOW, "stationary_buffer_depth"),
-                       (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "output_buffer_depth"),
-                       (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "max_output_dim")):
-        if needs[name] > buffer_limit(cfg, name):
-            return code
-    extents = layer_extents(d, table_addr).values()
-    if any(end > 1 << cfg.axi_addr_width for _, end in extents):
-        return ErrorCode.ADDRESS_OVERFLOW
-    base, size = window
-    if any(start < base or end > base + size for start, end in extents):
-        return ErrorCode.OUTSIDE_WINDOW
-    return ErrorCode.NONE
+expected_code = descriptor_error
 
 
 def _layout(shape):

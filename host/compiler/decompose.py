@@ -28,6 +28,7 @@ stem -- and does ``9 n**2 / R**2`` times the MACs (81/49 for 7x7).
 import numpy as np
 
 from host.golden.quant import QuantConv, QuantError, output_size, pair
+from host.runtime.host_ops import shifted_copies
 
 __all__ = ["LargeConv", "decompose", "large_conv_from_module", "MAX_KERNEL", "SUPPORTED_STRIDES"]
 
@@ -101,23 +102,18 @@ def decompose(conv, pieces=None):
     if hasattr(conv, "table_output_zero_point"):
         conv3.table_output_zero_point = conv.table_output_zero_point
 
+    params = {"kernel": (r, s), "stride": stride, "padding": (ph, pw), "pieces": (nr, ns),
+              "zero_point": z_x}
+
     def input_transform(x_u8):
         x_u8 = np.asarray(x_u8)
         if x_u8.dtype != np.uint8 or x_u8.ndim != 4 or x_u8.shape[1] != c:
             raise QuantError(f"input must be u8 (N, {c}, H, W), got {x_u8.dtype} {x_u8.shape}")
-        batch, _, h, w = x_u8.shape
-        xo = output_size(h, r, stride, ph)
-        yo = output_size(w, s, stride, pw)
-        rows, cols = stride * (xo - 1) + 3, stride * (yo - 1) + 3     # X' size
-        need_h, need_w = rows + 3 * (nr - 1), cols + 3 * (ns - 1)    # padded input used
-        xpad = np.full((batch, c, max(need_h, h + ph), max(need_w, w + pw)), z_x, dtype=np.uint8)
-        xpad[:, :, ph:ph + h, pw:pw + w] = x_u8
-        out = np.empty((batch, nr, ns, c, rows, cols), dtype=np.uint8)
-        for a in range(nr):
-            for b in range(ns):
-                out[:, a, b] = xpad[:, :, 3 * a:3 * a + rows, 3 * b:3 * b + cols]
-        return out.reshape(batch, nr * ns * c, rows, cols)
+        output_size(x_u8.shape[2], r, stride, ph)
+        output_size(x_u8.shape[3], s, stride, pw)
+        return shifted_copies(x_u8, **params)
 
     input_transform.kernel_size = (r, s)
     input_transform.pieces = (nr, ns)
+    input_transform.params = params         # host.runtime.host_ops.shifted_copies
     return conv3, input_transform

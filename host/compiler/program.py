@@ -26,9 +26,6 @@ A conv that the accelerator cannot run raises :class:`host.golden.quant.QuantErr
 module and the reason; ``cpu_modules={"name", ...}`` keeps named convs on the CPU knowingly.
 """
 
-import copy
-import time
-
 import numpy as np
 
 from hw.config import AccelConfig
@@ -39,7 +36,7 @@ from host.compiler.torch_frontend import activation_table, quant_conv_from_modul
 
 __all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS", "torch_layer_outputs"]
 
-BACKENDS = ("golden", "sim", "rtl")
+BACKENDS = ("golden", "sim", "rtl", "cocotb", "pynq")
 
 
 def _torch():
@@ -106,9 +103,11 @@ def _tensors(tree):
 class _Trace:
     """One run of a model recording leaf-module calls and top-level tensor operations.
 
-    ``events``: dicts ``{"kind": "module" | "function", "name", "module", "inputs", "output"}``
-    in execution order. Operations inside a leaf module are part of that module's call.
-    Every tensor stays referenced, so identity comparisons are meaningful.
+    ``events``: dicts ``{"kind": "module" | "function", "name", "module" (or None),
+    "func" (a function's callable), "args", "kwargs", "inputs" (the tensors among the
+    arguments), "output"}`` in execution order. Operations inside a leaf module are part
+    of that module's call. Every tensor stays referenced, so identity comparisons are
+    meaningful.
     """
 
     def __init__(self, model, args, kwargs):
@@ -122,11 +121,14 @@ class _Trace:
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
-                if depth[0] == 0:
-                    trace.events.append({"kind": "function", "name": getattr(func, "__name__", str(func)),
-                                         "module": None, "inputs": _tensors((args, kwargs)),
-                                         "output": None})
-                return func(*args, **kwargs)
+                if depth[0] != 0:
+                    return func(*args, **kwargs)
+                event = {"kind": "function", "name": getattr(func, "__name__", str(func)),
+                         "module": None, "func": func, "args": args, "kwargs": kwargs,
+                         "inputs": _tensors((args, kwargs)), "output": None}
+                trace.events.append(event)
+                event["output"] = func(*args, **kwargs)
+                return event["output"]
 
         handles = []
         stack = []
@@ -134,8 +136,8 @@ class _Trace:
         def pre_hook(name):
             def hook(module, inputs):
                 if depth[0] == 0:
-                    event = {"kind": "module", "name": name, "module": module,
-                             "inputs": _tensors(inputs), "output": None}
+                    event = {"kind": "module", "name": name, "module": module, "args": inputs,
+                             "kwargs": {}, "inputs": _tensors(inputs), "output": None}
                     trace.events.append(event)
                     stack.append(event)
                 depth[0] += 1
@@ -272,163 +274,97 @@ class _Layer:
         return entry
 
 
-def _module_class():
-    import torch.nn as nn
-
-    class AcceleratedConv(nn.Module):
-        """Stands in for a quantized conv: runs it on the program's backend."""
-
-        def __init__(self, program, layer):
-            super().__init__()
-            self._program = (program,)           # not a submodule
-            self.layer_name = layer
-
-        def forward(self, x):
-            return self._program[0]._run_conv(self.layer_name, x)
-
-        def extra_repr(self):
-            layer = self._program[0]._layers[self.layer_name]
-            act = f", activation={layer.activation_name}" if layer.activation_name else ""
-            return f"{type(layer.module).__name__}{act}"
-
-    class FoldedActivation(nn.Module):
-        """Stands in for an activation folded into a conv's table: passes the conv's
-        (already activated) output through; any other input goes to the original module."""
-
-        def __init__(self, program, original):
-            super().__init__()
-            self._program = (program,)
-            self.original = original
-
-        def forward(self, x):
-            pending = self._program[0]._pending
-            for i, t in enumerate(pending):
-                if t is x:
-                    del pending[i]
-                    return x
-            return self.original(x)
-
-    return AcceleratedConv, FoldedActivation
-
-
-def _set_submodule(root, name, module):
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-
-
 class Program:
-    """A quantized network whose supported convs run on the accelerator.
+    """A quantized network whose supported convs and Linears run on the accelerator.
 
-    ``run(*args, backend="golden" | "sim" | "rtl", **kwargs)`` takes what the model takes
-    and returns what it returns ("sim": the RTL on the default simulation engine, "rtl":
-    on the fast C++ engine, :mod:`host.runtime.sim.rtlsim`). After a ``"sim"`` or ``"rtl"`` run,
-    ``counters`` holds one dict per accelerator layer call (layer, shape, cycles, DRAM
-    bytes, stalls, seconds).
-    ``layers`` describes every conv: where it runs, its shape and folded activation.
-    ``run(..., record=True)`` also fills ``layer_outputs``: accelerator layer name -> list
-    of its quint8 outputs (one per call, in call order; after a folded activation).
+    ``layers`` describes every conv and Linear: where it runs, its shape, folded
+    activation and MACs. ``build(cfg)`` compiles the network into an
+    :class:`host.runtime.executable.Executable` (tiles planned once per layer shape, one
+    DRAM image, a command list per accelerator segment, the host operators between
+    segments as numpy models of PyTorch's kernels); ``graph(*args)`` is the operator
+    graph it compiles, traced for inputs of those shapes.
+
+    ``run(*args, backend=...)`` takes what the model takes and returns what it returns,
+    bit for bit: it builds (once per configuration and input shapes) and runs the
+    executable on ``backend`` ("golden", "rtl": the fast C++ engine, "sim": the default
+    simulation engine, "cocotb", "pynq"). After a run on a simulator, ``counters`` holds
+    one dict per accelerator command (its layer, shape, trace counters) and ``report``
+    the frame's :class:`host.runtime.executable.FrameReport`. ``run(..., record=True)``
+    also fills ``layer_outputs``: accelerator layer name -> list of its quint8 outputs
+    (one per call, in call order; after a folded activation).
     """
 
-    def __init__(self, model, layers, placements, cfg=None, *, latency=50, progress=True):
-        self.module = model
+    def __init__(self, model, layers, placements, cfg=None, *, latency=50, progress=True,
+                 fold=None, example=None, graph=None):
+        self.model = model
         self._layers = layers
         self.layers = placements
         self.cfg = cfg if cfg is not None else AccelConfig()
         self.latency = latency
         self.progress = progress
+        self._fold = fold
+        self._graphs = {}
+        self._executables = {}
+        if graph is not None:
+            self._graphs[_shapes(example)] = graph
+        self.example = example
         self.counters = []
         self.layer_outputs = {}
-        self._record = False
-        self._pending = []
-        self._backend = None
-        self._bar = None
+        self.report = None
 
-    def run(self, *args, backend="golden", record=False, **kwargs):
+    def graph(self, *args):
+        """The operator graph of the network for inputs shaped like ``args`` (traced once
+        per shape)."""
+        from host.compiler.graph import graph_from_trace
+        args = args or self.example
+        key = _shapes(args)
+        if key not in self._graphs:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                trace = _Trace(self.model, args, {})
+            finally:
+                self.model.train(was_training)
+            self._graphs[key] = graph_from_trace(trace, self._layers, self._fold(trace), args)
+        return self._graphs[key]
+
+    def build(self, cfg=None, *, reuse=True, args=None):
+        """The :class:`host.runtime.executable.Executable` of the network for ``cfg``
+        (default: the program's), for inputs shaped like ``args`` (default: the example
+        input). ``reuse=False``: no two tensors share arena bytes."""
+        from host.compiler.build import build
+        cfg = cfg or self.cfg
+        args = args or self.example
+        key = (cfg, _shapes(args), reuse)
+        if key not in self._executables:
+            self._executables[key] = build(self.graph(*args), self._layers, cfg, reuse=reuse,
+                                           latency=self.latency, info={"layers": self.layers})
+        return self._executables[key]
+
+    def run(self, *args, backend="golden", record=False, cfg=None, **options):
+        """Run the network on ``backend``: what ``model_q(*args)`` returns, bit for bit."""
+        torch = _torch()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        torch = _torch()
-        self._backend = backend
-        self._record = bool(record)
-        self._pending = []
-        self.counters = []
+        exe = self.build(cfg, reuse=not record, args=args)
+        if backend in ("rtl", "sim", "cocotb"):
+            options.setdefault("latency", self.latency)
+        inputs = [a.detach().numpy() if isinstance(a, torch.Tensor) else a for a in args]
+        result = exe.run(*inputs, backend=backend, record=record, profile=backend != "golden", **options)
+        outputs, recorded = result if record else (result, None)
+        self.report = exe.report
+        self.counters = list(exe.report.layers)
         self.layer_outputs = {}
-        calls = sum(p["calls"] for p in self.layers if p["placement"] == "accelerator")
-        self._bar = self._progress_bar(calls) if backend in ("sim", "rtl") and self.progress else None
-        self._done = 0
-        try:
-            with torch.no_grad():
-                return self.module(*args, **kwargs)
-        finally:
-            if self._bar is not None and hasattr(self._bar, "close"):
-                self._bar.close()
-            self._bar = None
-            self._backend = None
-            self._record = False
-            self._pending = []
+        if record:
+            for node in self.graph(*args).nodes:
+                if node.kind == "conv":
+                    info = exe.tensors[node.outputs[0]]
+                    self.layer_outputs.setdefault(node.layer, []).append(_quantized(recorded[node.outputs[0]], info))
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        converted = tuple(_to_torch(o, exe.tensors[name]) for o, name in zip(outputs, exe.outputs))
+        return converted[0] if len(converted) == 1 else converted
 
     __call__ = run
-
-    def _progress_bar(self, total):
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return {"total": total}
-        return tqdm(total=total, unit="layer", desc="accelerator")
-
-    def _report(self, entry):
-        self._done += 1
-        if isinstance(self._bar, dict):
-            print(f"[{self._done}/{self._bar['total']}] {entry['layer']}: C={entry['C']} K={entry['K']} "
-                  f"{entry['H']}x{entry['W']} k{entry['kernel']} s{entry['stride']}: "
-                  f"{entry.get('cycles', 0)} cycles, {entry['seconds']:.1f} s", flush=True)
-        elif self._bar is not None:
-            self._bar.set_postfix_str(entry["layer"])
-            self._bar.update(1)
-
-    def _run_conv(self, name, x):
-        torch = _torch()
-        layer = self._layers[name]
-        if self._backend is None:
-            raise RuntimeError("call Program.run(), not the module directly")
-        if not isinstance(x, torch.Tensor) or not x.is_quantized or x.dtype != torch.quint8 \
-                or x.qscheme() != torch.per_tensor_affine:
-            raise QuantError(f"{_describe(name, layer.module)}: input must be a per-tensor quint8 "
-                             f"tensor, got {getattr(x, 'dtype', type(x))}")
-        linear = _is_linear(layer.module)
-        if linear and (x.dim() < 1 or x.shape[-1] != layer.module.in_features):
-            raise QuantError(f"{_describe(name, layer.module)}: input of shape {tuple(x.shape)} "
-                             f"does not end in {layer.module.in_features} features")
-        if not linear and x.dim() != 4:
-            raise QuantError(f"{_describe(name, layer.module)}: input must be 4-D, got {tuple(x.shape)}")
-        conv, transform = layer.plan(x.q_scale(), x.q_zero_point())
-        x_u8 = x.int_repr().contiguous().numpy()
-        if linear:      # the rows of (..., C) as the columns of one 1 x M image: (1, C, 1, M)
-            x_u8 = np.ascontiguousarray(x_u8.reshape(-1, x_u8.shape[-1]).T[None, :, None, :])
-        source_shape = None
-        start = time.perf_counter()
-        if transform is not None:             # kernel > 3: the 3x3 conv's rearranged input
-            source_shape = x_u8.shape
-            x_u8 = transform(x_u8)
-        if self._backend == "golden":
-            y = conv(x_u8)
-        else:
-            from host.runtime.sim import run_conv
-            y, counters = run_conv(self.cfg, conv, x_u8, latency=self.latency,
-                                   engine="cpp" if self._backend == "rtl" else None)
-            entry = {**layer.describe(conv, x_u8.shape, source_shape), "input_shape": tuple(x_u8.shape),
-                     "output_shape": tuple(y.shape), **counters,
-                     "seconds": time.perf_counter() - start}
-            self.counters.append(entry)
-            self._report(entry)
-        if linear:
-            y = y[0, :, 0, :].T.reshape(*x.shape[:-1], conv.out_channels)
-        t = torch.from_numpy(np.ascontiguousarray(y)).contiguous(memory_format=layer.memory_format)
-        out = torch._make_per_tensor_quantized_tensor(t, layer.out_scale, layer.out_zero_point)
-        if layer.activation is not None:
-            self._pending.append(out)
-        if self._record:
-            self.layer_outputs.setdefault(name, []).append(out)
-        return out
 
     def stats(self):
         """Layer counts and MACs per placement (per example input, every call counted):
@@ -467,6 +403,25 @@ class Program:
                      f"{st['cpu_macs'] / 1e6:.1f} MMAC; accelerator share of MACs: "
                      f"{100 * st['accelerator_share']:.2f}%")
         return "\n".join(lines)
+
+
+def _shapes(args):
+    return tuple(tuple(a.shape) for a in args)
+
+
+def _quantized(u8, info):
+    """A torch quint8 tensor of ``u8`` (logical NCHW) in the memory format PyTorch gives it."""
+    torch = _torch()
+    t = torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(u8)),
+                                                info.scale, info.zero_point)
+    return t.contiguous(memory_format=torch.channels_last) if info.channels_last else t
+
+
+def _to_torch(value, info):
+    torch = _torch()
+    if info.dtype == "f32":
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    return _quantized(value, info)
 
 
 def torch_layer_outputs(model_q, program, *args):
@@ -595,15 +550,25 @@ def compile(model_q, example_input, *, cfg=None, cpu_modules=(), fold_activation
             place["activation"] = f"{activation['name']} ({type(activation['module']).__name__})"
             folds.setdefault(activation["name"], []).append(name)
 
-    model = copy.deepcopy(model_q)
-    model.eval()
-    program = Program(model, layers, placements, cfg, latency=latency, progress=progress)
-    AcceleratedConv, FoldedActivation = _module_class()
-    for name in layers:
-        _set_submodule(model, name, AcceleratedConv(program, name))
-    for act_name in folds:
-        _set_submodule(model, act_name, FoldedActivation(program, model.get_submodule(act_name)))
-    return program
+    def fold(run):
+        """{conv event: activation event} of the activations folded into a conv's table
+        in a trace ``run`` of the model."""
+        found = {}
+        for i, e in enumerate(run.events):
+            layer = layers.get(e["name"]) if e["kind"] == "module" else None
+            if layer is None or layer.activation_name is None:
+                continue
+            users = run.consumers(i)
+            if len(users) != 1 or users[0] == "return" or run.events[users[0]]["name"] != layer.activation_name:
+                raise QuantError(f"{_describe(layer.name, layer.module)}: its output does not go to "
+                                 f"{layer.activation_name} alone in this run")
+            found[i] = users[0]
+        return found
+
+    from host.compiler.graph import graph_from_trace
+    graph = graph_from_trace(trace, layers, fold(trace), args)
+    return Program(model_q, layers, placements, cfg, latency=latency, progress=progress, fold=fold,
+                   example=args, graph=graph)
 
 
 def main(argv=None):

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.contract import (COUNTERS, CONTROL_START, MAGIC, TABLE_BYTES, VERSION, DmaKind, ErrorCode,
-                         layer_extents, register_map)
+from hw.contract import (COUNTERS, CONTROL_START, CONTROL_START_QUEUE, MAGIC, TABLE_BYTES,
+                         TRACE_BYTES, VERSION, CommandOp, CommandRecord, DmaKind, ErrorCode, TraceRecord,
+                         descriptor_layout, layer_extents, pack_record, register_map, unpack_record)
 
 from host.golden import schedule
 from host.runtime.layout import DramImage, layer_descriptor
@@ -18,7 +19,12 @@ from host.golden.quant import QuantConv, QuantError
 
 __all__ = ["LayerRun", "prepare_layer", "runs_depthwise", "register_writes", "identification_errors",
            "counters_from", "DriverError", "start_sequence", "finish_sequence",
-           "address_registers", "rebase_writes", "window_writes", "with_window", "check_window"]
+           "address_registers", "rebase_writes", "window_writes", "with_window", "check_window",
+           "command_record", "command_fields", "rebase_command", "queue_writes", "queue_start_sequence",
+           "trace_records", "QUEUE_VERSION"]
+
+# the first register map version with the command queue
+QUEUE_VERSION = 0x00010004
 
 
 class DriverError(RuntimeError):
@@ -168,6 +174,53 @@ def counters_from(read):
     rm = register_map()
     return {name: read(rm[f"{name.upper()}_LO"].offset) | read(rm[f"{name.upper()}_HI"].offset) << 32
             for name in COUNTERS}
+
+
+def command_record(desc, table_addr, zero_point):
+    """The :class:`hw.contract.CommandRecord` (``COMMAND_BYTES`` u8) of one layer: its
+    descriptor dict, activation table address and input zero point."""
+    return pack_record(CommandRecord, {**desc, "table_addr": table_addr, "zero_point": zero_point,
+                                       "op": CommandOp.CONV})
+
+
+def command_fields(raw):
+    """``(desc, table_addr, zero_point, op)`` of a packed command record."""
+    fields = unpack_record(CommandRecord, raw)
+    desc = {name: fields[name] for name, _ in descriptor_layout()}
+    return desc, fields["table_addr"], fields["zero_point"], fields["op"]
+
+
+def rebase_command(raw, offset):
+    """A packed command record with ``offset`` added to every DRAM address it holds (the
+    descriptor's ``*_addr`` fields and ``table_addr``)."""
+    fields = unpack_record(CommandRecord, raw)
+    for name in fields:
+        if name.endswith("_addr"):
+            fields[name] += int(offset)
+    return pack_record(CommandRecord, fields)
+
+
+def queue_writes(cfg, list_addr, length, trace_addr):
+    """(offset, value) writes that describe a command queue run: the list's address and
+    length and the trace address (``TRACE_BYTES`` per command)."""
+    rm = register_map(cfg)
+    return [(rm["QUEUE_ADDR_LO"].offset, list_addr & 0xFFFFFFFF), (rm["QUEUE_ADDR_HI"].offset, list_addr >> 32),
+            (rm["QUEUE_LENGTH"].offset, length),
+            (rm["TRACE_ADDR_LO"].offset, trace_addr & 0xFFFFFFFF), (rm["TRACE_ADDR_HI"].offset, trace_addr >> 32)]
+
+
+def queue_start_sequence(cfg: AccelConfig = AccelConfig()):
+    """(offset, value) writes that start a queue once its :func:`queue_writes` are in:
+    enable the interrupt, then START_QUEUE."""
+    rm = register_map(cfg)
+    return [(rm["IRQ_ENABLE"].offset, 1), (rm["CONTROL"].offset, CONTROL_START_QUEUE)]
+
+
+def trace_records(raw):
+    """The :class:`hw.contract.TraceRecord` dicts of a trace area's bytes (``TRACE_BYTES``
+    each)."""
+    raw = np.asarray(raw, dtype=np.uint8).reshape(-1, TRACE_BYTES)
+    return [unpack_record(TraceRecord, row) for row in raw]
 
 
 def status_error(status, error_code):

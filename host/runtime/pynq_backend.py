@@ -19,7 +19,15 @@ moves bytes and register values through PYNQ:
 5. STATUS, ERROR_CODE and the counters are read, :func:`host.runtime.driver.finish_sequence`
    clears the interrupt, and the output is read back from the buffer.
 
-``pynq`` is imported only when a :class:`PynqAccelerator` is made.
+Whole networks: :class:`PynqDevice` is the board as a
+:class:`host.runtime.executable.Device`: ``Executable.run(x, backend="pynq",
+bitfile=...)`` (or ``Executable.session("pynq", bitfile=...)``) allocates one buffer for
+the executable's image, writes it once (weights stay resident) and per frame writes the
+input, starts each segment with a few register writes, waits for its interrupt and reads
+the output; the host operators between segments work on the buffer in place.
+
+``pynq`` is imported only when a :class:`PynqAccelerator` or :class:`PynqDevice` is made;
+:mod:`host.runtime.pynq_fake` stands in for it (and for the board) in tests.
 """
 
 import asyncio
@@ -29,13 +37,15 @@ import numpy as np
 
 from hw.config import AccelConfig
 from hw.contract import STATUS_DONE, register_map
+from host.runtime.executable import Device
 
 from host.runtime.driver import (DriverError, LayerRun, check_window, counters_from, finish_sequence,
                      identification_errors, prepare_layer, rebase_writes, start_sequence,
                      status_error, with_window)
 from host.golden.quant import QuantConv
 
-__all__ = ["PynqAccelerator", "run_conv", "find_accelerator", "ACCEL_CELL", "PYNQ_MISSING"]
+__all__ = ["PynqAccelerator", "PynqDevice", "Board", "run_conv", "find_accelerator", "ACCEL_CELL",
+           "PYNQ_MISSING"]
 
 ACCEL_CELL = "dpegen_0"             # block-design cell name (boards/zcu104.py)
 ACCEL_MODULE = "dpegen_axi"         # module reference, part of the IP's type
@@ -70,12 +80,13 @@ def _physical_address(buffer):
     raise DriverError("the PYNQ buffer has no physical address")
 
 
-class PynqAccelerator:
-    """The accelerator of a loaded bitstream, checked against ``cfg``.
+class Board:
+    """The accelerator of a loaded bitstream, checked against ``cfg``: registers through
+    ``pynq.MMIO``, the end of a run through the interrupt or STATUS.
 
     ``bitfile``: path of ``dpegen.bit`` (``dpegen.hwh`` beside it). ``download``: load the
     bitstream (False: use the one already loaded). ``use_interrupt``: wait on the
-    interrupt when the overlay has one, else poll STATUS. ``timeout``: seconds per layer.
+    interrupt when the overlay has one, else poll STATUS. ``timeout``: seconds per run.
     """
 
     def __init__(self, cfg: AccelConfig, bitfile, *, download=True, use_interrupt=True, timeout=10.0):
@@ -96,7 +107,6 @@ class PynqAccelerator:
             if pin is not None:
                 self.interrupt = pynq.Interrupt(pin)
         self._allocate = pynq.allocate
-        self.buffer = None
 
     def _irq_pin(self):
         pins = getattr(self.overlay, "interrupt_pins", None) or {}
@@ -109,15 +119,11 @@ class PynqAccelerator:
     def write(self, offset, value):
         self.mmio.write(offset, int(value))
 
-    def _buffer_for(self, size):
-        if self.buffer is None or self.buffer.size < size:
-            if self.buffer is not None and hasattr(self.buffer, "freebuffer"):
-                self.buffer.freebuffer()
-            self.buffer = self._allocate(shape=(size,), dtype=np.uint8)
-            if _physical_address(self.buffer) % PAGE:
-                raise DriverError(f"buffer at {_physical_address(self.buffer):#x} is not "
-                                  f"{PAGE}-byte aligned")
-        return self.buffer
+    def allocate(self, size):
+        buffer = self._allocate(shape=(size,), dtype=np.uint8)
+        if _physical_address(buffer) % PAGE:
+            raise DriverError(f"buffer at {_physical_address(buffer):#x} is not {PAGE}-byte aligned")
+        return buffer
 
     def _wait(self, timeout):
         try:
@@ -129,13 +135,28 @@ class PynqAccelerator:
             try:
                 asyncio.run(asyncio.wait_for(self.interrupt.wait(), timeout))
             except asyncio.TimeoutError:
-                pass                # STATUS below tells whether the layer ended
+                pass                # STATUS tells whether the run ended
             return
         deadline = time.monotonic() + timeout
         while not self.read(self.rm["STATUS"].offset) & STATUS_DONE:
             if time.monotonic() > deadline:
                 return
             time.sleep(1e-4)
+
+
+class PynqAccelerator(Board):
+    """Single layers on the board (see :class:`Board` for the arguments)."""
+
+    def __init__(self, cfg: AccelConfig, bitfile, **options):
+        super().__init__(cfg, bitfile, **options)
+        self.buffer = None
+
+    def _buffer_for(self, size):
+        if self.buffer is None or self.buffer.size < size:
+            if self.buffer is not None and hasattr(self.buffer, "freebuffer"):
+                self.buffer.freebuffer()
+            self.buffer = self.allocate(size)
+        return self.buffer
 
     def run_layer(self, run: LayerRun, timeout=None):
         """Run a prepared layer: ``(y_u8 (K, XO, YO), counters)``; counters include
@@ -188,6 +209,57 @@ class PynqAccelerator:
         if self.buffer is not None and hasattr(self.buffer, "freebuffer"):
             self.buffer.freebuffer()
         self.buffer = None
+
+
+class PynqDevice(Device):
+    """The board as a :class:`host.runtime.executable.Device`: one buffer of ``size``
+    bytes (``base``: its physical address), the registers of :class:`Board` (``options``:
+    its ``bitfile``, ``download``, ``use_interrupt``). Writes go to the buffer and are
+    flushed before the next start; the buffer is invalidated after each run, before the
+    host reads it. Reads are views of the buffer (no copy)."""
+    timeout_unit = "seconds"
+
+    def __init__(self, cfg: AccelConfig, size, *, bitfile, **options):
+        self.board = Board(cfg, bitfile, **options)
+        self.buffer = self.board.allocate(size)
+        self.base, self.size = _physical_address(self.buffer), size
+        self.control = self.board.rm["CONTROL"].offset
+        self._dirty = False
+
+    def read_register(self, offset):
+        return self.board.read(offset)
+
+    def write_register(self, offset, value):
+        if offset == self.control and self._dirty:
+            self.buffer.flush()
+            self._dirty = False
+        self.board.write(offset, value)
+
+    def _span(self, addr, size):
+        start = addr - self.base
+        if start < 0 or start + size > self.size:
+            raise DriverError(f"[{addr:#x}, {addr + size:#x}) is outside the buffer "
+                              f"[{self.base:#x}, {self.base + self.size:#x})")
+        return slice(start, start + size)
+
+    def read_memory(self, addr, size):
+        return self.buffer[self._span(addr, size)].view(np.ndarray)
+
+    def write_memory(self, addr, data):
+        data = np.asarray(data, dtype=np.uint8).reshape(-1)
+        self.buffer[self._span(addr, data.size)] = data
+        self._dirty = True
+
+    def wait(self, timeout):
+        """Until the interrupt (or STATUS.DONE, polled) or ``timeout`` seconds; the caller
+        reads STATUS to tell which."""
+        self.board._wait(timeout)
+        self.buffer.invalidate()
+        return True
+
+    def close(self):
+        if hasattr(self.buffer, "freebuffer"):
+            self.buffer.freebuffer()
 
 
 _OPEN = {}

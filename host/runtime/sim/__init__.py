@@ -17,7 +17,8 @@ from host.runtime.sim import runner
 from host.runtime.driver import DriverError, prepare_layer, status_error
 from host.golden.quant import QuantConv
 
-__all__ = ["run_conv", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles"]
+__all__ = ["run_conv", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles",
+           "run_executable_cocotb"]
 
 _VERILOG = {}
 
@@ -96,9 +97,35 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
                          "fault": layer.get("fault"),
                          "soft_reset_first": layer.get("soft_reset_first", False)})
         return runner.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
-                          test_module="host.runtime.sim.cocotb_backend", result=True, waves=waves,
+                          test_module="host.runtime.sim.cocotb_backend", testcase="run_layers",
+                          result=True, waves=waves,
                           params={"image": str(image), "layers": spec, "latency": latency,
                                   "pause": pause, "seed": seed})
+
+
+def run_executable_cocotb(exe, inputs, *, record=False, latency=50, pause=0.0, seed=1, frames=1):
+    """Run ``frames`` frames of ``exe`` on ``inputs`` in the cocotb testbench (the same
+    runtime as every backend, in the simulator's process; DRAM ``latency``, random AXI
+    pauses of probability ``pause``): ``(outputs, FrameReport of the last frame,
+    recorded tensors or None)``."""
+    from host.runtime.executable import FrameReport
+    with tempfile.TemporaryDirectory(prefix="dpegen-exe-") as tmp:
+        tmp = Path(tmp)
+        exe.save(tmp / "network.dpeg")
+        np.savez(tmp / "inputs.npz", **{f"input{i}": np.asarray(x.detach().numpy() if hasattr(x, "detach") else x)
+                                        for i, x in enumerate(inputs)})
+        result = runner.run(verilog_text=accelerator_verilog(exe.cfg), name="dpegen_accel",
+                            test_module="host.runtime.sim.cocotb_backend", testcase="run_executable",
+                            result=True, params={"executable": str(tmp / "network.dpeg"),
+                                                 "inputs": str(tmp / "inputs.npz"),
+                                                 "outputs": str(tmp / "outputs.npz"), "record": record,
+                                                 "latency": latency, "pause": pause, "seed": seed,
+                                                 "frames": frames})
+        data = np.load(tmp / "outputs.npz")
+        outputs = tuple(data[f"output{i}"] for i in range(result["outputs"]))
+        recorded = {k[len("tensor:"):]: data[k] for k in data.files if k.startswith("tensor:")} if record else None
+    report = FrameReport(**result["report"])
+    return (outputs[0] if len(outputs) == 1 else outputs), report, recorded
 
 
 def prepare_batch(cfg: AccelConfig, layers):

@@ -1,5 +1,6 @@
-"""cocotb side of the simulation backend: runs prepared layers on the Accelerator with an
-AXI4 RAM model (configurable latency and random pauses) and an AXI4-Lite master."""
+"""cocotb side of the simulation backend: runs prepared layers (``run_layers``) or a
+whole executable (``run_executable``) on the Accelerator with an AXI4 RAM model
+(configurable latency and random pauses) and an AXI4-Lite master."""
 
 import cocotb
 import numpy as np
@@ -72,6 +73,93 @@ async def run_layers(dut):
     store_result({"identification": identification, "layers": results,
                   "changed": [int(changed.min()), int(changed.max()), int(changed.size)] if changed.size else None,
                   "changed_offsets": changed[:64].tolist()})
+
+
+class CocotbDevice:
+    """The simulated accelerator as a :class:`host.runtime.executable.Device`, for the
+    runtime running in a thread bridged into the simulation (``cocotb.task.bridge``):
+    register accesses and waits block that thread while the simulation runs them; DRAM
+    accesses read and write the RAM model directly."""
+    timeout_unit = "cycles"
+
+    def __init__(self, dut, ram, axil, counter, base, size):
+        from cocotb.task import resume
+        self.dut, self.ram, self.axil, self.counter = dut, ram, axil, counter
+        self.base, self.size = base, size
+        self.control = register_map()["CONTROL"].offset
+        self._start = self._cycles = None
+        self.read_register = resume(self._read_register)
+        self.write_register = resume(self._write_register)
+        self.wait = resume(self._wait)
+
+    async def _read_register(self, offset):
+        return int.from_bytes((await self.axil.read(offset, 4)).data, "little")
+
+    async def _write_register(self, offset, value):
+        if offset == self.control:
+            self._start = self.counter.cycle
+        await self.axil.write(offset, int(value).to_bytes(4, "little"))
+
+    async def _wait(self, timeout):
+        if not int(self.dut.irq.value):
+            await First(RisingEdge(self.dut.irq), ClockCycles(self.dut.clk, int(timeout)))
+        self._cycles = self.counter.cycle - self._start
+        return bool(int(self.dut.irq.value))
+
+    def read_memory(self, addr, size):
+        return np.frombuffer(self.ram.read(addr, size), dtype=np.uint8)
+
+    def write_memory(self, addr, data):
+        self.ram.write(addr, np.asarray(data, dtype=np.uint8).tobytes())
+
+    def cycles_since_start(self):
+        return self._cycles
+
+    def close(self):
+        pass
+
+
+@cocotb.test()
+async def run_executable(dut):
+    """Run frames of a saved executable (``params``: its path, the inputs' .npz, where
+    to write the outputs) with the runtime of :mod:`host.runtime.executable`."""
+    from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+    from cocotb.task import bridge
+
+    from host.runtime.executable import Executable, IMAGE_ALIGN, Session
+
+    p = params()
+    exe = Executable.load(p["executable"])
+    inputs = np.load(p["inputs"])
+    base = IMAGE_ALIGN
+    ram = make_ram(dut, base + exe.image_size)
+    counter = CycleCounter(dut.clk)
+    if p.get("latency"):
+        add_read_latency(ram, counter, p["latency"])
+        add_write_latency(ram, counter, p["latency"])
+    if p.get("pause"):
+        import random
+        set_axi_pauses(ram, random.Random(p.get("seed", 1)), p["pause"])
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
+    await start_clock_and_reset(dut)
+    device = CocotbDevice(dut, ram, axil, counter, base, exe.image_size)
+
+    def frames():
+        session = Session(exe, device)
+        results = []
+        for frame in range(p.get("frames", 1)):
+            outputs, recorded = session.run(*[inputs[f"input{i}"] for i in range(len(exe.inputs))],
+                                            record=p.get("record", False), profile=True)
+            results.append((outputs, recorded, session.report.to_dict()))
+        return results
+    results = await bridge(frames)()
+    outputs, recorded, report = results[-1]
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    arrays = {f"output{i}": np.asarray(o) for i, o in enumerate(outputs)}
+    for name, value in (recorded or {}).items():
+        arrays[f"tensor:{name}"] = value
+    np.savez(p["outputs"], **arrays)
+    store_result({"report": report, "outputs": len(outputs)})
 
 
 async def _counters(read):

@@ -32,9 +32,10 @@ from hw.contract import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 
 from host.runtime.sim import runner
 from host.runtime.driver import counters_from, finish_sequence, start_sequence
+from host.runtime.executable import Device
 
 __all__ = ["build", "Harness", "harness", "run_layers", "wrapper_verilog", "HarnessError",
-           "WALL_CYCLES_OFFSET", "ENGINES", "choose_engine"]
+           "WALL_CYCLES_OFFSET", "ENGINES", "choose_engine", "HarnessDevice"]
 
 HARNESS_CPP = Path(__file__).with_name("harness.cpp")
 NAME = "dpegen_rtlsim"
@@ -170,6 +171,13 @@ class Harness:
         memory.tofile(path)
         self._call(f"mem {memory.size} {path}")
 
+    def poke(self, addr, data):
+        """Write ``data`` (u8) into DRAM at ``addr``; the memory keeps its size."""
+        data = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1)
+        path = self.tmp / "poke.bin"
+        data.tofile(path)
+        self._call(f"poke {int(addr)} {data.size} {path}")
+
     def reset(self, latency=0):
         """A fresh model (as a new simulation starts), reset, DRAM model with ``latency``."""
         self._call(f"reset {int(latency)}")
@@ -302,3 +310,45 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     return {"identification": identification, "layers": results,
             "changed": [int(changed.min()), int(changed.max()), int(changed.size)] if changed.size else None,
             "changed_offsets": changed[:64].tolist()}
+
+
+class HarnessDevice(Device):
+    """A :class:`host.runtime.executable.Device` on the fast engine: a harness process of
+    its own (so no other run reloads its DRAM), ``base + size`` bytes of DRAM with read
+    and write-response ``latency``. ``wait`` runs the model until the interrupt or the
+    timeout in cycles; ``cycles_since_start`` is the last START-to-interrupt time."""
+    timeout_unit = "cycles"
+
+    def __init__(self, cfg: AccelConfig, size, *, latency=50, base=4096):
+        self.cfg, self.base, self.size = cfg, base, size
+        self.h = Harness(cfg)
+        self.h.load(np.zeros(base + size, dtype=np.uint8))
+        self.h.reset(latency)
+        self.control = register_map(cfg)["CONTROL"].offset
+        self._start = None
+        self._cycles = None
+
+    def read_register(self, offset):
+        return self.h.read(offset)
+
+    def write_register(self, offset, value):
+        if offset == self.control:
+            self._start = self.h.cycle()
+        self.h.write(offset, value)
+
+    def read_memory(self, addr, size):
+        return self.h.dump(addr, size)
+
+    def write_memory(self, addr, data):
+        self.h.poke(addr, data)
+
+    def wait(self, timeout):
+        irq, _ = self.h.wait_irq(timeout)
+        self._cycles = self.h.cycle() - self._start + WALL_CYCLES_OFFSET
+        return irq
+
+    def cycles_since_start(self):
+        return self._cycles
+
+    def close(self):
+        self.h.close()

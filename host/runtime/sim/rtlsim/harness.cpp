@@ -612,6 +612,17 @@ int main(int argc, char **argv) {
             size_t got = fread(dram.data(), 1, size, f);
             fclose(f);
             printf("ok %zu\n", got);
+        } else if (c == "poke") {
+            // write a file's bytes into DRAM at addr (the memory keeps its size)
+            unsigned long long addr, size;
+            char path[3000];
+            if (sscanf(line, "%*s %llu %llu %2999s", &addr, &size, path) != 3) { printf("err usage\n"); continue; }
+            if (addr + size > dram.size()) { printf("err poke past the end of DRAM\n"); continue; }
+            FILE *f = fopen(path, "rb");
+            if (!f) { printf("err cannot open %s\n", path); continue; }
+            size_t got = fread(dram.data() + addr, 1, size, f);
+            fclose(f);
+            printf("ok %zu\n", got);
         } else if (c == "reset") {
             unsigned latency = 0;
             sscanf(line, "%*s %u", &latency);

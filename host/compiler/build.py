@@ -1,0 +1,329 @@
+"""Compile a :class:`host.compiler.graph.Graph` into a :class:`host.runtime.executable.Executable`.
+
+1. **Work.** Each ``conv`` node becomes accelerator commands: one per image of the batch,
+   per group of a grouped conv (other than a 3x3 depthwise one, which runs whole), per
+   row of a Linear's input; a kernel other than 1x1 / 3x3 adds the host's rearrangement
+   of its input (``decompose``) before them. The planner chooses each distinct layer
+   shape's tiles once (cached by shape).
+2. **Order.** A topological order that runs every ready accelerator command before any
+   host operator, so commands gather into as few segments as the data flow allows.
+3. **Arena.** Each tensor the network computes gets bytes in the arena for its lifetime
+   (from the step that writes it to the last that reads it; views share their base's
+   bytes): greedy by size, lowest free offset, 64-byte aligned. ``reuse=False`` gives
+   every tensor its own bytes (so all of them can be read after a frame).
+4. **Image.** Weights (in their DRAM layouts), parameter records and tables once per
+   layer, the command lists, then the arena and the trace area. Every descriptor is
+   checked (``host.golden.tiling.descriptor``, the buffer bounds) before it is written.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hw.config import AccelConfig
+from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES
+
+from host.compiler.graph import Value
+from host.compiler.planner import ConvShape, plan
+from host.golden import schedule, tiling
+from host.golden.quant import QuantError
+from host.runtime import driver
+from host.runtime.executable import IMAGE_ALIGN, Executable, HostOp, Segment, TensorInfo
+from host.runtime.layout import param_block, weight_bytes
+
+__all__ = ["build", "TENSOR_ALIGN"]
+
+TENSOR_ALIGN = 64
+
+
+def _align(n, a):
+    return -(-n // a) * a
+
+
+@dataclass
+class _Command:
+    """One accelerator command before layout: ``conv`` (a groups-1 or depthwise
+    QuantConv) on a slice of ``input`` (byte offset ``in_offset``, ``(C, H, W)``) writing
+    a slice of ``output`` (``out_offset``)."""
+    conv: object
+    input: str
+    in_offset: int
+    in_shape: tuple
+    output: str
+    out_offset: int
+    info: dict
+
+
+@dataclass
+class _Step:
+    kind: str               # "accel" or "host"
+    inputs: list
+    outputs: list
+    command: _Command = None
+    op: HostOp = None
+
+
+class _Plans:
+    """The planner's tiles per (configuration, layer shape), each shape planned once."""
+
+    def __init__(self, cfg):
+        self.cfg, self.cache = cfg, {}
+
+    def tiles(self, conv, h, w):
+        shape = ConvShape.from_conv(conv, h, w)
+        if shape not in self.cache:
+            self.cache[shape] = dict(plan(self.cfg, shape).tiles)
+        return self.cache[shape]
+
+
+def _conv_steps(cfg, node, graph, layers, fresh):
+    """The steps of one ``conv`` node: an optional host ``decompose``, then commands."""
+    layer = layers[node.layer]
+    x = graph.values[node.inputs[0]]
+    if x.dtype != "u8":
+        raise QuantError(f"{node.name}: input must be a quint8 tensor")
+    conv, transform = layer.plan(x.scale, x.zero_point)
+    steps = []
+    src = node.inputs[0]
+    shape = x.shape
+    if transform is not None:
+        c = shape[1]
+        nr, ns = transform.pieces
+        r, s = transform.kernel_size
+        p = transform.params
+        xo = (shape[2] + 2 * p["padding"][0] - r) // p["stride"] + 1
+        yo = (shape[3] + 2 * p["padding"][1] - s) // p["stride"] + 1
+        rearranged = (shape[0], nr * ns * c, p["stride"] * (xo - 1) + 3, p["stride"] * (yo - 1) + 3)
+        mid = fresh(f"{node.name}.input", rearranged, x)
+        steps.append(_Step("host", [src], [mid], op=HostOp("decompose", node.name, [src], [mid],
+                                                            dict(transform.params))))
+        src, shape = mid, rearranged
+    linear = conv.kernel_size == 1 and len(shape) != 4
+    if linear:          # the rows of (..., C): one 1 x 1 image each
+        images, (c, h, w) = int(np.prod(shape[:-1], dtype=np.int64)), (shape[-1], 1, 1)
+    else:
+        images, (c, h, w) = shape[0], shape[1:]
+    k = conv.out_channels
+    xo, yo = conv.output_shape(h, w)
+    depthwise = driver.runs_depthwise(cfg, conv)
+    groups = 1 if depthwise or conv.groups == 1 else conv.groups
+    parts = [conv] if groups == 1 else [conv.group(g) for g in range(groups)]
+    cg, kg = c // groups, k // groups
+    for n in range(images):
+        for g, part in enumerate(parts):
+            info = {"layer": node.name, "C": cg, "K": kg, "H": h, "W": w, "kernel": part.kernel_size,
+                    "stride": part.stride, "padding": part.padding,
+                    "depthwise": bool(depthwise), "image": n, "group": g if groups > 1 else None,
+                    "macs": (1 if depthwise else cg) * kg * part.kernel_size ** 2 * xo * yo,
+                    "source": {"kernel": list(transform.kernel_size), "C": x.shape[1]} if transform else None}
+            cmd = _Command(part, src, (n * c + g * cg) * h * w, (cg, h, w), node.outputs[0],
+                           (n * k + g * kg) * xo * yo, info)
+            steps.append(_Step("accel", [src], [node.outputs[0]], command=cmd))
+    return steps
+
+
+def _host_step(node):
+    params = dict(node.params)
+    return _Step("host", list(node.inputs), list(node.outputs),
+                 op=HostOp(node.kind, node.name, list(node.inputs), list(node.outputs), params,
+                           needs_torch=node.kind == "torch"))
+
+
+def _order(steps, roots):
+    """A topological order of ``steps`` running every ready accelerator step before a
+    host step (fewest segments the data flow allows); ties keep the traced order. A step
+    depends on the earlier steps that write the bytes it reads (views: their base's)."""
+    producer = {}
+    for i, s in enumerate(steps):
+        for out in s.outputs:
+            producer.setdefault(roots[out][0], []).append(i)
+    deps = [{j for name in s.inputs for j in producer.get(roots[name][0], []) if j < i}
+            for i, s in enumerate(steps)]
+    # steps writing the same output (a conv's commands) stay in their order
+    done, order = set(), []
+    pending = list(range(len(steps)))
+    while pending:
+        ready = [i for i in pending if deps[i] <= done]
+        accel = [i for i in ready if steps[i].kind == "accel"]
+        take = accel if accel else ready[:1]
+        for i in take:
+            order.append(i)
+            done.add(i)
+        pending = [i for i in pending if i not in done]
+    return [steps[i] for i in order]
+
+
+def _roots(graph):
+    """{value: (root value, byte offset)} through aliases."""
+    out = {}
+    for name, v in graph.values.items():
+        offset, root = 0, name
+        while graph.values[root].alias_of is not None:
+            base, extra = graph.values[root].alias_of
+            offset += extra
+            root = base
+        out[name] = (root, offset)
+    return out
+
+
+def _allocate(sizes, lifetimes, reuse):
+    """Offsets for buffers ``sizes`` (name -> bytes) alive over ``lifetimes`` (name ->
+    (first step, last step)): greedy by size, at the lowest offset free over the whole
+    lifetime. Returns ``(offsets, arena size)``."""
+    offsets, placed = {}, []
+    for name in sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n)):
+        size = _align(sizes[name], TENSOR_ALIGN)
+        lo, hi = lifetimes[name]
+        busy = sorted((o, o + s) for (o, s, a, b) in placed if not reuse or (a <= hi and lo <= b))
+        offset = 0
+        for start, end in busy:
+            if offset + size <= start:
+                break
+            offset = max(offset, end)
+        offsets[name] = offset
+        placed.append((offset, size, lo, hi))
+    return offsets, max((o + s for o, s, _, _ in placed), default=0)
+
+
+def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
+    """The :class:`Executable` of ``graph`` (whose ``conv`` nodes name ``layers``, the
+    program's accelerator layers) for ``cfg``."""
+    from host.runtime.sim import timeout_cycles
+    cfg = cfg or AccelConfig()
+    values = dict(graph.values)
+
+    def fresh(base, shape, like):
+        name, n = base, 1
+        while name in values:
+            name, n = f"{base}#{n}", n + 1
+        values[name] = Value(name, tuple(shape), "u8", like.scale, like.zero_point, False)
+        return name
+
+    g = type(graph)(values, graph.nodes, graph.inputs, graph.outputs)
+    steps = []
+    for node in graph.nodes:
+        if node.kind == "conv":
+            steps += _conv_steps(cfg, node, g, layers, fresh)
+        elif node.kind == "alias":
+            src = values[node.inputs[0]]
+            if src.dtype == "f32":      # a float tensor lives on the host: reshape there
+                values[node.outputs[0]] = replace(values[node.outputs[0]], alias_of=None)
+                steps.append(_host_step(type(node)("reshape", node.name, node.inputs, node.outputs)))
+        else:
+            steps.append(_host_step(node))
+    # storage: u8 tensors in the arena (views share their root), f32 on the host
+    roots = _roots(g)
+    steps = _order(steps, roots)
+    last = len(steps)
+    lifetimes = {}
+    for i, s in enumerate(steps):
+        for name in s.inputs + s.outputs:
+            root = roots[name][0]
+            if values[root].dtype != "u8":
+                continue
+            lo, hi = lifetimes.get(root, (i, i))
+            lifetimes[root] = (min(lo, i), max(hi, i))
+    for name in graph.outputs:          # read after the last step
+        root = roots[name][0]
+        if root in lifetimes:
+            lifetimes[root] = (lifetimes[root][0], last)
+    sizes = {r: values[r].size for r in lifetimes}
+    offsets, arena_size = _allocate(sizes, lifetimes, reuse)
+
+    # static image: per layer weights, parameter records, table; then lists, arena, trace
+    image = bytearray()
+
+    def place(data, align=TENSOR_ALIGN):
+        nonlocal image
+        at = _align(len(image), align)
+        image += bytes(at - len(image))
+        image += bytes(np.asarray(data, dtype=np.uint8).reshape(-1))
+        return at
+
+    placed_convs = {}
+    plans = _Plans(cfg)
+    commands = [s.command for s in steps if s.kind == "accel"]
+    for cmd in commands:
+        if id(cmd.conv) not in placed_convs:
+            placed_convs[id(cmd.conv)] = (place(weight_bytes(cmd.conv)), place(param_block(cmd.conv)),
+                                          place(cmd.conv.table))
+    segments_cmds, current = [], []
+    step_kinds = []
+    for s in steps:
+        if s.kind == "accel":
+            current.append(s.command)
+            if len(step_kinds) == 0 or step_kinds[-1] != "segment":
+                step_kinds.append("segment")
+        else:
+            if current:
+                segments_cmds.append(current)
+                current = []
+            step_kinds.append(s.op)
+    if current:
+        segments_cmds.append(current)
+    list_addrs = []
+    total_commands = sum(len(c) for c in segments_cmds)
+    lists_at = _align(len(image), IMAGE_ALIGN)
+    arena_at = _align(lists_at + total_commands * COMMAND_BYTES, IMAGE_ALIGN)
+    trace_at = _align(arena_at + arena_size, IMAGE_ALIGN)
+    image_size = _align(trace_at + total_commands * TRACE_BYTES, IMAGE_ALIGN)
+
+    def address(name, extra=0):
+        root, offset = roots[name]
+        return arena_at + offsets[root] + offset + extra
+
+    records = bytearray()
+    segments = []
+    trace_next = trace_at
+    for cmds in segments_cmds:
+        list_addrs.append(lists_at + len(records))
+        seg = Segment(list_addr=lists_at + len(records), count=len(cmds), trace_addr=trace_next)
+        trace_next += len(cmds) * TRACE_BYTES
+        timeout = 0
+        for cmd in cmds:
+            conv = cmd.conv
+            c, h, w = cmd.in_shape
+            wa, pa, ta = placed_convs[id(conv)]
+            tiles = plans.tiles(conv, h, w)
+            try:
+                desc = tiling.descriptor(
+                    input_addr=address(cmd.input, cmd.in_offset), weight_addr=wa, params_addr=pa,
+                    output_addr=address(cmd.output, cmd.out_offset), channels=c, height=h, width=w,
+                    kernels=conv.out_channels, kernel_size=conv.kernel_size, stride=conv.stride,
+                    padding=conv.padding, depthwise=int(driver.runs_depthwise(cfg, conv)),
+                    **{f"tile_{n}": v for n, v in tiles.items()})
+                schedule.check_fits(cfg, desc)
+            except (ValueError, schedule.BufferOverflow) as exc:
+                raise QuantError(f"layer {cmd.info['layer']}: {exc}") from None
+            driver.check_window(desc, ta, (0, image_size))
+            records += bytes(driver.command_record(desc, ta, conv.input_zero_point))
+            timeout += timeout_cycles(cfg, desc, latency) + 10_000
+            seg.commands.append({**cmd.info, "output": cmd.output, "tiles": dict(tiles),
+                                 "dram_bytes": int(sum(n for _, _, n in tiling.transfers(desc))) + TABLE_BYTES})
+        seg.timeout_cycles = timeout
+        segments.append(seg)
+    static = np.zeros(lists_at + len(records), dtype=np.uint8)
+    static[:len(image)] = np.frombuffer(bytes(image), dtype=np.uint8)
+    static[lists_at:] = np.frombuffer(bytes(records), dtype=np.uint8)
+
+    tensors = {}
+    for name, v in values.items():
+        root = roots[name][0]
+        in_arena = v.dtype == "u8" and root in offsets
+        tensors[name] = TensorInfo(name=name, shape=tuple(v.shape), dtype=v.dtype,
+                                   offset=address(name) if in_arena else -1, scale=float(v.scale),
+                                   zero_point=int(v.zero_point), channels_last=bool(v.channels_last))
+    exe_steps, seg_iter = [], iter(segments)
+    for kind in step_kinds:
+        exe_steps.append(next(seg_iter) if kind == "segment" else kind)
+    used = {n for s in exe_steps for n in getattr(s, "inputs", []) + getattr(s, "outputs", [])}
+    used |= set(graph.inputs) | set(graph.outputs)
+    used |= {c["output"] for s in segments for c in s.commands}
+    tensors = {n: t for n, t in tensors.items() if n in used}
+    stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())),
+             "weight_bytes": int(lists_at), "commands": total_commands,
+             "planned_shapes": len(plans.cache)}
+    return Executable(cfg=cfg, image=static, image_size=image_size, arena=(arena_at, arena_size),
+                      tensor_bytes=int(sum(sizes.values())), trace=(trace_at, total_commands * TRACE_BYTES),
+                      tensors=tensors, steps=exe_steps, inputs=list(graph.inputs),
+                      outputs=list(graph.outputs), info={**(info or {}), **stats})

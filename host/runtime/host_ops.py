@@ -1,0 +1,150 @@
+"""The operators the host runs between accelerator segments, on the arena's tensors.
+
+Each :class:`host.runtime.executable.HostOp` names a ``kind`` of :data:`KINDS`; its inputs
+arrive as numpy arrays (u8 in logical NCHW order for arena tensors, float32 for the
+network's own inputs) with their :class:`host.runtime.executable.TensorInfo` (shape,
+quantization, the memory format PyTorch gives the tensor), and it returns its outputs
+the same way. The arithmetic is :mod:`host.golden.ops` (numpy models equal to PyTorch's
+quantized kernels) and a layout rearrangement or two; ``torch`` runs a PyTorch module or
+function kept in the executable, for operators without a numpy model (the executable
+marks them ``needs_torch``).
+"""
+
+import pickle
+
+import numpy as np
+
+from host.golden import ops
+
+__all__ = ["run", "KINDS", "shifted_copies"]
+
+
+def shifted_copies(x_u8, *, kernel, stride, padding, pieces, zero_point):
+    """A large convolution's input as its 3x3 decomposition reads it
+    (``host.compiler.decompose``): ``n_r x n_s`` copies of the input padded with the zero
+    point, copy ``(a, b)`` shifted up by ``3a`` rows and left by ``3b`` columns, cropped
+    to the rows and columns the 3x3 convolution reads; (N, C, H, W) -> (N, n_r n_s C,
+    H', W')."""
+    x_u8 = np.asarray(x_u8)
+    (r, s), (ph, pw), (nr, ns) = kernel, padding, pieces
+    batch, c, h, w = x_u8.shape
+    xo = (h + 2 * ph - r) // stride + 1
+    yo = (w + 2 * pw - s) // stride + 1
+    rows, cols = stride * (xo - 1) + 3, stride * (yo - 1) + 3
+    need_h, need_w = rows + 3 * (nr - 1), cols + 3 * (ns - 1)
+    xpad = np.full((batch, c, max(need_h, h + ph), max(need_w, w + pw)), zero_point, dtype=np.uint8)
+    xpad[:, :, ph:ph + h, pw:pw + w] = x_u8
+    out = np.empty((batch, nr, ns, c, rows, cols), dtype=np.uint8)
+    for a in range(nr):
+        for b in range(ns):
+            out[:, a, b] = xpad[:, :, 3 * a:3 * a + rows, 3 * b:3 * b + cols]
+    return out.reshape(batch, nr * ns * c, rows, cols)
+
+
+def _quantize(args, infos, outs, p):
+    return [ops.quantize(np.asarray(args[0], dtype=np.float32), outs[0].scale, outs[0].zero_point)]
+
+
+def _dequantize(args, infos, outs, p):
+    return [ops.dequantize(args[0], infos[0].scale, infos[0].zero_point)]
+
+
+def _add(args, infos, outs, p):
+    (a, b), (ia, ib), o = args, infos, outs[0]
+    return [ops.add(a, ia.scale, ia.zero_point, b, ib.scale, ib.zero_point, o.scale, o.zero_point,
+                    relu=p.get("relu", False))]
+
+
+def _max_pool2d(args, infos, outs, p):
+    return [ops.max_pool2d(args[0], **p)]
+
+
+def _avg_pool2d(args, infos, outs, p):
+    return [ops.avg_pool2d(args[0], infos[0].scale, infos[0].zero_point, **p)]
+
+
+def _adaptive_avg_pool2d(args, infos, outs, p):
+    return [ops.adaptive_avg_pool2d(args[0], infos[0].scale, infos[0].zero_point, **p)]
+
+
+def _cat(args, infos, outs, p):
+    return [ops.cat(list(args), [(i.scale, i.zero_point) for i in infos], p["dim"],
+                    outs[0].scale, outs[0].zero_point)]
+
+
+def _relu(args, infos, outs, p):
+    return [ops.relu(args[0], infos[0].zero_point)]
+
+
+def _hardtanh(args, infos, outs, p):
+    return [ops.hardtanh(args[0], p["min_val"], p["max_val"], infos[0].scale, infos[0].zero_point,
+                         channels_last=infos[0].channels_last)]
+
+
+def _transpose(args, infos, outs, p):
+    return [np.ascontiguousarray(np.transpose(args[0], p["axes"]))]
+
+
+def _reshape(args, infos, outs, p):
+    return [np.asarray(args[0]).reshape(outs[0].shape)]
+
+
+def _slice(args, infos, outs, p):
+    index = [slice(None)] * np.ndim(args[0])
+    index[p["dim"]] = slice(p["start"], p["stop"])
+    return [np.ascontiguousarray(args[0][tuple(index)])]
+
+
+def _decompose(args, infos, outs, p):
+    return [shifted_copies(args[0], **p)]
+
+
+def _torch(args, infos, outs, p):
+    """A PyTorch module or function kept in the executable (``p["call"]``: the pickled
+    ``(callable, args template)``; ``("tensor", i)`` marks input ``i``)."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError("this host operator has no numpy model and needs PyTorch: "
+                          "install torch to run the executable") from exc
+    fn, template, kwargs = pickle.loads(p["call"])
+
+    def tensor(i):
+        info, value = infos[i], args[i]
+        if info.dtype == "f32":
+            return torch.from_numpy(np.ascontiguousarray(value))
+        t = torch.from_numpy(np.ascontiguousarray(value))
+        q = torch._make_per_tensor_quantized_tensor(t, info.scale, info.zero_point)
+        return q.contiguous(memory_format=torch.channels_last) if info.channels_last and q.dim() == 4 else q
+
+    def fill(v):
+        if isinstance(v, tuple) and len(v) == 2 and v[0] == "tensor":
+            return tensor(v[1])
+        if isinstance(v, (list, tuple)):
+            return type(v)(fill(x) for x in v)
+        return v
+    with torch.no_grad():
+        result = fn(*fill(template), **{k: fill(v) for k, v in kwargs.items()})
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
+    out = []
+    for r, info in zip(results, outs):
+        if info.dtype == "f32":
+            out.append(r.numpy().astype(np.float32))
+        else:
+            out.append(r.int_repr().contiguous().numpy())
+    return out
+
+
+KINDS = {"quantize": _quantize, "dequantize": _dequantize, "add": _add, "max_pool2d": _max_pool2d,
+         "avg_pool2d": _avg_pool2d, "adaptive_avg_pool2d": _adaptive_avg_pool2d, "cat": _cat,
+         "relu": _relu, "hardtanh": _hardtanh, "transpose": _transpose, "reshape": _reshape,
+         "slice": _slice, "decompose": _decompose,
+         "torch": _torch}
+
+
+def run(op, args, infos, outs):
+    """The outputs of host operator ``op`` on ``args`` (numpy arrays) whose tensors are
+    ``infos``, producing tensors ``outs``."""
+    if op.kind not in KINDS:
+        raise ValueError(f"host operator {op.name}: unknown kind {op.kind!r}")
+    return KINDS[op.kind](args, infos, outs, dict(op.params))
