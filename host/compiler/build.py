@@ -1,6 +1,6 @@
 """Compile a :class:`host.compiler.graph.Graph` into a :class:`host.runtime.executable.Executable`.
 
-1. **Work.** Each ``conv`` node becomes accelerator commands: one per image of the batch,
+1. **Work.** Each ``layer`` node becomes accelerator commands: one per image of the batch,
    per group of a grouped conv (other than a 3x3 depthwise one, which runs whole), per
    row of a Linear's input; a kernel other than 1x1 / 3x3 adds the host's rearrangement
    of its input (``decompose``) before them. The planner chooses each distinct layer
@@ -77,7 +77,7 @@ class _Plans:
 
 
 def _conv_steps(cfg, node, graph, layers, fresh):
-    """The steps of one ``conv`` node: an optional host ``decompose``, then commands."""
+    """The steps of one ``layer`` node: an optional host ``decompose``, then commands."""
     layer = layers[node.layer]
     x = graph.values[node.inputs[0]]
     if x.dtype != "u8":
@@ -186,7 +186,7 @@ def _allocate(sizes, lifetimes, reuse):
 
 
 def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
-    """The :class:`Executable` of ``graph`` (whose ``conv`` nodes name ``layers``, the
+    """The :class:`Executable` of ``graph`` (whose ``layer`` nodes name ``layers``, the
     program's accelerator layers) for ``cfg``."""
     from host.runtime.sim import timeout_cycles
     cfg = cfg or AccelConfig()
@@ -202,7 +202,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     g = type(graph)(values, graph.nodes, graph.inputs, graph.outputs)
     steps = []
     for node in graph.nodes:
-        if node.kind == "conv":
+        if node.kind == "layer":
             steps += _conv_steps(cfg, node, g, layers, fresh)
         elif node.kind == "alias":
             src = values[node.inputs[0]]

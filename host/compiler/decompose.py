@@ -27,39 +27,10 @@ stem -- and does ``9 n**2 / R**2`` times the MACs (81/49 for 7x7).
 
 import numpy as np
 
-from host.golden.quant import QuantConv, QuantError, output_size, pair
+from host.golden.quant import MAX_KERNEL, SUPPORTED_STRIDES, LargeConv, QuantConv, QuantError, output_size, pair
 from host.runtime.host_ops import shifted_copies
 
 __all__ = ["LargeConv", "decompose", "large_conv_from_module", "MAX_KERNEL", "SUPPORTED_STRIDES"]
-
-MAX_KERNEL = 9
-SUPPORTED_STRIDES = (1, 2)
-
-
-class LargeConv(QuantConv):
-    """A quint8 R x S convolution (R, S <= 9, square or not) in the accelerator's terms,
-    fields as in :class:`host.golden.quant.QuantConv`; ``padding`` is an int or ``(rows, columns)``,
-    each up to the kernel's size in that axis minus one. Calling it is the direct golden
-    model (no decomposition)."""
-
-    KERNELS = tuple(range(1, MAX_KERNEL + 1))
-    KERNEL_RULE = f"kernels must be at most {MAX_KERNEL}x{MAX_KERNEL}"
-
-    def _check_geometry(self, r, s):
-        if r not in self.KERNELS or s not in self.KERNELS:
-            raise QuantError(f"kernel {r}x{s} is not supported; {self.KERNEL_RULE}")
-        if self.stride not in SUPPORTED_STRIDES:
-            raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2 "
-                             f"(the same in both axes)")
-        try:
-            ph, pw = pair(self.padding)
-        except (TypeError, ValueError):
-            raise QuantError(f"padding {self.padding!r} must be an int or (rows, columns)") from None
-        if not (0 <= ph <= r - 1 and 0 <= pw <= s - 1):
-            raise QuantError(f"padding {self.padding} is not supported for a {r}x{s} kernel; "
-                             f"it must be in [0, {r - 1}] x [0, {s - 1}]")
-        self.padding = ph if ph == pw else (ph, pw)
-
 
 def large_conv_from_module(module, input_scale, input_zero_point, activation=None):
     """A :class:`LargeConv` from a ``torch.ao.nn.quantized`` Conv2d / ConvReLU2d with any

@@ -3,11 +3,11 @@
 :func:`graph_from_trace` turns one run of a model (``host.compiler.program._Trace``: leaf
 module calls and top-level tensor operations, with their tensors) into a :class:`Graph`:
 
-* ``conv``: a convolution or Linear the accelerator runs (one call of a program layer; an
-  activation folded into its table is part of it);
+* ``layer``: a convolution or Linear the accelerator runs (one call of a program layer;
+  an activation folded into its table is part of it);
 * host operators (``host.runtime.host_ops.KINDS``): quantize, dequantize, quantized add,
   pooling, concatenation, ReLU / ReLU6 / Hardtanh, transposes, channel slices that are
-  not contiguous;
+  not contiguous, a conv or Linear kept on the CPU (``conv``, the golden model);
 * ``alias``: a reshape, flatten, identity or contiguous channel slice, which costs
   nothing (the output is the input's bytes, at an offset);
 * ``torch``: anything else, kept as the PyTorch module or function itself, so the graph
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from host.golden.ops import suggests_channels_last
 from host.golden.quant import QuantError
 
 __all__ = ["Graph", "Node", "Value", "graph_from_trace", "ALIAS_FUNCTIONS"]
@@ -50,9 +51,9 @@ class Value:
 
 @dataclass
 class Node:
-    """One operator: ``kind`` ("conv", "alias", a host operator kind or "torch"),
+    """One operator: ``kind`` ("layer", "alias", a host operator kind or "torch"),
     ``name`` (the module or function it came from), input and output value names,
-    ``params``; a conv's ``layer`` (the program layer's name)."""
+    ``params``; a ``layer`` node's ``layer`` (the program layer's name)."""
     kind: str
     name: str
     inputs: list
@@ -84,7 +85,7 @@ def _value(name, t):
         if t.dtype != torch.quint8 or t.qscheme() != torch.per_tensor_affine:
             raise QuantError(f"{name}: tensor of {t.dtype} {t.qscheme()}; the executable holds "
                              f"per-tensor quint8 and float32 tensors")
-        last = t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+        last = t.dim() == 4 and suggests_channels_last(tuple(t.shape), tuple(t.stride()))
         return Value(name, tuple(t.shape), "u8", float(t.q_scale()), int(t.q_zero_point()), bool(last))
     if t.dtype != torch.float32:
         raise QuantError(f"{name}: tensor of {t.dtype}; the executable holds per-tensor quint8 "
@@ -117,6 +118,9 @@ def _pickled_call(fn, args, kwargs, known):
             return type(v)(template(x) for x in v)
         return v
     t_args, t_kwargs = template(tuple(args)), {k: template(v) for k, v in kwargs.items()}
+    qualified = getattr(fn, "_qualified_op_name", None)     # torch.ops.<namespace>.<op>
+    if qualified is not None:
+        fn = ("torch.ops", qualified)
     buf = io.BytesIO()
     try:
         torch.save((fn, t_args, t_kwargs), buf)
@@ -193,6 +197,24 @@ def _module_kind(module):
     return None
 
 
+def _host_conv(module, data):
+    """``("conv", params)`` of a quantized conv or Linear the host runs with the golden
+    model (``host.golden.quant.LargeConv``), or None when it is none or the model does
+    not cover it."""
+    import torch.ao.nn.quantized as nnq
+    from host.compiler.torch_frontend import quant_conv_from_module
+    from host.golden.quant import LargeConv
+    if not isinstance(module, (nnq.Conv2d, nnq.Linear)) or len(data) != 1 or not data[0].is_quantized:
+        return None
+    try:
+        conv = quant_conv_from_module(LargeConv, module, data[0].q_scale(), data[0].q_zero_point())
+    except QuantError:
+        return None
+    fields = ("weight", "bias_q", "multiplier", "input_zero_point", "output_zero_point", "stride",
+              "padding", "lo", "hi", "table", "groups")
+    return "conv", {**{f: getattr(conv, f) for f in fields}, "linear": isinstance(module, nnq.Linear)}
+
+
 def _function_kind(event, tensors):
     """``(kind, params, data inputs)`` of a top-level tensor function the host runs (or
     an alias), or None. ``tensors``: its tensor arguments in order."""
@@ -264,9 +286,9 @@ def graph_from_trace(trace, layers, folded, args):
                 out_t = events[folded[index]]["output"] if index in folded else outs[0]
                 x = b.name_of(data[0], what)
                 y = b.define(what, out_t)
-                b.nodes.append(Node("conv", what, [x], [y], layer=what))
+                b.nodes.append(Node("layer", what, [x], [y], layer=what))
                 continue
-            recognized = _module_kind(module)
+            recognized = _module_kind(module) or _host_conv(module, data)
             if recognized is not None and len(data) == 1:
                 kind, params = recognized
                 x = b.name_of(data[0], what)

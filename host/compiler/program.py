@@ -357,7 +357,7 @@ class Program:
         self.layer_outputs = {}
         if record:
             for node in self.graph(*args).nodes:
-                if node.kind == "conv":
+                if node.kind == "layer":
                     info = exe.tensors[node.outputs[0]]
                     self.layer_outputs.setdefault(node.layer, []).append(_quantized(recorded[node.outputs[0]], info))
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QuantConv", "QuantError", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
+__all__ = ["QuantConv", "LargeConv", "QuantError", "MAX_KERNEL", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
            "pad_input", "pair", "output_size", "INT32_MIN", "INT32_MAX"]
 
 INT32_MIN = -(1 << 31)
@@ -30,6 +30,7 @@ INT32_MAX = (1 << 31) - 1
 
 SUPPORTED_KERNELS = (1, 3)
 SUPPORTED_STRIDES = (1, 2)
+MAX_KERNEL = 9              # the largest kernel a decomposition (host.compiler.decompose) handles
 
 
 class QuantError(ValueError):
@@ -262,3 +263,28 @@ class QuantConv:
         pos = np.where(w > 0, w, 0).sum(axis=1) * 255
         neg = np.where(w < 0, -w, 0).sum(axis=1) * 255
         return np.maximum(pos, neg) + np.abs(self.bias_q.astype(np.int64))
+
+
+class LargeConv(QuantConv):
+    """A quint8 R x S convolution (R, S <= 9, square or not) in the accelerator's terms,
+    fields as in :class:`host.golden.quant.QuantConv`; ``padding`` is an int or ``(rows, columns)``,
+    each up to the kernel's size in that axis minus one. Calling it is the direct golden
+    model (no decomposition)."""
+
+    KERNELS = tuple(range(1, MAX_KERNEL + 1))
+    KERNEL_RULE = f"kernels must be at most {MAX_KERNEL}x{MAX_KERNEL}"
+
+    def _check_geometry(self, r, s):
+        if r not in self.KERNELS or s not in self.KERNELS:
+            raise QuantError(f"kernel {r}x{s} is not supported; {self.KERNEL_RULE}")
+        if self.stride not in SUPPORTED_STRIDES:
+            raise QuantError(f"stride {self.stride} is not supported; strides must be 1 or 2 "
+                             f"(the same in both axes)")
+        try:
+            ph, pw = pair(self.padding)
+        except (TypeError, ValueError):
+            raise QuantError(f"padding {self.padding!r} must be an int or (rows, columns)") from None
+        if not (0 <= ph <= r - 1 and 0 <= pw <= s - 1):
+            raise QuantError(f"padding {self.padding} is not supported for a {r}x{s} kernel; "
+                             f"it must be in [0, {r - 1}] x [0, {s - 1}]")
+        self.padding = ph if ph == pw else (ph, pw)

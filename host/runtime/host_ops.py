@@ -5,16 +5,18 @@ arrive as numpy arrays (u8 in logical NCHW order for arena tensors, float32 for 
 network's own inputs) with their :class:`host.runtime.executable.TensorInfo` (shape,
 quantization, the memory format PyTorch gives the tensor), and it returns its outputs
 the same way. The arithmetic is :mod:`host.golden.ops` (numpy models equal to PyTorch's
-quantized kernels) and a layout rearrangement or two; ``torch`` runs a PyTorch module or
+quantized kernels), :mod:`host.golden.quant` (a conv kept on the CPU) and a layout
+rearrangement or two; ``torch`` runs a PyTorch module or
 function kept in the executable, for operators without a numpy model (the executable
 marks them ``needs_torch``).
 """
 
-import pickle
+import io
 
 import numpy as np
 
 from host.golden import ops
+from host.golden.quant import LargeConv
 
 __all__ = ["run", "KINDS", "shifted_copies"]
 
@@ -52,24 +54,26 @@ def _dequantize(args, infos, outs, p):
 def _add(args, infos, outs, p):
     (a, b), (ia, ib), o = args, infos, outs[0]
     return [ops.add(a, ia.scale, ia.zero_point, b, ib.scale, ib.zero_point, o.scale, o.zero_point,
-                    relu=p.get("relu", False))]
+                    relu=p.get("relu", False), channels_last=ia.channels_last)]
 
 
 def _max_pool2d(args, infos, outs, p):
-    return [ops.max_pool2d(args[0], **p)]
+    return [ops.max_pool2d(args[0], channels_last=infos[0].channels_last, **p)]
 
 
 def _avg_pool2d(args, infos, outs, p):
-    return [ops.avg_pool2d(args[0], infos[0].scale, infos[0].zero_point, **p)]
+    return [ops.avg_pool2d(args[0], infos[0].scale, infos[0].zero_point,
+                           channels_last=infos[0].channels_last, **p)]
 
 
 def _adaptive_avg_pool2d(args, infos, outs, p):
-    return [ops.adaptive_avg_pool2d(args[0], infos[0].scale, infos[0].zero_point, **p)]
+    return [ops.adaptive_avg_pool2d(args[0], infos[0].scale, infos[0].zero_point,
+                                    channels_last=infos[0].channels_last, **p)]
 
 
 def _cat(args, infos, outs, p):
     return [ops.cat(list(args), [(i.scale, i.zero_point) for i in infos], p["dim"],
-                    outs[0].scale, outs[0].zero_point)]
+                    outs[0].scale, outs[0].zero_point, channels_last=[i.channels_last for i in infos])]
 
 
 def _relu(args, infos, outs, p):
@@ -77,8 +81,12 @@ def _relu(args, infos, outs, p):
 
 
 def _hardtanh(args, infos, outs, p):
-    return [ops.hardtanh(args[0], p["min_val"], p["max_val"], infos[0].scale, infos[0].zero_point,
-                         channels_last=infos[0].channels_last)]
+    return [ops.hardtanh(args[0], infos[0].scale, infos[0].zero_point, min_val=p["min_val"],
+                         max_val=p["max_val"], channels_last=infos[0].channels_last)]
+
+
+def _relu6(args, infos, outs, p):
+    return [ops.relu6(args[0], infos[0].scale, infos[0].zero_point, channels_last=infos[0].channels_last)]
 
 
 def _transpose(args, infos, outs, p):
@@ -99,15 +107,32 @@ def _decompose(args, infos, outs, p):
     return [shifted_copies(args[0], **p)]
 
 
+def _conv(args, infos, outs, p):
+    """A quantized conv (or a Linear, as a 1x1 conv on the rows of its input) on the host,
+    with the golden model."""
+    p = dict(p)
+    linear = p.pop("linear")
+    conv = LargeConv(**p)
+    x = np.asarray(args[0])
+    if linear:
+        rows = x.reshape(-1, x.shape[-1], 1, 1)
+        return [conv(rows).reshape(*x.shape[:-1], conv.out_channels)]
+    return [conv(x)]
+
+
 def _torch(args, infos, outs, p):
-    """A PyTorch module or function kept in the executable (``p["call"]``: the pickled
-    ``(callable, args template)``; ``("tensor", i)`` marks input ``i``)."""
+    """A PyTorch module or function kept in the executable (``p["call"]``: ``torch.save``
+    of ``(callable, args template, kwargs template)``, ``("tensor", i)`` marking input
+    ``i``; a ``torch.ops`` operator kept as ``("torch.ops", "namespace::name")``)."""
     try:
         import torch
     except ImportError as exc:
         raise ImportError("this host operator has no numpy model and needs PyTorch: "
                           "install torch to run the executable") from exc
-    fn, template, kwargs = pickle.loads(p["call"])
+    fn, template, kwargs = torch.load(io.BytesIO(p["call"]), weights_only=False)
+    if isinstance(fn, tuple) and fn[0] == "torch.ops":
+        namespace, name = fn[1].split("::")
+        fn = getattr(getattr(torch.ops, namespace), name)
 
     def tensor(i):
         info, value = infos[i], args[i]
@@ -135,9 +160,9 @@ def _torch(args, infos, outs, p):
     return out
 
 
-KINDS = {"quantize": _quantize, "dequantize": _dequantize, "add": _add, "max_pool2d": _max_pool2d,
+KINDS = {"conv": _conv, "quantize": _quantize, "dequantize": _dequantize, "add": _add, "max_pool2d": _max_pool2d,
          "avg_pool2d": _avg_pool2d, "adaptive_avg_pool2d": _adaptive_avg_pool2d, "cat": _cat,
-         "relu": _relu, "hardtanh": _hardtanh, "transpose": _transpose, "reshape": _reshape,
+         "relu": _relu, "hardtanh": _hardtanh, "relu6": _relu6, "transpose": _transpose, "reshape": _reshape,
          "slice": _slice, "decompose": _decompose,
          "torch": _torch}
 

@@ -200,13 +200,16 @@ class CommandQueue(wiring.Component):
                 stops()
             with m.State("RUN"):
                 with m.If(self.layer_end):
-                    with m.If(self.layer_error != 0):
-                        finish(self.layer_error)
-                    with m.Elif(from_registers):
-                        finish(ErrorCode.NONE)
-                    with m.Else():
-                        m.d.sync += [trace.index.eq(index), trace.error_code.eq(0), beats.eq(0)]
-                        m.next = "TRACE_CMD"
+                    m.next = "ENDED"
+                stops()
+            with m.State("ENDED"):          # the controller's error code and counters are final
+                with m.If(self.layer_error != 0):
+                    finish(self.layer_error)
+                with m.Elif(from_registers):
+                    finish(ErrorCode.NONE)
+                with m.Else():
+                    m.d.sync += [trace.index.eq(index), trace.error_code.eq(0), beats.eq(0)]
+                    m.next = "TRACE_CMD"
                 stops()
             with m.State("TRACE_CMD"):
                 # the counters hold their values until the controller's next start

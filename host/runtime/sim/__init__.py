@@ -67,13 +67,16 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
 
 
 def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False,
-               memory=None, engine=None):
+               memory=None, engine=None, dump=False):
     """Run prepared layers (``LayerRun`` plus per-layer options) in one simulation.
 
     ``layers``: dicts ``{"run": LayerRun, "fault": None or {...}, "soft_reset_first": bool,
     "writes": optional override}``, all sharing one DRAM image: ``memory`` (u8 array), by
-    default the first run's. Returns the cocotb side's result dict (identification,
-    per-layer status/counters/output, and the DRAM bytes that changed).
+    default the first run's. A dict with ``"queue": (list address, length, trace
+    address)`` starts a command queue after its ``writes`` instead of a single layer
+    (its ``run`` may be None; give ``"timeout_cycles"``). Returns the cocotb side's result
+    dict (identification, per-layer status/counters/output/``queue_index``, and the DRAM
+    bytes that changed; ``dump=True``: also ``memory``, the whole DRAM afterwards).
 
     ``engine``: "cpp" (:mod:`host.runtime.sim.rtlsim`, no Python per cycle, identical results) or
     "cocotb"; by default "cpp" unless random pauses, fault injection or waves are asked for
@@ -82,25 +85,31 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     from host.runtime.sim import rtlsim
     if rtlsim.choose_engine(engine, pause=pause, waves=waves, layers=layers) == "cpp":
         return rtlsim.run_layers(cfg, layers, latency=latency, pause=pause, waves=waves,
-                                 memory=memory)
+                                 memory=memory, dump=dump)
     first = layers[0]["run"]
+    if memory is None and first is None:
+        raise ValueError("give the DRAM image (memory) when the first layer has no run")
     with tempfile.TemporaryDirectory(prefix="dpegen-sim-") as tmp:
         image = Path(tmp) / "image.npz"
         np.savez(image, memory=first.dram.memory if memory is None else np.asarray(memory, np.uint8))
         spec = []
         for layer in layers:
             run = layer["run"]
-            out_size = int(np.prod(run.output_shape))
-            spec.append({"writes": layer.get("writes", run.writes),
-                         "output": [run.output_addr, out_size],
-                         "timeout_cycles": timeout_cycles(cfg, run.descriptor, latency, pause),
+            spec.append({"writes": layer.get("writes", run.writes if run else []),
+                         "output": [run.output_addr, int(np.prod(run.output_shape))] if run else None,
+                         "timeout_cycles": layer.get("timeout_cycles")
+                         or timeout_cycles(cfg, run.descriptor, latency, pause),
+                         "queue": layer.get("queue"),
                          "fault": layer.get("fault"),
                          "soft_reset_first": layer.get("soft_reset_first", False)})
-        return runner.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
-                          test_module="host.runtime.sim.cocotb_backend", testcase="run_layers",
-                          result=True, waves=waves,
-                          params={"image": str(image), "layers": spec, "latency": latency,
-                                  "pause": pause, "seed": seed})
+        result = runner.run(verilog_text=accelerator_verilog(cfg), name="dpegen_accel",
+                            test_module="host.runtime.sim.cocotb_backend", testcase="run_layers",
+                            result=True, waves=waves,
+                            params={"image": str(image), "layers": spec, "latency": latency,
+                                    "pause": pause, "seed": seed, "dump": dump})
+    if dump:
+        result["memory"] = np.asarray(result["memory"], dtype=np.uint8)
+    return result
 
 
 def run_executable_cocotb(exe, inputs, *, record=False, latency=50, pause=0.0, seed=1, frames=1):

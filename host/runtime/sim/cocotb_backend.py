@@ -6,8 +6,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, First, RisingEdge
 
+from hw.config import AccelConfig
 from hw.contract import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
-from host.runtime.driver import counters_from, finish_sequence, start_sequence
+from host.runtime.driver import (counters_from, finish_sequence, queue_start_sequence, queue_writes,
+                                 start_sequence)
 from host.runtime.sim.runner import params, store_result
 from host.runtime.sim.axi import CycleCounter, ErrorInjector, add_read_latency, add_write_latency, make_ram, set_axi_pauses
 from host.runtime.sim.streams import start_clock_and_reset
@@ -51,7 +53,12 @@ async def run_layers(dut):
         faults.code = fault["code"] if fault else 2
         for offset, value in layer["writes"]:
             await axil.write(offset, int(value).to_bytes(4, "little"))
-        for offset, value in start_sequence():
+        starting = start_sequence()
+        if layer.get("queue"):
+            for offset, value in queue_writes(AccelConfig(), *layer["queue"]):
+                await axil.write(offset, int(value).to_bytes(4, "little"))
+            starting = queue_start_sequence()
+        for offset, value in starting:
             start = counter.cycle                    # the last write is START
             await axil.write(offset, value.to_bytes(4, "little"))
         if not int(dut.irq.value):
@@ -61,18 +68,22 @@ async def run_layers(dut):
         status = await read(rm["STATUS"].offset)
         error = await read(rm["ERROR_CODE"].offset)
         counters = await _counters(read)
+        queue_index = await read(rm["QUEUE_INDEX"].offset)
         for offset, value in finish_sequence():
             await axil.write(offset, value.to_bytes(4, "little"))
-        addr, size = layer["output"]
-        output = np.frombuffer(ram.read(addr, size), dtype=np.uint8)
+        output = np.zeros(0, np.uint8)
+        if layer["output"]:
+            addr, size = layer["output"]
+            output = np.frombuffer(ram.read(addr, size), dtype=np.uint8)
         results.append({"status": status, "error_code": error, "counters": counters,
                         "irq": bool(status & 2), "wall_cycles": wall_cycles,
-                        "output": output.tolist()})
+                        "queue_index": queue_index, "output": output.tolist()})
     after = np.frombuffer(ram.read(0, memory.size), dtype=np.uint8)
     changed = np.nonzero(after != memory)[0]
     store_result({"identification": identification, "layers": results,
                   "changed": [int(changed.min()), int(changed.max()), int(changed.size)] if changed.size else None,
-                  "changed_offsets": changed[:64].tolist()})
+                  "changed_offsets": changed[:64].tolist(),
+                  **({"memory": after.tolist()} if p.get("dump") else {})})
 
 
 class CocotbDevice:

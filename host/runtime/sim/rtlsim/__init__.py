@@ -31,7 +31,8 @@ from hw.config import AccelConfig
 from hw.contract import CONTROL_SOFT_RESET, STATUS_BUSY, register_map
 
 from host.runtime.sim import runner
-from host.runtime.driver import counters_from, finish_sequence, start_sequence
+from host.runtime.driver import (counters_from, finish_sequence, queue_start_sequence, queue_writes,
+                                 start_sequence)
 from host.runtime.executable import Device
 
 __all__ = ["build", "Harness", "harness", "run_layers", "wrapper_verilog", "HarnessError",
@@ -250,7 +251,7 @@ def choose_engine(engine=None, *, pause=0.0, waves=False, layers=()):
 
 
 def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=False,
-               memory=None):
+               memory=None, dump=False):
     """:func:`host.runtime.sim.run_layers` on the fast engine (same arguments, same result dict).
 
     Random pauses, fault injection and waveforms need the cocotb engine and are refused.
@@ -264,8 +265,7 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
     if any(layer.get("fault") for layer in layers):
         raise ValueError("fault injection needs the cocotb engine (engine='cocotb')")
     rm = register_map(cfg)
-    first = layers[0]["run"]
-    image = np.ascontiguousarray(first.dram.memory if memory is None else memory, dtype=np.uint8)
+    image = np.ascontiguousarray(layers[0]["run"].dram.memory if memory is None else memory, dtype=np.uint8)
     h = harness(cfg)
     with h.lock:
         h.load(image)
@@ -281,9 +281,15 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
                 h.run(4)
                 while h.read(rm["STATUS"].offset) & STATUS_BUSY:
                     h.run(16)
-            for offset, value in layer.get("writes", run.writes):
+            for offset, value in layer.get("writes", run.writes if run else []):
                 h.write(offset, value)
-            for offset, value in start_sequence():
+            queue = layer.get("queue")
+            starting = start_sequence()
+            if queue:
+                for offset, value in queue_writes(cfg, *queue):
+                    h.write(offset, value)
+                starting = queue_start_sequence()
+            for offset, value in starting:
                 start = h.cycle()
                 h.write(offset, value)
             timeout = layer.get("timeout_cycles") or timeout_cycles(cfg, run.descriptor, latency, pause)
@@ -300,16 +306,19 @@ def run_layers(cfg: AccelConfig, layers, *, latency=0, pause=0.0, seed=1, waves=
             counters = counters_from(lambda offset: values[offset])
             for offset, value in finish_sequence():
                 h.write(offset, value)
-            out_size = int(np.prod(run.output_shape))
-            output = h.dump(run.output_addr, out_size)
+            queue_index = h.read(rm["QUEUE_INDEX"].offset)
+            output = h.dump(run.output_addr, int(np.prod(run.output_shape))) if run else np.zeros(0, np.uint8)
             results.append({"status": status, "error_code": error, "counters": counters,
                             "irq": bool(status & 2), "wall_cycles": wall_cycles,
-                            "output": output.tolist()})
+                            "queue_index": queue_index, "output": output.tolist()})
         after = h.dump(0, image.size)
     changed = np.nonzero(after != image)[0]
-    return {"identification": identification, "layers": results,
-            "changed": [int(changed.min()), int(changed.max()), int(changed.size)] if changed.size else None,
-            "changed_offsets": changed[:64].tolist()}
+    result = {"identification": identification, "layers": results,
+              "changed": [int(changed.min()), int(changed.max()), int(changed.size)] if changed.size else None,
+              "changed_offsets": changed[:64].tolist()}
+    if dump:
+        result["memory"] = after
+    return result
 
 
 class HarnessDevice(Device):
