@@ -27,11 +27,13 @@ output tiles:
 ``plan(cfg, layer)`` searches L3 tiles ``(T_K, T_C, T_XO, T_YO)`` for the fewest modelled
 cycles (DRAM bytes break ties) among those the descriptor accepts (a 1x1 layer's T_C
 whole channel blocks or all C, a depthwise layer's T_C its T_K), never exceeding a buffer
-(``host.golden.schedule.buffer_needs``, the bound the hardware checks). A layer no tile
-fits raises :class:`host.golden.schedule.BufferOverflow` naming the buffer and the size
-it needs.
+(``host.golden.schedule.buffer_needs``, the bound the hardware checks); a lower bound on
+the model's cycles rules out most of them unmodelled (``_search``). A layer no tile fits
+raises :class:`host.golden.schedule.BufferOverflow` naming the buffer and the size it
+needs.
 """
 
+import heapq
 from dataclasses import dataclass, field, asdict
 from functools import lru_cache
 
@@ -214,6 +216,40 @@ def min_array_beats(cfg, layer):
     return _array_beats(cfg, descriptor_for(layer, whole), {})
 
 
+def _reads(d, tk, tc, rows, merge_rows, merge_all):
+    """iAct and weight transfers of one step of ``d`` (``tk`` kernels, ``tc`` channels,
+    ``rows`` input rows), merged as ``host.golden.tiling.commands`` merges them: an iAct
+    tile of whole rows (``merge_rows``) as one transfer per channel, or of the whole
+    image (``merge_all``) as one."""
+    n_iact = 1 if merge_all else tc if merge_rows else tc * rows
+    if d["depthwise"]:
+        n_weight = 1
+    elif d["kernel_size"] == 1:
+        n_weight = 1 if tk == d["kernels"] else ceil_div(tc, CHANNEL_BLOCK)
+    else:
+        n_weight = 1 if tc == d["channels"] else tk
+    return n_iact, n_weight
+
+
+def _load(cfg, timing, w, n_iact, n_weight, first_c):
+    """Cycles of the load of a step that does ``w`` (:func:`_step_work`) in ``n_iact`` iAct
+    and ``n_weight`` weight transfers: its transfers in DRAM order (the iAct tile, the
+    weights, the params of a first channel tile), each kind as slow as its bus bytes, its
+    words or beats into the buffer, or its bursts' issue (DRAM latency over the outstanding
+    reads). The iAct repacker still holds a row word and the last transfer's last beat as
+    the weights pass."""
+    bus, word = cfg.axi_data_width // 8, word_bytes_for(cfg.yp)
+    issue = timing["read_slot"] / cfg.max_outstanding_reads
+    last_beat = (w["iact_bytes"] // n_iact - 1) % bus + 1
+    held = (word + last_beat) // w["row_word_bytes"]
+    iact = max(w["iact_words"] - held, w["iact_bytes"] / bus,
+               max(n_iact, _bursts(w["iact_bytes"])) * issue)
+    weights = max(w["weight_beats"], w["weight_bytes"] / bus,
+                  max(n_weight, _bursts(w["weight_bytes"])) * issue)
+    params = max(w["params_bytes"] / bus, issue) if first_c else 0
+    return max(w["iact_words"], iact + weights) + params
+
+
 def _parts(cfg, d, timing, memo):
     """Per output-tile class: its count and the cycle / byte / transfer terms of its steps."""
     C, K, R, S, P = d["channels"], d["kernels"], d["kernel_size"], d["stride"], d["padding"]
@@ -224,8 +260,6 @@ def _parts(cfg, d, timing, memo):
     xs = _axis_classes(X, XO, d["tile_xo"], R, S, P)
     ys = _axis_classes(Y, YO, d["tile_yo"], R, S, P)
     depthwise = d["depthwise"]
-    bus, word = cfg.axi_data_width // 8, word_bytes_for(cfg.yp)
-    issue = timing["read_slot"] / cfg.max_outstanding_reads
     write_issue = timing["write_slot"] / cfg.max_outstanding_writes
     tiles = []
     for tk, nk in _dim_classes(K, d["tile_k"]).items():
@@ -240,27 +274,9 @@ def _parts(cfg, d, timing, memo):
                 steps = []
                 for tc, first_c, last_c, count in runs:
                     w = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c, last_c)
-                    n_iact = 1 if merge_all else tc if merge_rows else tc * rows
-                    if depthwise:
-                        n_weight = 1
-                    elif R == 1:
-                        n_weight = 1 if tk == K else ceil_div(tc, CHANNEL_BLOCK)
-                    else:
-                        n_weight = 1 if tc == C else tk
+                    n_iact, n_weight = _reads(d, tk, tc, rows, merge_rows, merge_all)
                     n_reads = n_iact + n_weight + (1 if first_c else 0)
-                    # a load: its transfers in DRAM order (the iAct tile, the weights, the
-                    # params), each kind as slow as its bus bytes, its words or beats into
-                    # the buffer, or its bursts' issue (DRAM latency over the outstanding
-                    # reads). The iAct repacker still holds a row word and the last
-                    # transfer's last beat as the weights pass.
-                    last_beat = (w["iact_bytes"] // n_iact - 1) % bus + 1
-                    held = (word + last_beat) // w["row_word_bytes"]
-                    iact = max(w["iact_words"] - held, w["iact_bytes"] / bus,
-                               max(n_iact, _bursts(w["iact_bytes"])) * issue)
-                    weights = max(w["weight_beats"], w["weight_bytes"] / bus,
-                                  max(n_weight, _bursts(w["weight_bytes"])) * issue)
-                    params = max(w["params_bytes"] / bus, issue) if first_c else 0
-                    load = max(w["iact_words"], iact + weights) + params
+                    load = _load(cfg, timing, w, n_iact, n_weight, first_c)
                     compute = max(w["beats"], w["replay_words"]) + timing["step"]
                     steps.append((w, compute, load, n_reads, count))
                 # per step max(compute, load of the next step); the next step of a tile's
@@ -407,39 +423,163 @@ def candidates(cfg, layer):
             "yo": _axis_candidates(layer.out_width, cfg.yp)}
 
 
-def _fits(cfg, needs):
-    return all(v <= schedule.buffer_limit(cfg, n) for n, v in needs.items())
+def _bound_classes(cfg, d, timing, memo):
+    """The output-tile classes of ``d`` (``_parts``' classes, in its order), each with the
+    terms of :func:`_cycles_bound` read off one step that does the whole output tile (its
+    T_K kernels and all C channels; a depthwise tile its T_K channels): ``(count, tk, txo,
+    tyo, rows, cols, merge_rows, merge_all, compute, iAct bus cycles, iAct bursts, iAct
+    words, weight cycles, weight bursts, params)``.
+
+    Every quantity of a step (``_step_work``: beats, replayed words, iAct bytes and words,
+    weight bytes and beats, params bytes) is a sum of ceilings of non-negative multiples of
+    its kernels, channels or channel blocks, or does not depend on them (an iAct tile is
+    read once per kernel tile), so steps that split the tile's kernels or channels
+    together do at least as much as that one step (ceilings of sums are at most sums of
+    ceilings)."""
+    C, K, R, S, P = d["channels"], d["kernels"], d["kernel_size"], d["stride"], d["padding"]
+    X, Y = d["height"], d["width"]
+    XO, YO = tiling.output_size(X, R, S, P), tiling.output_size(Y, R, S, P)
+    dense_in = d["in_pitch"] == Y
+    flat = tiling.flat_tiles(d)
+    bus = cfg.axi_data_width // 8
+    issue = timing["read_slot"] / cfg.max_outstanding_reads
+    xs = _axis_classes(X, XO, d["tile_xo"], R, S, P)
+    ys = _axis_classes(Y, YO, d["tile_yo"], R, S, P)
+    out = []
+    for tk, nk in _dim_classes(K, d["tile_k"]).items():
+        tc = tk if d["depthwise"] else C
+        for (txo, rows, xall), nx in xs.items():
+            for (tyo, cols, yall), ny in ys.items():
+                w = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols)
+                merge_rows = yall and dense_in
+                out.append((nk * nx * ny, tk, txo, tyo, rows, cols, merge_rows, merge_rows and xall,
+                            max(w["beats"], w["replay_words"]), w["iact_bytes"] / bus,
+                            _bursts(w["iact_bytes"]), w["iact_words"],
+                            max(w["weight_beats"], w["weight_bytes"] / bus),
+                            _bursts(w["weight_bytes"]), max(w["params_bytes"] / bus, issue)))
+    return out
+
+
+def _cycles_bound(cfg, d, classes, tc, timing):
+    """A lower bound on ``_model``'s cycles (before rounding) of ``d`` with channel tile
+    ``tc`` (``classes``: :func:`_bound_classes` of ``d``); with ``d``'s kernel tile all K
+    kernels, or ``tc`` all C channels, also of every smaller kernel or channel tile.
+
+    ``_model`` takes per output tile ``body + wrap``, the sum over its steps of
+    ``max(compute, next load)`` (the last step's next load is the tile's first): at least
+    the sum of their computes and the sum of their loads. The layer's last tile takes at
+    least its computes; the first load and the last drain come on top (:func:`_ends`). A
+    step computes for at least its beats or replayed words plus the switch; a load takes
+    at least its iAct words, or its iAct and weight terms (each at least its bus bytes and
+    its transfers' or bursts' issue) plus the first channel tile's params. Summed over a
+    tile's steps, these are at least those of the one step of ``classes`` with the tile's
+    count of steps and transfers, which are fewest with ``tc`` = C."""
+    runs = _channel_runs(d["channels"], tc)
+    issue = timing["read_slot"] / cfg.max_outstanding_reads
+    total = compute = tile = 0.0
+    for (count, tk, _, _, rows, _, merge_rows, merge_all, work, iact_bus, iact_bursts, words,
+         weights, weight_bursts, params) in classes:
+        n_steps = n_iact = n_weight = 0
+        for rtc, _, _, n in (_channel_runs(tk, tk) if d["depthwise"] else runs):
+            i, w = _reads(d, tk, rtc, rows, merge_rows, merge_all)
+            n_steps += n
+            n_iact += i * n
+            n_weight += w * n
+        compute = work + n_steps * timing["step"]
+        load = max(words, max(iact_bus, max(n_iact, iact_bursts) * issue) +
+                   max(weights, max(n_weight, weight_bursts) * issue)) + params
+        tile = max(compute, load)
+        total += count * tile
+    return timing["fixed"] + total - tile + compute
+
+
+def _ends(cfg, d, timing, memo, classes):
+    """What ``_model`` adds to the tiles of ``d`` (``classes``: its
+    :func:`_bound_classes`): the load of the first step, and at least the drain of the
+    last (its drain beats)."""
+    flat = tiling.flat_tiles(d)
+
+    def step(cls, i):       # the i-th step of an output tile of class cls
+        _, tk, txo, tyo, rows, cols, merge_rows, merge_all = cls[:8]
+        tile_c = tk if d["depthwise"] else d["tile_c"]
+        tc, first_c, last_c, _ = _channel_runs(tk if d["depthwise"] else d["channels"], tile_c)[i]
+        w = _step_work(cfg, d, memo, flat, tk, tc, txo, tyo, rows, cols, first_c, last_c)
+        return w, _reads(d, tk, tc, rows, merge_rows, merge_all), first_c
+    w, (n_iact, n_weight), first_c = step(classes[0], 0)
+    return _load(cfg, timing, w, n_iact, n_weight, first_c) + step(classes[-1], -1)[0]["drain"]
 
 
 def _search(cfg, layer, values, timing=None):
+    """The tiles among ``values`` (per axis) with the fewest modelled cycles, DRAM bytes
+    breaking ties (then the larger tiles): ``((tiles, model, buffer needs), searched)``,
+    or ``(None, 0)`` if none fits; ``searched`` counts the tiles modelled.
+
+    A best-first branch and bound. Its nodes are output tiles ``(T_XO, T_YO)``, bounded
+    by :func:`_cycles_bound` with one kernel tile of all K kernels and all C channels;
+    their kernel tiles, bounded with all C channels; their channel tiles; and the same
+    with :func:`_ends` added. Each bound holds for every tile below its node, so stopping
+    at the first node whose bound exceeds the best cycles by more than a cycle (the
+    rounding) leaves out only tiles with more cycles: the result is the best of all tiles
+    of ``values`` that fit the buffers, as modelling each of them would find (for timing
+    constants >= 0)."""
     timing = TIMING if timing is None else timing
     best, best_key, searched = None, None, 0
-    base = descriptor_for(layer, {"k": 1, "c": layer.channels, "xo": 1, "yo": 1})
+    K, C, depthwise = layer.kernels, layer.channels, layer.depthwise
+    base = descriptor_for(layer, {"k": K, "c": C, "xo": 1, "yo": 1})
+    memo, limits, bounds = {}, {}, {}
+
+    def fits(d):
+        """``d``'s buffer needs if they fit the buffers, else None."""
+        needs = schedule.buffer_needs(cfg, d)
+        for name, value in needs.items():
+            limit = limits.get(name)
+            if limit is None:
+                limit = limits[name] = schedule.buffer_limit(cfg, name)
+            if value > limit:
+                return None
+        return needs
 
     def channel_tiles(tk):      # a depthwise tile's channels are its kernels
-        return [tk] if layer.depthwise else values["c"]
-    memo = {}
-    combos = []
+        return [tk] if depthwise else values["c"]
+
+    def tiles(tk, tc, txo, tyo):
+        return dict(base, tile_k=tk, tile_c=tk if depthwise else tc, tile_xo=txo, tile_yo=tyo)
+
+    def bound(tk, tc, txo, tyo):
+        """:func:`_cycles_bound` of kernel tile ``tk`` with channel tile ``tc``."""
+        d = tiles(tk, C, txo, tyo)
+        classes = bounds.get((tk, txo, tyo))
+        if classes is None:
+            classes = bounds[tk, txo, tyo] = _bound_classes(cfg, d, timing, memo)
+        return _cycles_bound(cfg, d, classes, tc, timing)
+
+    # nodes: (bound, level, T_XO, T_YO, T_K, T_C); level 0: output tile, 1: kernel tile,
+    # 2: channel tile, 3: channel tile with its first load and last drain
+    heap = []
     for txo in values["xo"]:
         for tyo in values["yo"]:
-            shape = dict(base, tile_k=1, tile_c=min(channel_tiles(1)), tile_xo=txo, tile_yo=tyo)
-            if not _fits(cfg, schedule.buffer_needs(cfg, shape)):
-                continue        # the smallest kernel and channel tile: no larger one fits
-            for tk in values["k"]:
-                if not _fits(cfg, schedule.buffer_needs(
-                        cfg, dict(shape, tile_k=tk, tile_c=min(channel_tiles(tk))))):
-                    continue
-                # a lower bound on the cycles: the array beats with whole channel blocks
-                beats = _array_beats(cfg, dict(base, tile_k=tk, tile_xo=txo, tile_yo=tyo), memo)
-                combos.append((beats, txo, tyo, tk))
-    combos.sort()
-    for beats, txo, tyo, tk in combos:
-        if best_key is not None and beats + timing["fixed"] > best_key[0]:
+            if fits(tiles(1, min(channel_tiles(1)), txo, tyo)):  # else no larger tile fits
+                heap.append((bound(K, C, txo, tyo), 0, txo, tyo, K, C))
+    heapq.heapify(heap)
+    while heap:
+        node = heapq.heappop(heap)
+        if best_key is not None and node[0] > best_key[0] + 1:
             break
-        for tc in channel_tiles(tk):
-            d = dict(base, tile_k=tk, tile_c=tc, tile_xo=txo, tile_yo=tyo)
-            needs = schedule.buffer_needs(cfg, d)
-            if not _fits(cfg, needs):
+        _, level, txo, tyo, tk, tc = node
+        if level == 0:
+            for tk in values["k"]:
+                if fits(tiles(tk, min(channel_tiles(tk)), txo, tyo)):
+                    heapq.heappush(heap, (bound(tk, C, txo, tyo), 1, txo, tyo, tk, C))
+        elif level == 1:
+            for tc in channel_tiles(tk):
+                heapq.heappush(heap, (bound(tk, tc, txo, tyo), 2, txo, tyo, tk, tc))
+        elif level == 2:
+            ends = _ends(cfg, tiles(tk, tc, txo, tyo), timing, memo, bounds[tk, txo, tyo])
+            heapq.heappush(heap, (node[0] + ends, 3, txo, tyo, tk, tc))
+        else:
+            d = tiles(tk, tc, txo, tyo)
+            needs = fits(d)
+            if needs is None:
                 continue
             searched += 1
             m = _model(cfg, d, timing, memo)
