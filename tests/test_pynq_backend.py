@@ -1,194 +1,28 @@
-"""PYNQ backend against a fake ``pynq`` module that records every register and buffer
-access and emulates the accelerator: on START it rebuilds the layer from the registers
-and the DRAM buffer (weights, parameters, table, input) and runs the golden model."""
+"""PYNQ backend against the fake board of ``host.runtime.pynq_fake``: a ``pynq`` module
+that records every register and buffer access, with the golden accelerator model behind
+the registers (a START or START_QUEUE runs at once on the buffers' bytes)."""
 
 import sys
-import types
 
 import numpy as np
 import pytest
 
 from host.runtime import pynq_backend
 from host.runtime.driver import (DriverError, address_registers, prepare_layer, rebase_writes,
-                         register_writes)
+                                 register_writes)
+from host.runtime.pynq_fake import BUFFER_BASE as PHYS, FakeBoard
 from host.golden.quant import QuantConv
-from hw.config import CHANNEL_BLOCK, AccelConfig
-from hw.contract import (CONTROL_START, MAGIC, STATUS_DONE, STATUS_ERROR, ErrorCode, weight_size,
-                         layer_extents, register_map)
-
-PHYS = 0x1_FFFF_8000        # buffer physical address: 4 KiB aligned, rebasing carries into _HI
-REG_BASE = 0x8000_0000
-
-
-class FakeHardware:
-    """Register file, DRAM buffers and event log shared by the fake pynq objects."""
-
-    def __init__(self, bitstream_cfg, magic=MAGIC, fail_with=0):
-        self.rm = register_map(bitstream_cfg)
-        self.regs = {r.offset: r.reset for r in self.rm}
-        self.regs[self.rm["MAGIC"].offset] = magic
-        self.log = []
-        self.buffers = []
-        self.fail_with = fail_with
-        self.irq = False
-        self.layers = 0
-
-    def reg(self, name):
-        return self.regs[self.rm[name].offset]
-
-    def field(self, name):
-        try:
-            return self.reg(f"DESC_{name.upper()}")
-        except KeyError:
-            return self.reg(f"DESC_{name.upper()}_LO") | self.reg(f"DESC_{name.upper()}_HI") << 32
-
-    def dram(self, addr, length):
-        for buf in self.buffers:
-            if buf.device_address <= addr and addr + length <= buf.device_address + buf.size:
-                start = addr - buf.device_address
-                return buf.view(np.ndarray)[start:start + length]
-        raise IndexError(f"DRAM access {addr:#x}+{length} outside every buffer")
-
-    def write(self, offset, value):
-        self.log.append(("write", offset, value))
-        rm = self.rm
-        if offset == rm["CONTROL"].offset:
-            if value & CONTROL_START:
-                self.start()
-        elif offset == rm["IRQ_STATUS"].offset:
-            self.regs[offset] &= ~value
-        else:
-            self.regs[offset] = value
-        self.irq = bool(self.reg("IRQ_ENABLE") & self.reg("IRQ_STATUS") & 1)
-
-    def read(self, offset):
-        self.log.append(("read", offset))
-        return self.regs.get(offset, 0)
-
-    def start(self):
-        """Run the layer the registers describe on the golden model."""
-        self.layers += 1
-        code = self.fail_with
-        if not code and not self.inside_window():
-            code = ErrorCode.OUTSIDE_WINDOW
-        if not code:
-            try:
-                self.compute()
-            except IndexError:
-                code = ErrorCode.DMA_READ_ERROR
-        self.regs[self.rm["ERROR_CODE"].offset] = int(code)
-        self.regs[self.rm["STATUS"].offset] = STATUS_DONE | (STATUS_ERROR if code else 0)
-        self.regs[self.rm["IRQ_STATUS"].offset] = 1
-        self.regs[self.rm["CYCLES_LO"].offset] = 1000 * self.layers
-        self.regs[self.rm["DRAM_READ_BYTES_HI"].offset] = self.layers
-
-    def window(self):
-        return (self.reg("WINDOW_BASE_LO") | self.reg("WINDOW_BASE_HI") << 32,
-                self.reg("WINDOW_SIZE_LO") | self.reg("WINDOW_SIZE_HI") << 32)
-
-    def inside_window(self):
-        """The hardware's window check: every range the layer touches in the window."""
-        desc = {name: self.field(name) for name in (
-            "input_addr", "weight_addr", "params_addr", "output_addr", "in_pitch", "out_pitch",
-            "channels", "height", "kernels", "kernel_size", "stride", "padding")}
-        base, size = self.window()
-        table_addr = self.reg("TABLE_ADDR_LO") | self.reg("TABLE_ADDR_HI") << 32
-        return all(base <= start and end <= base + size
-                   for start, end in layer_extents(desc, table_addr).values())
-
-    def compute(self):
-        f = self.field
-        c, h, w, k = f("channels"), f("height"), f("width"), f("kernels")
-        r, stride, pad = f("kernel_size"), f("stride"), f("padding")
-        in_pitch, out_pitch = f("in_pitch"), f("out_pitch")
-        x = self.dram(f("input_addr"), c * h * in_pitch).reshape(c, h, in_pitch)[:, :, :w]
-        depthwise = self.field("depthwise")
-        raw = self.dram(f("weight_addr"), weight_size(k, c, r, depthwise)).view(np.int8)
-        if depthwise:                   # (K, 1, 3, 3)
-            weight = raw.reshape(k, 1, r, r)
-        elif r == 1:                    # channel-blocked (ceil(C / 9), K, 9)
-            weight = raw.reshape(-1, k, CHANNEL_BLOCK).transpose(1, 0, 2).reshape(k, -1)[:, :c]
-            weight = weight.reshape(k, c, 1, 1)
-        else:
-            weight = raw.reshape(k, c, r, r)
-        params = self.dram(f("params_addr"), k * 16).reshape(k, 16)
-        table_addr = self.reg("TABLE_ADDR_LO") | self.reg("TABLE_ADDR_HI") << 32
-        table = self.dram(table_addr, 256)
-        assert len(set(params[:, 8])) == len(set(params[:, 9])) == len(set(params[:, 10])) == 1
-        conv = QuantConv(weight=weight.copy(), bias_q=params[:, 0:4].copy().view("<i4").reshape(k),
-                         multiplier=params[:, 4:8].copy().view("<f4").reshape(k),
-                         input_zero_point=self.reg("INPUT_ZERO_POINT") & 0xFF,
-                         output_zero_point=int(params[0, 8]), lo=int(params[0, 9]),
-                         hi=int(params[0, 10]), stride=stride, padding=pad, table=table.copy(),
-                         groups=c if depthwise else 1)
-        y = conv(x[None].copy())[0]
-        xo, yo = y.shape[1:]
-        out = self.dram(f("output_addr"), k * xo * out_pitch).reshape(k, xo, out_pitch)
-        out[:, :, :yo] = y
-
-
-def make_fake_pynq(hw, with_interrupt=True):
-    class MMIO:
-        def __init__(self, base, length):
-            hw.log.append(("mmio", base, length))
-            assert base == REG_BASE and length >= hw.rm.size
-
-        def read(self, offset, length=4):
-            return hw.read(offset)
-
-        def write(self, offset, value):
-            hw.write(offset, value)
-
-    class Buffer(np.ndarray):
-        def flush(self):
-            hw.log.append(("flush", bytes(self.view(np.ndarray))))
-
-        def invalidate(self):
-            hw.log.append(("invalidate",))
-
-        def freebuffer(self):
-            hw.log.append(("free",))
-
-    def allocate(shape, dtype):
-        buf = np.zeros(shape, dtype=dtype).view(Buffer)
-        buf.device_address = PHYS + 0x100000 * len(hw.buffers)
-        hw.buffers.append(buf)
-        hw.log.append(("allocate", buf.nbytes))
-        return buf
-
-    class Interrupt:
-        def __init__(self, pin):
-            assert pin == "dpegen_0/irq"
-            hw.log.append(("interrupt", pin))
-
-        async def wait(self):
-            hw.log.append(("wait",))
-            assert hw.irq, "interrupt waited on while irq is low forever"
-
-    class Overlay:
-        def __init__(self, bitfile, download=True):
-            hw.log.append(("overlay", bitfile, download))
-            self.ip_dict = {
-                "axi_intc_0": {"phys_addr": 0x8001_0000, "addr_range": 0x10000,
-                               "type": "xilinx.com:ip:axi_intc:4.1"},
-                "dpegen_0": {"phys_addr": REG_BASE, "addr_range": 0x1000,
-                             "type": "xilinx.com:module_ref:dpegen_axi:1.0"},
-            }
-            self.interrupt_pins = ({"dpegen_0/irq": {"controller": "axi_intc_0", "index": 0}}
-                                   if with_interrupt else {})
-
-    module = types.ModuleType("pynq")
-    module.MMIO, module.allocate, module.Interrupt, module.Overlay = MMIO, allocate, Interrupt, Overlay
-    return module
+from hw.config import AccelConfig
+from hw.contract import CONTROL_START, ErrorCode, register_map
 
 
 @pytest.fixture
 def fake(monkeypatch):
     def install(bitstream_cfg=AccelConfig(), **kw):
-        hw = FakeHardware(bitstream_cfg, **{k: v for k, v in kw.items() if k != "with_interrupt"})
-        monkeypatch.setitem(sys.modules, "pynq", make_fake_pynq(hw, kw.get("with_interrupt", True)))
+        board = FakeBoard(bitstream_cfg, **kw)
+        monkeypatch.setitem(sys.modules, "pynq", board.module())
         monkeypatch.setattr(pynq_backend, "_OPEN", {})
-        return hw
+        return board
     return install
 
 
@@ -201,7 +35,7 @@ def make_conv(rng, c=5, k=7, kernel=3, stride=1, padding=1):
 
 
 def writes_of(hw):
-    return [(e[1], e[2]) for e in hw.log if e[0] == "write"]
+    return hw.writes()
 
 
 @pytest.mark.parametrize("mismatch,message", [
@@ -254,7 +88,11 @@ def test_write_sequence_matches_sim_backend(fake, with_interrupt):
     first_write = kinds.index("write")
     flushes = [e for e in hw.log if e[0] == "flush"]
     assert len(flushes) == 1 and kinds.index("flush") < first_write
-    assert flushes[0][1][:run.dram.memory.size] == run.dram.memory.tobytes()
+    assert flushes[0][1:] == (hw.buffers[0].device_address, hw.buffers[0].nbytes)
+    image = hw.buffers[0].view(np.ndarray)[:run.dram.memory.size].copy()
+    out = slice(run.output_addr, run.output_addr + y.size)
+    image[out] = run.dram.memory[out]                    # all but the output, as written
+    assert np.array_equal(image, run.dram.memory)
     start = hw.log.index(("write", rm["CONTROL"].offset, CONTROL_START))
     after = hw.log[start + 1:]
     if with_interrupt:
@@ -264,7 +102,7 @@ def test_write_sequence_matches_sim_backend(fake, with_interrupt):
         assert after[0] == ("read", rm["STATUS"].offset)
     assert kinds.index("invalidate") > start
     assert np.array_equal(y, conv(x))
-    assert counters["cycles"] == 1000 and counters["dram_read_bytes"] == 1 << 32
+    assert counters["dram_read_bytes"] == run.read_bytes()    # the golden model's transfers
     assert "wall_seconds" in counters
 
 
@@ -276,7 +114,8 @@ def test_output_matches_golden(fake, kernel, stride, padding):
     x = rng.integers(0, 256, size=(2, 6, 13, 10), dtype=np.uint8)
     y, counters = pynq_backend.run_conv(AccelConfig(), conv, x, bitfile="dpegen.bit")
     assert y.dtype == np.uint8 and np.array_equal(y, conv(x))
-    assert counters["cycles"] == 1000 + 2000          # summed over the batch of 2
+    run = prepare_layer(AccelConfig(), conv, x[:1])
+    assert counters["dram_read_bytes"] == 2 * run.read_bytes()      # summed over the batch of 2
 
 
 def test_tiled_layer(fake):

@@ -298,7 +298,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             driver.check_window(desc, ta, (0, image_size))
             records += bytes(driver.command_record(desc, ta, conv.input_zero_point))
             timeout += timeout_cycles(cfg, desc, latency) + 10_000
-            seg.commands.append({**cmd.info, "output": cmd.output, "tiles": dict(tiles),
+            seg.commands.append({**cmd.info, "input": cmd.input, "output": cmd.output, "tiles": dict(tiles),
                                  "dram_bytes": int(sum(n for _, _, n in tiling.transfers(desc))) + TABLE_BYTES})
         seg.timeout_cycles = timeout
         segments.append(seg)
@@ -312,13 +312,14 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
         in_arena = v.dtype == "u8" and root in offsets
         tensors[name] = TensorInfo(name=name, shape=tuple(v.shape), dtype=v.dtype,
                                    offset=address(name) if in_arena else -1, scale=float(v.scale),
-                                   zero_point=int(v.zero_point), channels_last=bool(v.channels_last))
+                                   zero_point=int(v.zero_point), channels_last=bool(v.channels_last),
+                                   storage=root)
     exe_steps, seg_iter = [], iter(segments)
     for kind in step_kinds:
         exe_steps.append(next(seg_iter) if kind == "segment" else kind)
     used = {n for s in exe_steps for n in getattr(s, "inputs", []) + getattr(s, "outputs", [])}
     used |= set(graph.inputs) | set(graph.outputs)
-    used |= {c["output"] for s in segments for c in s.commands}
+    used |= {c[k] for s in segments for c in s.commands for k in ("input", "output")}
     tensors = {n: t for n, t in tensors.items() if n in used}
     stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())),
              "weight_bytes": int(lists_at), "commands": total_commands,

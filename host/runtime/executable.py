@@ -72,6 +72,7 @@ class TensorInfo:
     scale: float = 1.0
     zero_point: int = 0
     channels_last: bool = False
+    storage: str = ""
 
     @property
     def size(self):

@@ -214,9 +214,9 @@ class PynqAccelerator(Board):
 class PynqDevice(Device):
     """The board as a :class:`host.runtime.executable.Device`: one buffer of ``size``
     bytes (``base``: its physical address), the registers of :class:`Board` (``options``:
-    its ``bitfile``, ``download``, ``use_interrupt``). Writes go to the buffer and are
-    flushed before the next start; the buffer is invalidated after each run, before the
-    host reads it. Reads are views of the buffer (no copy)."""
+    its ``bitfile``, ``download``, ``use_interrupt``). The host's writes to the buffer are
+    flushed from the cache, range by range, before the next start; a range the host
+    reads is invalidated first, and read in place (no copy)."""
     timeout_unit = "seconds"
 
     def __init__(self, cfg: AccelConfig, size, *, bitfile, **options):
@@ -224,15 +224,16 @@ class PynqDevice(Device):
         self.buffer = self.board.allocate(size)
         self.base, self.size = _physical_address(self.buffer), size
         self.control = self.board.rm["CONTROL"].offset
-        self._dirty = False
+        self._dirty = []
 
     def read_register(self, offset):
         return self.board.read(offset)
 
     def write_register(self, offset, value):
-        if offset == self.control and self._dirty:
-            self.buffer.flush()
-            self._dirty = False
+        if offset == self.control:
+            for span in self._dirty:
+                self.buffer[span].flush()
+            self._dirty = []
         self.board.write(offset, value)
 
     def _span(self, addr, size):
@@ -243,18 +244,20 @@ class PynqDevice(Device):
         return slice(start, start + size)
 
     def read_memory(self, addr, size):
-        return self.buffer[self._span(addr, size)].view(np.ndarray)
+        view = self.buffer[self._span(addr, size)]
+        view.invalidate()
+        return view.view(np.ndarray)
 
     def write_memory(self, addr, data):
         data = np.asarray(data, dtype=np.uint8).reshape(-1)
-        self.buffer[self._span(addr, data.size)] = data
-        self._dirty = True
+        span = self._span(addr, data.size)
+        self.buffer[span] = data
+        self._dirty.append(span)
 
     def wait(self, timeout):
         """Until the interrupt (or STATUS.DONE, polled) or ``timeout`` seconds; the caller
         reads STATUS to tell which."""
         self.board._wait(timeout)
-        self.buffer.invalidate()
         return True
 
     def close(self):

@@ -91,19 +91,33 @@ class FakeBoard:
                 board.write(offset, value)
 
         class Buffer(np.ndarray):
+            """A physically contiguous buffer; a slice of it knows its own physical
+            address, and its flush / invalidate cover just its bytes (as PYNQ's)."""
+
+            def __array_finalize__(self, obj):
+                base = getattr(obj, "device_address", None)
+                if base is not None and obj.size and self.size:
+                    offset = self.__array_interface__["data"][0] - obj.__array_interface__["data"][0]
+                    self.device_address = base + offset
+                else:
+                    self.device_address = base
+
             def flush(self):
-                board.log.append(("flush",))
+                board.log.append(("flush", self.device_address, self.nbytes))
 
             def invalidate(self):
-                board.log.append(("invalidate",))
+                board.log.append(("invalidate", self.device_address, self.nbytes))
 
             def freebuffer(self):
                 board.log.append(("free",))
 
         def allocate(shape, dtype):
             buf = np.zeros(shape, dtype=dtype).view(Buffer)
-            end = max((b.device_address + b.size for b in board.buffers), default=BUFFER_BASE)
-            buf.device_address = -(-end // 0x100000) * 0x100000
+            if board.buffers:       # the next MiB after the last buffer
+                end = board.buffers[-1].device_address + board.buffers[-1].size
+                buf.device_address = -(-end // 0x100000) * 0x100000
+            else:
+                buf.device_address = BUFFER_BASE
             board.buffers.append(buf)
             board.log.append(("allocate", buf.nbytes))
             return buf
