@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from host.compiler.planner import layer_tiles
 from host.runtime.driver import prepare_layer
 from host.runtime.sim import run_layers
 from host.runtime.sim.layers import random_layer
@@ -70,7 +71,7 @@ def measure(cfg, name, shape, rng):
     c, k, h, w, kernel, stride, padding, *depthwise = shape
     conv = random_layer(rng, c, k, kernel, stride, padding, groups=c if depthwise else 1)
     x = rng.integers(0, 256, size=(1, c, h, w), dtype=np.uint8)
-    run = prepare_layer(cfg, conv, x)
+    run = prepare_layer(cfg, conv, x, layer_tiles(cfg, conv, *x.shape[2:]))
     start = time.perf_counter()
     layer = run_layers(cfg, [{"run": run}], latency=LATENCY)["layers"][0]
     seconds = time.perf_counter() - start

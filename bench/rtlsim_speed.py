@@ -18,6 +18,7 @@ import numpy as np
 from hw.config import AccelConfig
 
 from host.runtime.sim import rtlsim
+from host.compiler.planner import layer_tiles
 from host.runtime.driver import prepare_layer
 from host.golden.quant import QuantConv
 
@@ -34,7 +35,7 @@ def layer(c, k, size, seed=0, kernel=3, stride=1, padding=1):
 
 def timed(cfg, conv, x, latency, engine):
     from host.runtime.sim import run_layers
-    run = prepare_layer(cfg, conv, x)
+    run = prepare_layer(cfg, conv, x, layer_tiles(cfg, conv, *x.shape[2:]))
     start = time.perf_counter()
     result = run_layers(cfg, [{"run": run}], latency=latency, engine=engine)
     seconds = time.perf_counter() - start

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch.ao.nn.quantized as nnq
 
+from host.compiler.planner import layer_tiles
 from host.runtime.driver import DriverError, prepare_layer
 from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim import run_layers
@@ -89,7 +90,7 @@ def test_resnet_layer():
     nrng = np.random.default_rng(64)
     conv = random_conv(nrng, 64, 64, 3, 1, 1, False)
     x = nrng.integers(0, 256, size=(1, 64, 28, 28), dtype=np.uint8)
-    c = run_one(cfg, conv, x, latency=50)
+    c = run_one(cfg, conv, x, layer_tiles(cfg, conv, 28, 28), latency=50)
     assert c["array_busy_cycles"] == 22 * 64 * 28 * 7       # kernel groups x C x rows x groups
 
 

@@ -15,6 +15,7 @@ from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim import run_conv
 from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
+from host.compiler.planner import layer_tiles
 from host.runtime.sim.checks import run_checked_batch
 
 CFG = AccelConfig()
@@ -73,7 +74,7 @@ def test_grouped_layers_run_one_group_at_a_time(groups, kernel, c, k):
                                       padding=kernel // 2, h=9, w=10, per_channel=True,
                                       activation="relu")
     assert not conv.depthwise
-    y, counters = run_conv(CFG, conv, x, latency=30)
+    y, counters = run_conv(CFG, conv, x, layer_tiles(CFG, conv.group(0), 9, 10), latency=30)
     assert np.array_equal(conv(x), expected), "golden model differs from PyTorch"
     assert np.array_equal(y, expected)
     assert counters["dram_write_bytes"] == expected.size

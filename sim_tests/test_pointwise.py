@@ -17,6 +17,7 @@ from host.compiler.program import compile
 from host.compiler.torch_frontend import conv_from_torch
 from host.runtime.sim.torch_layers import output_qparams, quantized_input, random_conv
 
+from host.compiler.planner import layer_tiles
 from host.runtime.sim.checks import run_checked_batch
 
 CFG = AccelConfig()
@@ -52,7 +53,7 @@ def test_pointwise_layers(stride):
         conv, x, expected = torch_layer(rng, c, k, h, w, stride, per_channel, relu)
         layers.append((conv, x, expected, split_tiles(c, k, h, w, stride)))
         conv, x, expected = torch_layer(rng, c, k + 3, h, w, stride, not per_channel, not relu)
-        layers.append((conv, x, expected, None))
+        layers.append((conv, x, expected, layer_tiles(CFG, conv, h, w)))
     run_checked_batch(CFG, layers, latency=40)
 
 
@@ -63,7 +64,7 @@ def test_pointwise_axi_pauses():
     for c, k, h, w, stride, tiles in [(17, 11, 7, 9, 1, "split"), (64, 20, 6, 6, 1, None),
                                       (10, 7, 9, 8, 2, "split"), (300, 5, 3, 4, 2, None)]:
         conv, x, expected = torch_layer(rng, c, k, h, w, stride, per_channel=c % 2 == 0, relu=c > 50)
-        layers.append((conv, x, expected, split_tiles(c, k, h, w, stride) if tiles else None))
+        layers.append((conv, x, expected, split_tiles(c, k, h, w, stride) if tiles else layer_tiles(CFG, conv, h, w)))
     run_checked_batch(CFG, layers, latency=60, pause=0.3, seed=3)
 
 

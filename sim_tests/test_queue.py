@@ -16,6 +16,7 @@ import pytest
 from hw.config import AccelConfig
 from hw.contract import (COMMAND_BYTES, CONTROL_SOFT_RESET, CONTROL_START_QUEUE, STATUS_BUSY, TRACE_BYTES,
                          CommandRecord, ErrorCode, pack_record, register_map, unpack_record)
+from host.compiler.planner import layer_tiles
 from host.golden.machine import descriptor_error
 from host.golden.quant import QuantConv
 from host.runtime import driver
@@ -51,7 +52,7 @@ class Queue:
             h = conv(h)
             inputs.append(h)
         self.expected = [conv(i)[0] for conv, i in zip(convs, inputs)]
-        runs, memory = prepare_batch(CFG, [(c, i, None) for c, i in zip(convs, inputs)])
+        runs, memory = prepare_batch(CFG, [(c, i, layer_tiles(CFG, c, *i.shape[2:])) for c, i in zip(convs, inputs)])
         for prev, run in zip(runs, runs[1:]):                 # chain: read the previous output
             run.descriptor["input_addr"] = prev.output_addr
         self.runs = runs * repeat

@@ -52,3 +52,16 @@ def test_tests_do_not_import_test_modules():
                 if module.split(".")[0] in FORBIDDEN:
                     offenders.append(f"{path.relative_to(ROOT)}:{line}: {module}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_dependencies_run_one_way():
+    """The runtime and the golden models import no compiler (the executable runs with
+    numpy and pynq alone; torch only for a host operator marked as needing it):
+    nothing under host/runtime/ or host/golden/ imports host.compiler or host.tools."""
+    offenders = []
+    for package in ("host/runtime", "host/golden"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for line, module in imported_modules(path):
+                if module.startswith(("host.compiler", "host.tools")):
+                    offenders.append(f"{path.relative_to(ROOT)}:{line}: {module}")
+    assert not offenders, "the runtime imports the compiler:\n" + "\n".join(offenders)

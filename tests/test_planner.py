@@ -149,7 +149,7 @@ def test_overflow_names_the_buffer():
 
 def test_depthwise_tiles_take_the_kernels_channels():
     """A depthwise layer's tiles have T_C == T_K (what tiling.validate accepts), and the
-    driver's default tiles for a depthwise conv are the planner's."""
+    driver takes the planner's tiles for a depthwise conv."""
     import numpy as np
     from host.golden.quant import QuantConv
     from host.runtime.driver import prepare_layer
@@ -159,16 +159,19 @@ def test_depthwise_tiles_take_the_kernels_channels():
     assert layer.depthwise and layer.macs == 32 * 9 * 14 * 14
     tiles = plan(AccelConfig(), layer).tiles
     assert tiles["c"] == tiles["k"]
-    run = prepare_layer(AccelConfig(), conv, np.zeros((1, 32, 14, 14), np.uint8))
+    run = prepare_layer(AccelConfig(), conv, np.zeros((1, 32, 14, 14), np.uint8), tiles)
     assert {n: run.descriptor["tile_" + n] for n in tiles} == tiles and run.descriptor["depthwise"]
 
 
-def test_default_tiles_uses_the_planner():
+def test_layer_tiles_are_the_plans_and_the_driver_plans_nothing():
     import numpy as np
-    from host.runtime.driver import default_tiles
+    from host.compiler.planner import layer_tiles
+    from host.runtime.driver import prepare_layer
     from host.golden.quant import QuantConv
     conv = QuantConv(weight=np.ones((16, 24, 3, 3), np.int8), bias_q=np.zeros(16), multiplier=0.01,
                      input_zero_point=3, output_zero_point=0, stride=1, padding=1)
-    tiles = default_tiles(AccelConfig(), conv, 20, 20)
+    tiles = layer_tiles(AccelConfig(), conv, 20, 20)
     assert tiles == plan(AccelConfig(), ConvShape.from_conv(conv, 20, 20)).tiles
     assert set(tiles) == {"k", "c", "xo", "yo"}
+    run = prepare_layer(AccelConfig(), conv, np.zeros((1, 24, 20, 20), np.uint8))     # whole layer
+    assert {n: run.descriptor["tile_" + n] for n in tiles} == {"k": 16, "c": 24, "xo": 20, "yo": 20}

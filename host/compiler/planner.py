@@ -43,7 +43,7 @@ from hw.contract import TABLE_BYTES, DmaKind
 from host.golden import schedule, tiling
 from host.golden.tiling import ceil_div
 
-__all__ = ["ConvShape", "Plan", "model", "plan", "candidates", "exhaustive_plan", "TIMING",
+__all__ = ["ConvShape", "Plan", "model", "plan", "layer_tiles", "candidates", "exhaustive_plan", "TIMING",
            "layer_bytes", "descriptor_for", "min_array_beats"]
 
 # Fitted timing constants, in cycles, for a DRAM read latency of 50 cycles
@@ -649,3 +649,10 @@ def exhaustive_plan(cfg: AccelConfig, layer):
     if best is None:
         _overflow(cfg, layer)
     return _make_plan(cfg, layer, best, searched)
+
+
+def layer_tiles(cfg: AccelConfig, conv, height, width):
+    """The planned tiles ``{k, c, xo, yo}`` of a :class:`host.golden.quant.QuantConv` (groups 1,
+    or depthwise) on a ``height`` x ``width`` input, for the single-layer drivers
+    (``host.runtime.driver.prepare_layer``, ``run_conv``)."""
+    return dict(plan(cfg, ConvShape.from_conv(conv, height, width)).tiles)

@@ -126,8 +126,12 @@ def execute_layer(view, d, table_addr, zero_point):
 
 
 def _layer_counters(d):
-    read = TABLE_BYTES + sum(n for kind, _, n in tiling.transfers(d) if kind != DmaKind.OUTPUT)
-    written = sum(n for kind, _, n in tiling.transfers(d) if kind == DmaKind.OUTPUT)
+    read, written = TABLE_BYTES, 0
+    for kind, _, n in tiling.transfers(d):
+        if kind == DmaKind.OUTPUT:
+            written += n
+        else:
+            read += n
     counters = dict.fromkeys(COUNTERS, 0)
     counters.update(dram_read_bytes=read, dram_write_bytes=written)
     return counters

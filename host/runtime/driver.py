@@ -67,13 +67,6 @@ def runs_depthwise(cfg, conv):
     return conv.depthwise and conv.kernel_size == 3 and cfg.supports_depthwise
 
 
-def default_tiles(cfg, conv, height, width):
-    """The planner's tiles for ``conv`` on a ``height`` x ``width`` input: the fewest
-    modelled cycles among tiles that fit every buffer (``host.compiler.planner.plan``)."""
-    from host.compiler.planner import ConvShape, plan
-    return dict(plan(cfg, ConvShape.from_conv(conv, height, width)).tiles)
-
-
 def window_writes(cfg, base, size):
     """(offset, value) writes of the DMA window ``[base, base + size)``."""
     rm = register_map(cfg)
@@ -116,6 +109,9 @@ def check_window(desc, table_addr, window):
 def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x1000, window=None):
     """Check ``conv`` and ``x_u8`` (1, C, H, W) and lay them out for the accelerator.
 
+    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes; by default the whole layer in one
+    tile (the planner, ``host.compiler.planner.layer_tiles``, chooses better ones: the
+    driver runs what it is given and plans nothing).
     ``window``: the DMA window ``(base, size)`` in image addresses; by default the image,
     ``[base, top)``. Raises :class:`QuantError` for what the accelerator cannot run,
     :class:`schedule.BufferOverflow` for tiles that do not fit and :class:`DriverError`
@@ -132,8 +128,6 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
         raise QuantError(f"a grouped layer (groups={conv.groups}) other than a 3x3 depthwise one "
                          f"runs as one layer per group (QuantConv.group); the accelerator runs "
                          f"depthwise layers whole{'' if cfg.supports_depthwise else ' only when kp <= 9'}")
-    if tiles is None:
-        tiles = default_tiles(cfg, conv, h, w)
     dram = DramImage(base=base)
     desc = layer_descriptor(conv, x_u8.shape, dram, tiles)
     schedule.check_fits(cfg, desc)

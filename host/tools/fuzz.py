@@ -40,6 +40,7 @@ import numpy as np
 from hw.config import CHANNEL_BLOCK, AccelConfig
 
 from host.golden import tiling
+from host.compiler.planner import layer_tiles
 from host.runtime.driver import prepare_layer
 from host.compiler.torch_frontend import conv_from_torch
 from host.golden.quant import QuantConv, QuantError
@@ -309,7 +310,7 @@ def prepare_case(cfg, case, rng=None, *, tries=20, budget=None, latency=20, repo
         if tiles is None and rng is not None:
             tiles = draw_tiles(rng, case)
         try:
-            run = prepare_layer(cfg, conv, x, tiles)
+            run = prepare_layer(cfg, conv, x, tiles if tiles is not None else layer_tiles(cfg, conv, *x.shape[2:]))
         except (BufferOverflow, QuantError):
             report.refused_tilings += 1
             continue

@@ -160,7 +160,8 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
              seed=1, waves=False, engine=None):
     """Run ``conv`` on ``x_u8`` (N, C, H, W) u8 in simulation: ``(y_u8, counters)``.
 
-    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the planner's). A grouped
+    ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the whole layer;
+    ``host.compiler.planner.layer_tiles`` plans better ones). A grouped
     layer other than a 3x3 depthwise one runs as one layer per group.
     ``latency``: DRAM read latency in cycles; ``pause``: probability of a random AXI
     pause per channel and cycle. ``counters`` sums the performance counters over the
