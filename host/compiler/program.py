@@ -4,14 +4,16 @@
 (eager mode: QuantStub / DeQuantStub, ``torch.ao.nn.quantized`` modules, FloatFunctional
 converted to QFunctional; or an FX-converted GraphModule; engine qnnpack), runs it once on
 ``example_input`` while recording every leaf module call and every tensor operation, and
-returns a :class:`Program`: a copy of the network in which each supported quantized conv
-(Conv2d / ConvReLU2d, square kernel up to 9x9, stride 1 or 2, padding <= kernel - 1,
-groups 1, dilation 1, symmetric weights) is replaced by a module that runs it on the
-accelerator as a :class:`host.golden.quant.QuantConv`. A quantized elementwise activation (ReLU6, LeakyReLU,
-Hardswish, ELU) that is the only consumer of a conv's output becomes the conv's 256-entry
-activation table. Every other module (stubs, pooling, QFunctional add, Linear, flatten, ...)
-runs on the CPU as the original PyTorch module, so ``program.run(x)`` returns exactly what
-``model_q(x)`` returns.
+returns a :class:`Program`: each supported quantized conv (Conv2d / ConvReLU2d, kernel up
+to 9x9, stride 1 or 2, padding <= kernel - 1, groups (1x1 and 3x3 kernels), dilation 1,
+symmetric weights) and Linear is a layer the accelerator runs as a
+:class:`host.golden.quant.QuantConv`. A quantized elementwise activation (ReLU6,
+LeakyReLU, Hardswish, ELU) that is the only consumer of a conv's output becomes the conv's
+256-entry activation table. The trace becomes an operator graph
+(:mod:`host.compiler.graph`: the layers, host operators such as the stubs, pooling,
+QFunctional add and concatenation, views such as flatten), which ``Program.build(cfg)``
+compiles into an :class:`host.runtime.executable.Executable` (:mod:`host.compiler.build`),
+so ``program.run(x)`` returns exactly what ``model_q(x)`` returns.
 
 Kernels other than 1x1 and 3x3 (2x2, 4x4 ... 9x9, e.g. ResNet's 7x7 stem) run through
 :func:`host.compiler.decompose.decompose`: one 3x3 conv (padding 0, same stride) over an input the
@@ -381,7 +383,8 @@ class Program:
 
     def summary(self):
         """One line per conv / Linear (where it runs, its shape, folded activation, MACs),
-        then the totals of :meth:`stats`."""
+        one per host operator (and why it is not on the accelerator), then the totals of
+        :meth:`stats`."""
         lines = []
         for p in self.layers:
             where = p["placement"] + (f" ({p['reason']})" if p.get("reason") else "")
@@ -397,6 +400,11 @@ class Program:
             shape = f"{p['C']}->{p['K']} {kernel} s{p['stride']}{groups} @{p['H']}x{p['W']}"
             lines.append(f"{p['name']:32} {p['type']:14} {shape:32} {p['macs'] / 1e6:9.2f} MMAC  "
                          f"{where}{act}")
+        host = [node for node in self.graph().nodes if node.kind not in ("layer", "alias")]
+        for node in host:
+            reason = ("no numpy model: runs in PyTorch" if node.kind == "torch"
+                      else "runs on the host between accelerator segments")
+            lines.append(f"{node.name:32} host {node.kind:20} {reason}")
         st = self.stats()
         lines.append(f"accelerator: {st['accelerator_layers']} layers, "
                      f"{st['accelerator_macs'] / 1e6:.1f} MMAC; cpu: {st['cpu_layers']} layers, "
