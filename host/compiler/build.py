@@ -114,7 +114,9 @@ def _conv_steps(cfg, node, graph, layers, fresh):
             info = {"layer": node.name, "C": cg, "K": kg, "H": h, "W": w, "kernel": part.kernel_size,
                     "stride": part.stride, "padding": part.padding,
                     "depthwise": bool(depthwise), "image": n, "group": g if groups > 1 else None,
-                    "macs": (1 if depthwise else cg) * kg * part.kernel_size ** 2 * xo * yo,
+                    # the layer's own MACs (a decomposed kernel's, not its 3x3 pieces')
+                    "macs": (x.shape[1] * int(np.prod(transform.kernel_size)) if transform else
+                             (1 if depthwise else cg) * part.kernel_size ** 2) * kg * xo * yo,
                     "source": {"kernel": list(transform.kernel_size), "C": x.shape[1]} if transform else None}
             cmd = _Command(part, src, (n * c + g * cg) * h * w, (cg, h, w), node.outputs[0],
                            (n * k + g * kg) * xo * yo, info)
