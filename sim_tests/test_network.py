@@ -78,3 +78,19 @@ def test_mobilenet_v2_on_the_accelerator_equals_pytorch():
     # PyTorch's ReLU6 is layout-dependent on qnnpack's channels_last outputs: not folded
     # (after the stem, each expansion and each depthwise conv)
     assert sum(1 for p in program.layers if p["unfolded"]) == 35
+
+
+def test_small_network_on_the_cocotb_testbench_with_axi_pauses():
+    """The same runtime in the cocotb testbench: a ShuffleNetV2-style block at 32 x 32 (its
+    convs in segments between the host's concatenations, shuffles and pools), random AXI
+    pauses on every channel; the output and every layer's output equal PyTorch's."""
+    model_q, x = models.quantized("shufflenet_block", "eager", seed=0, size=32)
+    program = compile(model_q, x, cfg=AccelConfig(), progress=False)
+    got = program.run(x, backend="cocotb", record=True, pause=0.25, seed=3)
+    expected, per_layer = torch_layer_outputs(model_q, program, x)
+    assert torch.equal(got, expected)
+    for layer, outs in per_layer.items():
+        assert torch.equal(program.layer_outputs[layer][0].int_repr(), outs[0].int_repr()), layer
+    report = program.report
+    assert report.starts == len(program.build(reuse=False).segments) > 1
+    assert len(program.counters) == 10 and all(c["cycles"] > 0 for c in program.counters)

@@ -15,7 +15,7 @@ import io
 
 import numpy as np
 
-from host.golden import ops
+from host.golden import ops, ort_ops
 from host.golden.quant import LargeConv
 
 __all__ = ["run", "KINDS", "shifted_copies"]
@@ -160,11 +160,96 @@ def _torch(args, infos, outs, p):
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime host operators (host.compiler.onnx_frontend): numpy models of ONNX Runtime's CPU
+# kernels (host.golden.ort_ops) and, for the others, ONNX Runtime itself. 8-bit arena tensors
+# hold int8 values offset by 128 (``params["signed"]``); they are converted back where the
+# signed values matter.
+
+def _native(x, signed):
+    return ort_ops.from_offset_u8(x, signed)
+
+
+def _ort_quantize(args, infos, outs, p):
+    zp = np.int8(p["zero_point"]) if p["signed"] else np.uint8(p["zero_point"])
+    return [ort_ops.to_offset_u8(ort_ops.quantize_linear(np.asarray(args[0], dtype=np.float32), p["scale"], zp))]
+
+
+def _ort_dequantize(args, infos, outs, p):
+    return [ort_ops.dequantize_linear(_native(args[0], p["signed"]), p["scale"], p["zero_point"])]
+
+
+def _ort_qlinear_add(args, infos, outs, p):
+    a, b = (_native(v, p["signed"]) for v in args)
+    y = ort_ops.qlinear_add(a, p["a_scale"], p["a_zero_point"], b, p["b_scale"], p["b_zero_point"],
+                            p["c_scale"], p["c_zero_point"])
+    return [ort_ops.to_offset_u8(y).reshape(outs[0].shape)]
+
+
+def _ort_global_average_pool(args, infos, outs, p):
+    y = ort_ops.qlinear_global_average_pool(_native(args[0], p["signed"]), p["x_scale"], p["x_zero_point"],
+                                            p["y_scale"], p["y_zero_point"])
+    return [ort_ops.to_offset_u8(y)]
+
+
+def _ort_max_pool(args, infos, outs, p):
+    return [ort_ops.max_pool(args[0], p["kernel_shape"], p["strides"], p["pads"], p["dilations"], p["ceil_mode"])]
+
+
+def _ort_concat(args, infos, outs, p):
+    return [np.ascontiguousarray(np.concatenate([np.asarray(a) for a in args], axis=p["axis"]))]
+
+
+def _ort_float(args, infos, outs, p):
+    xs = [np.asarray(a, dtype=np.float32) for a in args]
+    if p["op"] == "Relu":
+        return [np.maximum(xs[0], np.float32(0))]
+    fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[p["op"]]
+    return [fn(xs[0], xs[1]).astype(np.float32)]
+
+
+def _ort_to_arena(args, infos, outs, p):
+    return [ort_ops.to_offset_u8(np.asarray(args[0]))]
+
+
+_ORT_SESSIONS = {}
+
+
+def _onnxruntime(args, infos, outs, p):
+    """A node ONNX Runtime runs on the host: ``p["model"]`` a one-node ONNX model (its
+    constant inputs as initializers), run with the default graph optimizations."""
+    import hashlib
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError("this host operator runs in ONNX Runtime (no numpy model): install "
+                          "onnxruntime to run the executable") from exc
+    key = hashlib.sha256(p["model"]).hexdigest()
+    session = _ORT_SESSIONS.get(key)
+    if session is None:
+        so = onnxruntime.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        session = onnxruntime.InferenceSession(p["model"], so, providers=["CPUExecutionProvider"])
+        _ORT_SESSIONS[key] = session
+    feed = {}
+    for name, value, info, signed, dtype in zip(p["inputs"], args, infos, p["signed_in"], p["types_in"]):
+        value = _native(value, signed) if info.dtype == "u8" else np.asarray(value)
+        feed[name] = np.asarray(value, dtype=dtype)
+    feed.update(p.get("fed", {}))         # constants ONNX Runtime computes at run time in the graph
+    results = session.run(p["outputs"], feed)
+    return [ort_ops.to_offset_u8(r) if info.dtype == "u8" else r for r, info in zip(results, outs)]
+
+
 KINDS = {"conv": _conv, "quantize": _quantize, "dequantize": _dequantize, "add": _add, "max_pool2d": _max_pool2d,
          "avg_pool2d": _avg_pool2d, "adaptive_avg_pool2d": _adaptive_avg_pool2d, "cat": _cat,
          "relu": _relu, "hardtanh": _hardtanh, "relu6": _relu6, "transpose": _transpose, "reshape": _reshape,
          "slice": _slice, "decompose": _decompose,
-         "torch": _torch}
+         "torch": _torch,
+         "ort_quantize": _ort_quantize, "ort_dequantize": _ort_dequantize, "ort_qlinear_add": _ort_qlinear_add,
+         "ort_global_average_pool": _ort_global_average_pool, "ort_max_pool": _ort_max_pool,
+         "ort_concat": _ort_concat, "ort_float": _ort_float, "ort_to_arena": _ort_to_arena,
+         "onnxruntime": _onnxruntime}
 
 
 def run(op, args, infos, outs):
