@@ -43,7 +43,16 @@ bench: $(call STAMP,sim)
 	$(PY) -m bench.model_validation
 
 network: $(call STAMP,test)
+ifneq ($(filter %.onnx,$(MODEL)),)
+	$(PY) -m bench.onnx_networks --onnx $(MODEL) --backend rtl --kp $(KP) --yp $(YP)
+else
 	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
+endif
+
+# the reference networks through the ONNX path at 224 x 224 (both formats, both activation
+# types), checked against ONNX Runtime on the golden backend
+onnx-networks: $(call STAMP,test)
+	$(PY) -m bench.onnx_networks --json build/onnx_networks.json
 
 dse: $(call STAMP,report)
 	$(PY) -m host.tools.dse --model $(MODEL) --device zu7ev --out build/dse

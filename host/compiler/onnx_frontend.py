@@ -77,9 +77,7 @@ MS = "com.microsoft"
 DYNAMIC_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "QAttention")
 FLOAT_LAYER_OPS = ("Conv", "FusedConv", "Gemm", "MatMul", "FusedGemm", "ConvTranspose", "FusedMatMul")
-VIEW_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity")
 TABLE_OPS = ("QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftsign")
-FLOAT_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,14 +237,10 @@ def _describe(node):
     return f"node '{node.name}' ({node.op_type})"
 
 
-class _Const(dict):
-    """Constant tensors by name (initializers, Constant nodes, folded nodes)."""
-
-
 def _constants(model):
+    """Constant tensors by name: the initializers (Constant nodes and folded nodes join later)."""
     onnx = _onnx()
-    const = _Const({i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer})
-    return const
+    return {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
 
 
 def _one_node_model(opt, node, const, types, output_types=None, fed=None):
@@ -582,7 +576,7 @@ class _Compiler:
                 done = handler(node, skip)
                 if done:
                     continue
-            self._onnxruntime(node, "no numpy model: runs in ONNX Runtime on the host")
+            self._onnxruntime(node, f"{node.op_type}: no numpy model: runs in ONNX Runtime on the host")
         for name in self.outputs:
             if name not in self.values:
                 raise QuantError(f"graph output {name!r} is a constant; nothing to run")
@@ -693,15 +687,18 @@ class _Compiler:
             return False
         if not (self.is8(x) or self.dtype(x) == np.float32):
             return False
-        v = self.values[x]
-        y = outs[0]
-        self.values[y] = Value(y, self.shape(y), v.dtype, v.scale, v.zero_point)
-        if v.dtype == "u8":
-            self.signed[y] = self.signed[x]
         k = tuple(a["kernel_shape"])
         params = {"kernel_shape": k, "strides": tuple(a.get("strides", (1, 1))),
                   "pads": tuple(a.get("pads", (0, 0, 0, 0))), "dilations": tuple(a.get("dilations", (1, 1))),
                   "ceil_mode": bool(a.get("ceil_mode", 0))}
+        y = outs[0]
+        probe = ort_ops.max_pool(np.zeros((1, 1) + tuple(self.shape(x)[2:]), np.uint8), **params)
+        if probe.shape[2:] != tuple(self.shape(y)[2:]):
+            return False        # a window beyond the input (ONNX Runtime's own output size): in ONNX Runtime
+        v = self.values[x]
+        self.values[y] = Value(y, self.shape(y), v.dtype, v.scale, v.zero_point)
+        if v.dtype == "u8":
+            self.signed[y] = self.signed[x]
         self.host("ort_max_pool", node, [x], [y], params,
                   "numpy model of MaxPool (exact: a maximum; int8 kept offset, which preserves order)")
         return True
@@ -807,7 +804,9 @@ class _Compiler:
             self._host_layer(node, place, _Refused("cpu_nodes", False))
             return True
         try:
-            stride, (ph, pw), groups = _conv_geometry(node, w_shape or (0, 0), x_shape)
+            if w_shape is None:
+                raise _Refused("its weights are not constant", True)
+            stride, (ph, pw), groups = _conv_geometry(node, w_shape, x_shape)
             place.update(stride=stride, padding=ph if ph == pw else (ph, pw))
             if not (self.is8(x) and self.is8(y)):
                 raise _Refused("its input and output must be 8-bit tensors", True)
@@ -1110,6 +1109,8 @@ class OnnxProgram(Program):
         lines = []
         for p in self.layers:
             where = p["placement"] + (f" ({p['reason']})" if p.get("reason") else "")
+            if p["placement"] != "accelerator":
+                where += " [host onnxruntime]"
             act = f" + {p['activation']}" if p.get("activation") else ""
             if p.get("decomposed"):
                 d = p["decomposed"]
@@ -1151,9 +1152,9 @@ def compile_onnx(model, example_inputs, cfg=None, *, cpu_nodes=(), latency=50, p
     compiler = _Compiler(proto, feed, cpu_nodes)
     program = OnnxProgram(proto, compiler, feed, cfg if cfg is not None else AccelConfig(),
                           latency=latency, progress=progress, cpu_nodes=cpu_nodes)
-    if not program._layers and not any(p["placement"] == "cpu" for p in program.layers):
-        raise QuantError("the model has no quantized convolution or matrix product for the accelerator "
-                         "(quantize it with onnxruntime.quantization.quantize_static)")
+    if not any(v.dtype == "u8" for v in program.graph().values.values()):
+        raise QuantError("the model computes no quantized tensor: a float model (quantize it with "
+                         "onnxruntime.quantization.quantize_static); nothing would run on the accelerator")
     return program
 
 

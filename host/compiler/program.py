@@ -36,7 +36,7 @@ from host.compiler.decompose import decompose, large_conv_from_module
 from host.golden.quant import SUPPORTED_KERNELS, QuantConv, QuantError
 from host.compiler.torch_frontend import activation_table, quant_conv_from_module
 
-__all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS", "torch_layer_outputs"]
+__all__ = ["compile", "Program", "FOLDABLE_ACTIVATIONS", "torch_layer_outputs", "reference_tensors"]
 
 BACKENDS = ("golden", "sim", "rtl", "cocotb", "pynq")
 
@@ -292,8 +292,11 @@ class Program:
     simulation engine, "cocotb", "pynq"). After a run on a simulator, ``counters`` holds
     one dict per accelerator command (its layer, shape, trace counters) and ``report``
     the frame's :class:`host.runtime.executable.FrameReport`. ``run(..., record=True)``
-    also fills ``layer_outputs``: accelerator layer name -> list of its quint8 outputs
-    (one per call, in call order; after a folded activation).
+    also fills ``tensors`` (every tensor the executable holds, quint8, by the graph's
+    value names: compare with :func:`reference_tensors`) and ``layer_outputs``:
+    accelerator layer name -> list of its quint8 outputs (one per call, in call order;
+    after a folded activation), for the layers whose output is written (not those with an
+    addition fused into them).
     """
 
     def __init__(self, model, layers, placements, cfg=None, *, latency=50, progress=True,
@@ -356,12 +359,12 @@ class Program:
         outputs, recorded = result if record else (result, None)
         self.report = exe.report
         self.counters = list(exe.report.layers)
-        self.layer_outputs = {}
+        self.layer_outputs, self.tensors = {}, {}
         if record:
+            self.tensors = {name: _quantized(value, exe.tensors[name]) for name, value in recorded.items()}
             for node in self.graph(*args).nodes:
-                if node.kind == "layer":
-                    info = exe.tensors[node.outputs[0]]
-                    self.layer_outputs.setdefault(node.layer, []).append(_quantized(recorded[node.outputs[0]], info))
+                if node.kind == "layer" and node.outputs[0] in self.tensors:    # not fused away
+                    self.layer_outputs.setdefault(node.layer, []).append(self.tensors[node.outputs[0]])
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         converted = tuple(_to_torch(o, exe.tensors[name]) for o, name in zip(outputs, exe.outputs))
         return converted[0] if len(converted) == 1 else converted
@@ -432,15 +435,26 @@ def _to_torch(value, info):
     return _quantized(value, info)
 
 
+def reference_tensors(model_q, program, *args):
+    """PyTorch's own value of every tensor of ``program``'s graph for ``args``, by value
+    name (``model_q`` traced again): what ``program.tensors`` holds after
+    ``program.run(*args, record=True)``, computed by PyTorch."""
+    from host.compiler.graph import graph_from_trace
+    trace = _Trace(model_q, args, {})
+    return graph_from_trace(trace, program._layers, program._fold(trace), args).tensors
+
+
 def torch_layer_outputs(model_q, program, *args):
     """``(model_q(*args), outputs)``: PyTorch's own output of every layer that ``program``
     runs on the accelerator (after its folded activation, if any), by forward hooks, as
     ``layer name -> list of outputs`` in call order: what ``program.layer_outputs`` holds
-    after ``program.run(*args, record=True)``, computed by PyTorch."""
+    after ``program.run(*args, record=True)``, computed by PyTorch (layers with a fused
+    addition have no output of their own: see :func:`reference_tensors`)."""
     torch = _torch()
     outputs, handles = {}, []
+    fused = set(program.build().info.get("fused", {}))
     for p in program.layers:
-        if p["placement"] != "accelerator":
+        if p["placement"] != "accelerator" or p["name"] in fused:
             continue
         module_name = p["activation"].split(" ")[0] if p["activation"] else p["name"]
         hook = (lambda n: lambda mod, inp, out: outputs.setdefault(n, []).append(out))(p["name"])
@@ -583,19 +597,30 @@ def main(argv=None):
     """``python -m host.compiler.program --model NAME``: build a reference network (``host.tools.models``),
     quantize it (eager or FX, qnnpack, calibrated on random inputs), compile it and print
     where each layer runs and the accelerator's share of the MACs; ``--check`` also runs it
-    on the golden backend and compares with PyTorch's own output."""
+    on the golden backend and compares with PyTorch's own output. ``--onnx MODEL.onnx``:
+    the same for a quantized ONNX model (``host.compiler.onnx_frontend``), checked
+    against ONNX Runtime."""
     import argparse
 
-    from host.tools import models
-
     parser = argparse.ArgumentParser(prog="python -m host.compiler.program", description=main.__doc__)
-    parser.add_argument("--model", default="resnet50", choices=sorted(models.MODELS))
+    parser.add_argument("--model", default="resnet50",
+                        help="a network of host.tools.models (resnet18, resnet50, mobilenet_v2, ...)")
     parser.add_argument("--mode", default="eager", choices=["eager", "fx"])
     parser.add_argument("--size", type=int, default=224, help="input height and width")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true",
                         help="run on the golden backend and compare with model_q(x)")
+    parser.add_argument("--onnx", metavar="MODEL.onnx",
+                        help="a quantized ONNX model (quantize_static, QDQ or QOperator) instead "
+                             "of a reference network: print where every node runs")
     args = parser.parse_args(argv)
+    if args.onnx:
+        from host.compiler import onnx_frontend
+        return onnx_frontend.main([args.onnx, "--size", str(args.size), "--seed", str(args.seed)]
+                                  + (["--check"] if args.check else []))
+    from host.tools import models           # torch: the ONNX path above does without it
+    if args.model not in models.MODELS:
+        parser.error(f"--model must be one of {sorted(models.MODELS)}, got {args.model!r}")
     torch = _torch()
     model_q, x = models.quantized(args.model, args.mode, args.seed, args.size)
     program = compile(model_q, x)
