@@ -54,6 +54,9 @@ __all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES"
            "STATUS_DONE", "STATUS_ERROR"]
 
 
+ADD_MULTIPLIER_BITS = 22    # QNNPACK's add multipliers are below 2**22 (host.golden.quant.add_parameters)
+
+
 class LayerDescriptor(data.Struct):
     """One convolution layer as the Tiler (and the register map) sees it.
 
@@ -68,6 +71,13 @@ class LayerDescriptor(data.Struct):
     multiple of :data:`CHANNEL_BLOCK` or covers all channels. ``depthwise`` 1: a 3x3
     depthwise layer (groups = C = K, weights (K, 1, 3, 3)): kernel ``k`` reads channel
     ``k`` only, and ``tile_c`` equals ``tile_k``.
+
+    ``residual`` 1 (register map 1.5): a residual addition fused into the output: each
+    output byte ``a`` (after the requantization and the table) becomes QNNPACK's
+    fixed-point sum with the byte ``b`` at the same offset from ``residual_addr`` (a
+    tensor laid out as the output): ``acc = add_ma * (a - add_za) + add_mb * (b - add_zb)``,
+    ``y = acc >> add_shift`` rounded half away from zero, ``clamp(y + add_zo, add_lo,
+    255)`` (``host.golden.quant.add_fixed``).
     """
 
     input_addr: unsigned(64)
@@ -88,6 +98,15 @@ class LayerDescriptor(data.Struct):
     stride: unsigned(2)
     padding: unsigned(2)
     depthwise: unsigned(1)
+    residual: unsigned(1)
+    residual_addr: unsigned(64)
+    add_ma: unsigned(ADD_MULTIPLIER_BITS)
+    add_mb: unsigned(ADD_MULTIPLIER_BITS)
+    add_shift: unsigned(5)
+    add_za: unsigned(8)
+    add_zb: unsigned(8)
+    add_zo: unsigned(8)
+    add_lo: unsigned(8)
 
 
 def descriptor_layout():
@@ -151,12 +170,14 @@ def pack_params(bias, multiplier, zero_point, lo, hi):
     return block.reshape(-1)
 
 
-class DmaKind(enum.IntEnum, shape=2):
-    """What a DMA transfer of the loop nest carries."""
+class DmaKind(enum.IntEnum, shape=3):
+    """What a DMA transfer of the loop nest carries. RESIDUAL: the residual bytes a fused
+    addition reads for an output transfer (issued with it)."""
     IACT = 0
     WEIGHT = 1
     PARAMS = 2
     OUTPUT = 3
+    RESIDUAL = 4
 
 
 TABLE_BYTES = 256           # the activation table: one u8 per u8 input
@@ -165,11 +186,13 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010004        # 1.4 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
+VERSION = 0x00010005        # 1.5 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
                             # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE,
                             # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE;
                             # 1.4: the command queue: QUEUE_*, TRACE_ADDR, CONTROL_START_QUEUE,
-                            # BAD_QUEUE, QUEUE_OUTSIDE_WINDOW, BAD_COMMAND, CFG_MAX_QUEUE_LENGTH)
+                            # BAD_QUEUE, QUEUE_OUTSIDE_WINDOW, BAD_COMMAND, CFG_MAX_QUEUE_LENGTH;
+                            # 1.5: a fused residual addition: DESC_RESIDUAL, DESC_RESIDUAL_ADDR,
+                            # DESC_ADD_*, the RESIDUAL DMA kind)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -209,7 +232,8 @@ def layer_extents(desc, table_addr):
     """``{name: (start, end)}``: the DRAM byte ranges a layer touches, as the hardware
     validation computes them (``end`` exclusive): ``input`` channels * height * in_pitch
     bytes from input_addr, ``weights`` :func:`weight_size`, ``params`` K * PARAM_BYTES,
-    ``table`` TABLE_BYTES (all read) and ``output`` K * XO * out_pitch (written).
+    ``table`` TABLE_BYTES, with a fused residual ``residual`` K * XO * out_pitch (all read)
+    and ``output`` K * XO * out_pitch (written).
     ``desc``: a dict of :class:`LayerDescriptor` fields."""
     d = desc
     r = d["kernel_size"]
@@ -221,6 +245,8 @@ def layer_extents(desc, table_addr):
              "params": (d["params_addr"], d["kernels"] * PARAM_BYTES),
              "table": (table_addr, TABLE_BYTES),
              "output": (d["output_addr"], d["kernels"] * xo * d["out_pitch"])}
+    if d.get("residual"):       # read, laid out as the output
+        sizes["residual"] = (d["residual_addr"], d["kernels"] * xo * d["out_pitch"])
     return {name: (start, start + size) for name, (start, size) in sizes.items()}
 
 
@@ -242,8 +268,11 @@ class CommandRecord(data.Struct):
     params_addr: unsigned(64)
     output_addr: unsigned(64)
     table_addr: unsigned(64)
+    residual_addr: unsigned(64)
     in_pitch: unsigned(32)
     out_pitch: unsigned(32)
+    add_ma: unsigned(32)
+    add_mb: unsigned(32)
     channels: unsigned(16)
     height: unsigned(16)
     width: unsigned(16)
@@ -258,7 +287,13 @@ class CommandRecord(data.Struct):
     depthwise: unsigned(8)
     zero_point: unsigned(8)
     op: unsigned(8)
-    reserved: unsigned(464)
+    residual: unsigned(8)
+    add_shift: unsigned(8)
+    add_za: unsigned(8)
+    add_zb: unsigned(8)
+    add_zo: unsigned(8)
+    add_lo: unsigned(8)
+    reserved: unsigned(288)
 
 
 COMMAND_BYTES = data.Layout.cast(CommandRecord).size // 8
@@ -391,6 +426,17 @@ def _record_json(layout):
                        for name, fld in layout]}
 
 
+def _descriptor_registers(rm, names):
+    """One register per descriptor field of ``names`` (``_LO`` / ``_HI`` above 32 bits)."""
+    fields = dict(data.Layout.cast(LayerDescriptor))
+    for name in names:
+        if fields[name].shape.width > 32:
+            rm.add(f"DESC_{name.upper()}_LO", "rw", f"descriptor {name} bits 0..31", field_name=name)
+            rm.add(f"DESC_{name.upper()}_HI", "rw", f"descriptor {name} bits 32..63", field_name=name, half=1)
+        else:
+            rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
+
+
 def _counter(rm, name, doc):
     rm.add(f"{name}_LO", "ro", f"{doc} (bits 0..31)")
     rm.add(f"{name}_HI", "ro", f"{doc} (bits 32..63)")
@@ -411,16 +457,9 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     rm.add("ERROR_CODE", "ro", "ErrorCode of the last layer")
     rm.add("IRQ_ENABLE", "rw", "bit 0: raise irq when a layer ends")
     rm.add("IRQ_STATUS", "w1c", "bit 0: a layer or a queue ended; write 1 to clear (and drop irq)")
-    # layer descriptor
-    for name, fld in data.Layout.cast(LayerDescriptor):
-        if name in DESCRIPTOR_FIELDS_1_3:
-            continue
-        width = fld.shape.width
-        if width > 32:
-            rm.add(f"DESC_{name.upper()}_LO", "rw", f"descriptor {name} bits 0..31", field_name=name)
-            rm.add(f"DESC_{name.upper()}_HI", "rw", f"descriptor {name} bits 32..63", field_name=name, half=1)
-        else:
-            rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
+    # layer descriptor (the fields of register map 1.1 and 1.2; later ones follow below)
+    _descriptor_registers(rm, [name for name, _ in data.Layout.cast(LayerDescriptor)
+                               if name not in DESCRIPTOR_FIELDS_1_3 + DESCRIPTOR_FIELDS_1_5])
     rm.add("TABLE_ADDR_LO", "rw", "DRAM address of the 256-byte activation table (bits 0..31)")
     rm.add("TABLE_ADDR_HI", "rw", "DRAM address of the 256-byte activation table (bits 32..63)")
     rm.add("INPUT_ZERO_POINT", "rw", "bits 0..7: input zero point, the value of padded positions")
@@ -441,8 +480,7 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     for name in CFG_FIELDS_1_2:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     # 1.3: descriptor fields and configuration fields added since, after every earlier register
-    for name in DESCRIPTOR_FIELDS_1_3:
-        rm.add(f"DESC_{name.upper()}", "rw", f"descriptor {name}", field_name=name)
+    _descriptor_registers(rm, DESCRIPTOR_FIELDS_1_3)
     for name in CFG_FIELDS_1_3:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     # 1.4: the command queue
@@ -455,11 +493,16 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     _counter(rm, "QUEUE_CYCLES", "cycles from START_QUEUE to the end of the queue")
     for name in CFG_FIELDS_1_4:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
+    # 1.5: the descriptor's fused residual addition
+    _descriptor_registers(rm, DESCRIPTOR_FIELDS_1_5)
     return rm
 
 
 # descriptor fields added in register map 1.3 (their registers follow every 1.2 register)
 DESCRIPTOR_FIELDS_1_3 = ("depthwise",)
+# ... and in 1.5 (after every 1.4 register): the fused residual addition
+DESCRIPTOR_FIELDS_1_5 = ("residual", "residual_addr", "add_ma", "add_mb", "add_shift", "add_za",
+                         "add_zb", "add_zo", "add_lo")
 
 # configuration fields identified since register map 1.2
 CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_depth",

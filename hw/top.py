@@ -150,8 +150,13 @@ class Accelerator(wiring.Component):
         def bridge(source, sink):
             m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload.as_value()),
                          source.ready.eq(sink.ready)]
-        for name in ("iact_in", "weight_in", "params_in"):
+        for name in ("iact_in", "weight_in", "params_in", "residual_in"):
             bridge(getattr(ctl, name), getattr(core, name))
+        # the fused residual addition of the running layer
+        active = ctl.active_descriptor
+        m.d.comb += [core.add_params.enable.eq(active.residual),
+                     *(getattr(core.add_params, name).eq(getattr(active, f"add_{name}"))
+                       for name in ("ma", "mb", "shift", "za", "zb", "zo", "lo"))]
         connect(m, ctl.table, core.table)
         connect(m, ctl.out_rows, core.out_rows)
         # write data: the core's output rows, or the queue's trace records

@@ -13,7 +13,7 @@ import time
 import torch
 
 from host.tools import models
-from host.compiler.program import compile, torch_layer_outputs
+from host.compiler.program import compile, reference_tensors, torch_layer_outputs
 from hw.config import AccelConfig
 
 torch.backends.quantized.engine = "qnnpack"
@@ -40,16 +40,17 @@ def run_on_the_accelerator(name, mode):
     for layer, outs in per_layer.items():
         assert len(program.layer_outputs[layer]) == len(outs) == 1
         assert torch.equal(program.layer_outputs[layer][0].int_repr(), outs[0].int_repr()), layer
+    # every tensor in DRAM, the fused additions' outputs included
+    reference = reference_tensors(model_q, program, x)
+    for value, mine in program.tensors.items():
+        if value in reference:
+            assert torch.equal(mine.int_repr(), reference[value].int_repr()), value
     counters = {c["layer"]: c for c in program.counters}
     assert torch.equal(got, program.run(x, backend="golden"))    # the executable with arena reuse
     accelerated = [p["name"] for p in program.layers if p["placement"] == "accelerator"]
     assert list(counters) == accelerated
-    for p in program.layers:
-        if p["placement"] != "accelerator":
-            continue
-        c = counters[p["name"]]
-        out = per_layer[p["name"]][0]
-        assert c["dram_write_bytes"] == out.numel()
+    for c in counters.values():
+        assert c["dram_write_bytes"] == exe.tensors[c["output"]].size
         assert 0 < c["array_busy_cycles"] <= c["cycles"]
         assert c["array_busy_cycles"] + c["stall_input_cycles"] <= c["cycles"]
     print(f"{name} ({mode}) at {SIZE}x{SIZE} on the accelerator: {len(counters)} layers, {report.starts} starts, "
@@ -60,6 +61,8 @@ def run_on_the_accelerator(name, mode):
 def test_resnet18_on_the_accelerator_equals_pytorch():
     program, counters = run_on_the_accelerator("resnet18", "eager")
     assert len(counters) == 21                       # 20 convs and the classifier
+    fused = [c for c in counters.values() if c.get("add")]
+    assert len(fused) == 8                           # every residual addition in a conv
     stem = counters["model.conv1.0"]
     out = (SIZE + 2 * 3 - 7) // 2 + 1
     assert stem["source"] == {"C": 3, "kernel": [7, 7]}

@@ -6,6 +6,7 @@ import gen
 from gen.__main__ import main
 from gen.lint import lint
 from hw.config import AccelConfig
+from hw.datapath.residual_add import ResidualAdd
 
 
 def test_generate_default_config(tmp_path):
@@ -71,7 +72,8 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
     assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 1
     assert modules["core"]["latency"] == {
         "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 12,
-        "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1}
+        "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1,
+        "residual_add": ResidualAdd.LATENCY}
     assert modules["accelerator"]["latency"] == {**modules["core"]["latency"],
                                                   "axi_reader": 3, "axi_writer": 1}
     assert json.loads((tmp_path / "manifest.json").read_text())["modules"] == modules

@@ -7,7 +7,7 @@ import torch
 
 from host.tools import models
 from host.tools.models import quantized
-from host.compiler.program import compile, main, torch_layer_outputs
+from host.compiler.program import compile, main, reference_tensors, torch_layer_outputs
 
 torch.backends.quantized.engine = "qnnpack"
 
@@ -36,8 +36,17 @@ def test_real_architecture_golden_equals_pytorch(name, seeds, mode):
             for mine, theirs in zip(program.layer_outputs[layer], outs):
                 assert torch.equal(mine.int_repr(), theirs.int_repr()), f"{name} {mode} seed {seed}: {layer}"
                 assert (mine.q_scale(), mine.q_zero_point()) == (theirs.q_scale(), theirs.q_zero_point())
-                compared += mine.numel()
-    print(f"{name} ({mode}): {compared} accelerator-layer outputs compared, all equal")
+        # every tensor the executable holds (the outputs of fused additions included)
+        reference = reference_tensors(model_q, program, x)
+        for value, mine in program.tensors.items():
+            if value not in reference:      # a decomposed conv's rearranged input: the compiler's
+                assert value.split("#")[0].endswith(".input"), value
+                continue
+            theirs = reference[value]
+            assert torch.equal(mine.int_repr(), theirs.int_repr()), f"{name} {mode} seed {seed}: {value}"
+            assert (mine.q_scale(), mine.q_zero_point()) == (theirs.q_scale(), theirs.q_zero_point())
+            compared += mine.numel()
+    print(f"{name} ({mode}): {compared} tensor elements compared, all equal")
 
 
 def test_linear_and_decomposed_layers_are_on_the_accelerator():

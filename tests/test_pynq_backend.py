@@ -75,7 +75,7 @@ def test_write_sequence_matches_sim_backend(fake, with_interrupt):
     run = prepare_layer(cfg, conv, x)
     rm = register_map(cfg)
     desc = dict(run.descriptor)
-    for name in ("input_addr", "weight_addr", "params_addr", "output_addr"):
+    for name in ("input_addr", "weight_addr", "params_addr", "output_addr", "residual_addr"):
         desc[name] += PHYS
     window = (PHYS, run.dram.memory.size)          # the whole buffer
     expected = (register_writes(cfg, desc, run.table_addr + PHYS, conv.input_zero_point, window)
@@ -156,14 +156,14 @@ def test_rebase_writes():
     rebased = rebase_writes(cfg, run.writes, offset)
     rm = register_map(cfg)
     by_offset = dict(rebased)
-    for name in ("input_addr", "weight_addr", "params_addr", "output_addr"):
+    for name in ("input_addr", "weight_addr", "params_addr", "output_addr", "residual_addr"):
         upper = name.upper()
         value = by_offset[rm[f"DESC_{upper}_LO"].offset] | by_offset[rm[f"DESC_{upper}_HI"].offset] << 32
         assert value == run.descriptor[name] + offset
     table = by_offset[rm["TABLE_ADDR_LO"].offset] | by_offset[rm["TABLE_ADDR_HI"].offset] << 32
     assert table == run.table_addr + offset
     addr_offsets = {o for pair in address_registers(cfg).values() for o in pair}
-    assert len(addr_offsets) == 12
+    assert len(addr_offsets) == 14              # 5 descriptor addresses, the table, the window
     window = by_offset[rm["WINDOW_BASE_LO"].offset] | by_offset[rm["WINDOW_BASE_HI"].offset] << 32
     assert window == run.window[0] + offset
     for (o1, v1), (o2, v2) in zip(run.writes, rebased):

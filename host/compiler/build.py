@@ -5,6 +5,8 @@
    row of a Linear's input; a kernel other than 1x1 / 3x3 adds the host's rearrangement
    of its input (``decompose``) before them. The planner chooses each distinct layer
    shape's tiles once (cached by shape).
+   An addition fused into a layer (``host.compiler.fuse``) makes its commands read the
+   residual beside the output's bytes.
 2. **Order.** A topological order that runs every ready accelerator command before any
    host operator, so commands gather into as few segments as the data flow allows.
 3. **Arena.** Each tensor the network computes gets bytes in the arena for its lifetime
@@ -23,6 +25,7 @@ import numpy as np
 from hw.config import AccelConfig
 from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES
 
+from host.compiler.fuse import fuse
 from host.compiler.graph import Value
 from host.compiler.planner import ConvShape, plan
 from host.golden import schedule, tiling
@@ -44,7 +47,8 @@ def _align(n, a):
 class _Command:
     """One accelerator command before layout: ``conv`` (a groups-1 or depthwise
     QuantConv) on a slice of ``input`` (byte offset ``in_offset``, ``(C, H, W)``) writing
-    a slice of ``output`` (``out_offset``)."""
+    a slice of ``output`` (``out_offset``); ``residual``: a fused addition (its tensor
+    read at ``out_offset`` too) or None."""
     conv: object
     input: str
     in_offset: int
@@ -52,6 +56,7 @@ class _Command:
     output: str
     out_offset: int
     info: dict
+    residual: dict = None
 
 
 @dataclass
@@ -98,6 +103,11 @@ def _conv_steps(cfg, node, graph, layers, fresh):
         steps.append(_Step("host", [src], [mid], op=HostOp("decompose", node.name, [src], [mid],
                                                             dict(transform.params))))
         src, shape = mid, rearranged
+    residual = node.params.get("residual")      # a fused addition (host.compiler.fuse)
+    if residual is not None:
+        info_add = {"add": residual["add"]}
+    else:
+        info_add = {}
     linear = conv.kernel_size == 1 and len(shape) != 4
     if linear:          # the rows of (..., C): one 1 x 1 image each
         images, (c, h, w) = int(np.prod(shape[:-1], dtype=np.int64)), (shape[-1], 1, 1)
@@ -117,10 +127,12 @@ def _conv_steps(cfg, node, graph, layers, fresh):
                     # the layer's own MACs (a decomposed kernel's, not its 3x3 pieces')
                     "macs": (x.shape[1] * int(np.prod(transform.kernel_size)) if transform else
                              (1 if depthwise else cg) * part.kernel_size ** 2) * kg * xo * yo,
-                    "source": {"kernel": list(transform.kernel_size), "C": x.shape[1]} if transform else None}
+                    "source": {"kernel": list(transform.kernel_size), "C": x.shape[1]} if transform else None,
+                    **info_add}
             cmd = _Command(part, src, (n * c + g * cg) * h * w, (cg, h, w), node.outputs[0],
-                           (n * k + g * kg) * xo * yo, info)
-            steps.append(_Step("accel", [src], [node.outputs[0]], command=cmd))
+                           (n * k + g * kg) * xo * yo, info, residual)
+            steps.append(_Step("accel", [src] + ([residual["value"]] if residual else []),
+                               [node.outputs[0]], command=cmd))
     return steps
 
 
@@ -192,6 +204,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     program's accelerator layers) for ``cfg``."""
     from host.runtime.sim import timeout_cycles
     cfg = cfg or AccelConfig()
+    graph, fused, unfused = fuse(graph)
     values = dict(graph.values)
 
     def fresh(base, shape, like):
@@ -293,6 +306,9 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
                     output_addr=address(cmd.output, cmd.out_offset), channels=c, height=h, width=w,
                     kernels=conv.out_channels, kernel_size=conv.kernel_size, stride=conv.stride,
                     padding=conv.padding, depthwise=int(driver.runs_depthwise(cfg, conv)),
+                    residual=None if cmd.residual is None else {
+                        "addr": address(cmd.residual["value"], cmd.out_offset),
+                        **{n: cmd.residual[n] for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")}},
                     **{f"tile_{n}": v for n, v in tiles.items()})
                 schedule.check_fits(cfg, desc)
             except (ValueError, schedule.BufferOverflow) as exc:
@@ -301,6 +317,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             records += bytes(driver.command_record(desc, ta, conv.input_zero_point))
             timeout += timeout_cycles(cfg, desc, latency) + 10_000
             seg.commands.append({**cmd.info, "input": cmd.input, "output": cmd.output, "tiles": dict(tiles),
+                                 "residual": cmd.residual["value"] if cmd.residual else None,
                                  "dram_bytes": int(sum(n for _, _, n in tiling.transfers(desc))) + TABLE_BYTES})
         seg.timeout_cycles = timeout
         segments.append(seg)
@@ -321,9 +338,9 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
         exe_steps.append(next(seg_iter) if kind == "segment" else kind)
     used = {n for s in exe_steps for n in getattr(s, "inputs", []) + getattr(s, "outputs", [])}
     used |= set(graph.inputs) | set(graph.outputs)
-    used |= {c[k] for s in segments for c in s.commands for k in ("input", "output")}
+    used |= {c[k] for s in segments for c in s.commands for k in ("input", "output", "residual") if c[k]}
     tensors = {n: t for n, t in tensors.items() if n in used}
-    stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())),
+    stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())), "fused": fused, "unfused": unfused,
              "weight_bytes": int(lists_at), "commands": total_commands,
              "planned_shapes": len(plans.cache)}
     return Executable(cfg=cfg, image=static, image_size=image_size, arena=(arena_at, arena_size),

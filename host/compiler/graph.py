@@ -64,10 +64,14 @@ class Node:
 
 @dataclass
 class Graph:
+    """``values`` (name -> :class:`Value`), ``nodes`` in traced order, the network's
+    ``inputs`` and ``outputs`` (value names); ``tensors``: the traced torch tensor of each
+    value (the reference the executable's tensors are compared with), when kept."""
     values: dict
     nodes: list
     inputs: list
     outputs: list
+    tensors: dict = None
 
     def producer(self):
         """{value name: the node that computes it}."""
@@ -133,6 +137,7 @@ class _Builder:
     def __init__(self):
         self.values, self.nodes = {}, []
         self.known = {}                 # id(tensor) -> value name
+        self.tensors = {}               # value name -> tensor
         self.names = {}
 
     def fresh(self, base):
@@ -147,6 +152,7 @@ class _Builder:
             setattr(v, k, x)
         self.values[name] = v
         self.known[id(t)] = name
+        self.tensors[name] = t
         return name
 
     def name_of(self, t, what):
@@ -338,4 +344,4 @@ def graph_from_trace(trace, layers, folded, args):
         b.nodes.append(Node("torch", what, used, ys, {"call": call}))
     result = trace.result_tensors
     outputs = [b.name_of(t, "the network's output") for t in result]
-    return Graph(b.values, b.nodes, inputs, outputs)
+    return Graph(b.values, b.nodes, inputs, outputs, b.tensors)

@@ -25,7 +25,7 @@ from hw.contract import (COMMAND_BYTES, COUNTERS, CONTROL_SOFT_RESET, CONTROL_ST
 from amaranth.lib import data
 
 from host.golden import tiling
-from host.golden.quant import conv_accumulate, output_size, pad_input, requantize, wrap_int32
+from host.golden.quant import add_fixed, conv_accumulate, output_size, pad_input, requantize, wrap_int32
 from host.golden.schedule import buffer_limit, buffer_needs
 
 __all__ = ["GoldenAccelerator", "descriptor_error", "execute_layer", "ZERO_FIELDS"]
@@ -102,7 +102,7 @@ def execute_layer(view, d, table_addr, zero_point):
     size)`` (a writable u8 array of ``size`` bytes at ``addr``): read its input (rows
     ``in_pitch`` apart, channels ``height * in_pitch`` apart), weights, parameter records
     and table, write its output (rows ``out_pitch`` apart, channels ``XO * out_pitch``
-    apart)."""
+    apart), adding the residual when the descriptor fuses one (``add_fixed``)."""
     c, h, w, k = d["channels"], d["height"], d["width"], d["kernels"]
     r, s, p = d["kernel_size"], d["stride"], d["padding"]
     xo, yo = output_size(h, r, s, p), output_size(w, r, s, p)
@@ -121,8 +121,12 @@ def execute_layer(view, d, table_addr, zero_point):
     params = _params(view, d)
     acc = wrap_int32(acc + params["bias"].astype(np.int64)[None, :, None, None])
     table = view(table_addr, TABLE_BYTES)
-    y = requantize(acc, params["multiplier"], params["zero_point"], params["lo"], params["hi"], table)
-    view(d["output_addr"], k * xo * out_pitch).reshape(k, xo, out_pitch)[..., :yo] = y[0]
+    y = requantize(acc, params["multiplier"], params["zero_point"], params["lo"], params["hi"], table)[0]
+    if d.get("residual"):       # the fused addition, with the residual laid out as the output
+        b = view(d["residual_addr"], k * xo * out_pitch).reshape(k, xo, out_pitch)[..., :yo]
+        y = add_fixed(y, b, d["add_ma"], d["add_mb"], d["add_shift"], d["add_za"], d["add_zb"],
+                      d["add_zo"], d["add_lo"])
+    view(d["output_addr"], k * xo * out_pitch).reshape(k, xo, out_pitch)[..., :yo] = y
 
 
 def _layer_counters(d):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QuantConv", "LargeConv", "QuantError", "MAX_KERNEL", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
+__all__ = ["QuantConv", "LargeConv", "QuantError", "MAX_KERNEL", "add_parameters", "add_fixed", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
            "pad_input", "pair", "output_size", "INT32_MIN", "INT32_MAX"]
 
 INT32_MIN = -(1 << 31)
@@ -80,6 +80,39 @@ def requantize(acc, multiplier, zero_point, lo, hi, table=None):
     if table is not None:
         q = np.asarray(table, dtype=np.uint8)[q]
     return q
+
+
+def add_parameters(a_scale, b_scale, out_scale):
+    """``(ma, mb, shift)`` of QNNPACK's fixed-point add for inputs quantized with scales
+    ``a_scale``, ``b_scale`` and an output scale ``out_scale`` (QNNPACK's
+    ``pytorch_qnnp_compute_add_quantization_params``): ``ra = f32(f32(sa) / f32(so))``,
+    ``rb`` likewise, each in ``[2**-14, 2**8)``; ``shift = 21 - exponent(max(ra, rb))``;
+    ``ma = lrintf(f32(ra * 2**shift))``, ``mb`` likewise (the larger in ``[2**21, 2**22)``).
+    ``shift`` is 13 .. 35; above 31 QNNPACK's C shifts are undefined (see
+    ``host.golden.ops.add``), so callers that need the defined arithmetic check it."""
+    f32 = np.float32
+    so = f32(out_scale)
+    ra, rb = f32(f32(a_scale) / so), f32(f32(b_scale) / so)
+    for name, r in (("a_scale / out_scale", ra), ("b_scale / out_scale", rb)):
+        if not f32(2.0 ** -14) <= r < f32(256.0):
+            raise QuantError(f"{name} = {float(r)!r} is outside QNNPACK's [2**-14, 2**8) range")
+    exponent = int(np.array(max(ra, rb), dtype=f32).view(np.uint32) >> 23) - 127
+    shift = 21 - exponent
+    ma, mb = (int(np.rint(f32(r * f32(2.0 ** shift)))) for r in (ra, rb))
+    return ma, mb, shift
+
+
+def add_fixed(a, b, ma, mb, shift, za, zb, zo, lo=0):
+    """QNNPACK's fixed-point add of u8 arrays ``a`` and ``b`` (``q8vadd``), for ``shift``
+    up to 31: ``acc = ma * (a - za) + mb * (b - zb)`` (int32), ``y = acc >> shift`` rounded
+    half away from zero (``(acc >> shift) + (((acc & mask) - (acc < 0)) > mask >> 1)``,
+    ``mask = 2**shift - 1``), ``q = clamp(y + zo, lo, 255)`` (``lo = zo`` for add+ReLU)."""
+    if not 0 <= shift <= 31:
+        raise QuantError(f"add shift {shift} is outside 0 .. 31")
+    acc = ma * (np.asarray(a, dtype=np.int64) - za) + mb * (np.asarray(b, dtype=np.int64) - zb)
+    mask = (1 << shift) - 1
+    y = (acc >> shift) + (((acc & mask) - (acc < 0)) > (mask >> 1))
+    return np.clip(y + zo, lo, 255).astype(np.uint8)
 
 
 def output_size(size, kernel, stride, padding):

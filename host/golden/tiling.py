@@ -46,9 +46,12 @@ def ceil_div(a, b):
 
 def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, height, width,
                kernels, kernel_size=3, stride=1, padding=1, tile_k=None, tile_c=None,
-               tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None, depthwise=0):
+               tile_xo=None, tile_yo=None, in_pitch=None, out_pitch=None, depthwise=0,
+               residual=None):
     """A validated descriptor dict; pitches default to the row widths, tiles to the layer
-    (a depthwise layer's ``tile_c`` to its ``tile_k``)."""
+    (a depthwise layer's ``tile_c`` to its ``tile_k``). ``residual``: None, or a fused
+    residual addition ``{"addr", "ma", "mb", "shift", "za", "zb", "zo", "lo"}``
+    (:func:`host.golden.quant.add_fixed`'s parameters)."""
     def default_output(size):           # 1 where there is no output: validate() names it
         return output_size(size, kernel_size, stride, padding) if size + 2 * padding >= kernel_size else 1
     xo, yo = default_output(height), default_output(width)
@@ -65,13 +68,25 @@ def descriptor(*, input_addr, weight_addr, params_addr, output_addr, channels, h
         "in_pitch": width if in_pitch is None else in_pitch,
         "out_pitch": yo if out_pitch is None else out_pitch,
         "depthwise": int(depthwise),
+        "residual": int(residual is not None), "residual_addr": 0,
+        **{f"add_{n}": 0 for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")},
     }
+    if residual is not None:
+        d["residual_addr"] = residual["addr"]
+        d.update({f"add_{n}": residual[n] for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")})
     validate(d)
     return d
 
 
+# descriptor fields a dict may leave out (their default, 0: no fused residual)
+OPTIONAL_FIELDS = ("residual", "residual_addr", "add_ma", "add_mb", "add_shift", "add_za", "add_zb",
+                   "add_zo", "add_lo")
+
+
 def validate(d):
     layout = descriptor_layout()
+    for name in OPTIONAL_FIELDS:
+        d.setdefault(name, 0)
     for name, field in layout:
         value = d[name]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << field.shape.width:
@@ -262,5 +277,13 @@ def commands(d):
 
 
 def transfers(d):
-    """The exact ``(kind, addr, length)`` sequence the Tiler issues for descriptor ``d``."""
-    return [(c["kind"], c["addr"], c["length"]) for c in commands(d)]
+    """The exact ``(kind, addr, length)`` sequence of DMA transfers of descriptor ``d``:
+    the Tiler's commands, and before each output transfer of a layer with a fused
+    residual the residual read the controller issues with it (the same offset from
+    ``residual_addr``, the same length)."""
+    out = []
+    for c in commands(d):
+        if c["kind"] == DmaKind.OUTPUT and d.get("residual"):
+            out.append((DmaKind.RESIDUAL, c["addr"] - d["output_addr"] + d["residual_addr"], c["length"]))
+        out.append((c["kind"], c["addr"], c["length"]))
+    return out

@@ -106,9 +106,13 @@ def check_window(desc, table_addr, window):
                               f"window [{base:#x}, {base + size:#x})")
 
 
-def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x1000, window=None):
+def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x1000, window=None,
+                  residual=None):
     """Check ``conv`` and ``x_u8`` (1, C, H, W) and lay them out for the accelerator.
 
+    ``residual``: a fused residual addition, ``{"tensor": u8 (K, XO, YO), "ma", "mb",
+    "shift", "za", "zb", "zo", "lo"}`` (``host.golden.quant.add_fixed``'s parameters; the
+    tensor is placed in the image).
     ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes; by default the whole layer in one
     tile (the planner, ``host.compiler.planner.layer_tiles``, chooses better ones: the
     driver runs what it is given and plans nothing).
@@ -129,7 +133,7 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
                          f"runs as one layer per group (QuantConv.group); the accelerator runs "
                          f"depthwise layers whole{'' if cfg.supports_depthwise else ' only when kp <= 9'}")
     dram = DramImage(base=base)
-    desc = layer_descriptor(conv, x_u8.shape, dram, tiles)
+    desc = layer_descriptor(conv, x_u8.shape, dram, tiles, residual)
     schedule.check_fits(cfg, desc)
     dram.write("input", x_u8)
     table_addr = dram.place("table", TABLE_BYTES, conv.table)

@@ -62,18 +62,26 @@ class DramImage:
         return self._bytes(self.top)
 
 
-def layer_descriptor(conv, x_shape, dram, tiles=None):
-    """Place a layer's tensors in ``dram`` and return its descriptor dict."""
+def layer_descriptor(conv, x_shape, dram, tiles=None, residual=None):
+    """Place a layer's tensors in ``dram`` and return its descriptor dict (``residual``:
+    a fused addition's tensor and parameters, see ``host.runtime.driver.prepare_layer``)."""
     _, c, h, w = x_shape
     xo, yo = conv.output_shape(h, w)
     k = conv.out_channels
     tiles = tiles or {}
     weights = weight_bytes(conv)
+    fused = None
+    if residual is not None:
+        tensor = np.asarray(residual["tensor"], dtype=np.uint8)
+        if tensor.shape != (k, xo, yo):
+            raise ValueError(f"the residual must be u8 {(k, xo, yo)}, got {tensor.shape}")
+        fused = {**{n: int(residual[n]) for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")},
+                 "addr": dram.place("residual", tensor.size, tensor)}
     d = tiling.descriptor(
         input_addr=dram.place("input", c * h * w), weight_addr=dram.place("weights", weights.size),
         params_addr=dram.place("params", k * PARAM_BYTES), output_addr=dram.place("output", k * xo * yo),
         channels=c, height=h, width=w, kernels=k, kernel_size=conv.kernel_size, stride=conv.stride,
-        padding=conv.padding, depthwise=int(conv.depthwise),
+        padding=conv.padding, depthwise=int(conv.depthwise), residual=fused,
         **{f"tile_{n}": v for n, v in tiles.items()})
     dram.write("weights", weights)
     dram.write("params", param_block(conv))

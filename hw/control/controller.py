@@ -43,8 +43,13 @@ class Controller(wiring.Component):
     reset; then the controller is idle again. After a DMA error, ``done`` is set with
     the error code; ``soft_reset`` clears both.
 
+    A layer with a fused residual addition (the descriptor's ``residual``) reads, with each
+    output write command, the residual bytes at the same offset from ``residual_addr``
+    (kind RESIDUAL, routed to ``residual_in``); the command is taken when both the write
+    queues and the read path have room, so the residual reads keep the write order.
+
     Counters (64-bit, cleared by ``start``): see ``hw.contract.COUNTERS``. The read bytes include the
-    table. Stalls count cycles of a running layer in which the array took no window:
+    table and the residual. Stalls count cycles of a running layer in which the array took no window:
     no window available (input), window waiting for weights, array held by the output.
     """
 
@@ -76,6 +81,7 @@ class Controller(wiring.Component):
             "iact_in": Out(stream.Signature(self.beat_layout)),
             "weight_in": Out(stream.Signature(self.beat_layout)),
             "params_in": Out(stream.Signature(self.beat_layout)),
+            "residual_in": Out(stream.Signature(self.beat_layout)),
             "table": Out(stream.Signature(table_write_layout)),
             "out_rows": Out(stream.Signature(rows_layout)),
             "array_busy": In(1), "stall_input": In(1), "stall_weights": In(1), "stall_output": In(1),
@@ -127,11 +133,16 @@ class Controller(wiring.Component):
         weights = Mux(depthwise, d.kernels * CHANNEL_BLOCK,
                       Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R))
         # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
+        output_bytes = d.kernels * xo * d.out_pitch
         extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),
                    (d.weight_addr, d.weight_addr + weights),
                    (d.params_addr, d.params_addr + d.kernels * PARAM_BYTES),
-                   (d.output_addr, d.output_addr + d.kernels * xo * d.out_pitch),
+                   (d.output_addr, d.output_addr + output_bytes),
                    (table_addr, table_addr + TABLE_BYTES)]
+        # a fused residual is read as the output is laid out (a layer without one: its
+        # output's range again, which the output's own checks already cover)
+        residual_addr = Mux(d.residual, d.residual_addr, d.output_addr)
+        extents.append((residual_addr, residual_addr + output_bytes))
         window_end = window_base + window_size
 
         checks = [
@@ -186,7 +197,7 @@ class Controller(wiring.Component):
         m.d.comb += check.eq(self.validate(m, desc, table_addr, window_base, window_size))
 
         # queues: kinds of reads in flight; output writes for the writer and the packer
-        route = fifo.SyncFIFOBuffered(width=2, depth=cfg.read_route_depth)
+        route = fifo.SyncFIFOBuffered(width=DmaKind.as_shape().width, depth=cfg.read_route_depth)
         wr_queue = fifo.SyncFIFOBuffered(width=cmd_layout(cfg.axi_addr_width).size,
                                          depth=cfg.write_queue_depth)
         rows_queue = fifo.SyncFIFOBuffered(width=32, depth=cfg.write_queue_depth)
@@ -224,7 +235,8 @@ class Controller(wiring.Component):
 
         # read data routing
         kind = route.r_data
-        targets = {DmaKind.IACT: self.iact_in, DmaKind.WEIGHT: self.weight_in, DmaKind.PARAMS: self.params_in}
+        targets = {DmaKind.IACT: self.iact_in, DmaKind.WEIGHT: self.weight_in, DmaKind.PARAMS: self.params_in,
+                   DmaKind.RESIDUAL: self.residual_in}
         rd = self.rd_data
 
         def abort_checks(dma_errors=True):
@@ -279,12 +291,20 @@ class Controller(wiring.Component):
                 cmd = self.tiler_cmd
                 is_write = cmd.payload.kind == DmaKind.OUTPUT
                 with m.If(is_write):
+                    # with a fused residual, its read goes out with the write
+                    read_ok = ~desc.residual | (self.rd_cmd.ready & route.w_rdy)
                     m.d.comb += [
                         wr_queue.w_data.eq(Cat(cmd.payload.addr, cmd.payload.length)),
                         rows_queue.w_data.eq(cmd.payload.length),
-                        cmd.ready.eq(wr_queue.w_rdy & rows_queue.w_rdy),
+                        cmd.ready.eq(wr_queue.w_rdy & rows_queue.w_rdy & read_ok),
                         wr_queue.w_en.eq(cmd.valid & cmd.ready),
                         rows_queue.w_en.eq(cmd.valid & cmd.ready),
+                        self.rd_cmd.valid.eq(cmd.valid & desc.residual & wr_queue.w_rdy &
+                                             rows_queue.w_rdy & route.w_rdy),
+                        self.rd_cmd.payload.addr.eq(cmd.payload.addr - desc.output_addr + desc.residual_addr),
+                        self.rd_cmd.payload.length.eq(cmd.payload.length),
+                        route.w_data.eq(DmaKind.RESIDUAL),
+                        route.w_en.eq(cmd.valid & cmd.ready & desc.residual),
                     ]
                     with m.If(cmd.valid & cmd.ready):
                         m.d.sync += writes_issued.eq(writes_issued + 1)

@@ -20,7 +20,7 @@ def command_layout(addr_width):
     last command of its kind in this (output tile, channel tile) step; ``first_c`` /
     ``last_c``: the step is the first / last channel tile of its output tile; ``end``: the
     layer's last command."""
-    return data.StructLayout({"kind": 2, "addr": addr_width, "length": 32, "group_last": 1,
+    return data.StructLayout({"kind": DmaKind, "addr": addr_width, "length": 32, "group_last": 1,
                               "first_c": 1, "last_c": 1, "end": 1})
 
 

@@ -1,7 +1,7 @@
 """Compute core: the on-chip buffers, line buffer, DPE array and output path, wired."""
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from hw.config import CHANNEL_BLOCK, AccelConfig
@@ -10,6 +10,7 @@ from hw.datapath.line_buffer import LineBuffer, word_bytes_for
 from hw.datapath.output_buffer import OutputBuffer, output_params_layout
 from hw.datapath.pointwise_reader import PointwiseReader
 from hw.datapath.repacker import Repacker, byte_stream_layout
+from hw.datapath.residual_add import ResidualAdd, add_params_layout
 from hw.datapath.stationary_buffer import StationaryBuffer
 from hw.datapath.streaming_buffer import StreamingBuffer
 from hw.contract import PARAM_BYTES, KernelParams
@@ -40,7 +41,11 @@ class ComputeCore(wiring.Component):
 
     Data out: ``out`` (bus-wide byte stream for :class:`AxiWriter`, one ``last`` per
     ``out_rows`` command row, i.e. per write command), from ``drain_words * YP`` bytes per
-    cycle of the output buffer.
+    cycle of the output buffer, through :class:`ResidualAdd`: with ``add_params.enable``
+    (a fused residual addition), each output byte is added to the byte of ``residual_in``
+    at its position (the residual of each write command, beat for beat, queued in a FIFO
+    of ``output_buffer_depth`` bytes, one output tile, so the reads behind it never wait
+    for the drain).
 
     Commands, passed to the blocks unchanged: ``iact_load``, ``iact_replay``
     (StreamingBuffer), ``weight_load``, ``weight_replay`` (StationaryBuffer), ``lb_cmd``
@@ -80,11 +85,14 @@ class ComputeCore(wiring.Component):
                                       max_row=CHANNEL_BLOCK * cfg.stationary_buffer_depth)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)
         self.out_packer = Repacker(in_bytes=cfg.drain_words * cfg.yp, out_bytes=bus, max_row=OUT_ROW_MAX)
+        self.residual_add = ResidualAdd(lanes=bus)
         bus_layout = byte_stream_layout(bus)
         super().__init__({
             "iact_in": In(stream.Signature(bus_layout)),
             "weight_in": In(stream.Signature(bus_layout)),
             "params_in": In(stream.Signature(bus_layout)),
+            "residual_in": In(stream.Signature(bus_layout)),
+            "add_params": In(add_params_layout()),
             "table": In(stream.Signature(self.output.table_layout)),
             "out": Out(stream.Signature(bus_layout)),
             "iact_rows": In(stream.Signature(self.iact_packer.cmd_layout)),
@@ -181,7 +189,20 @@ class ComputeCore(wiring.Component):
             self.stall_input.eq(~lb.valid & ~self.stall_output),
         ]
 
-        # output: YP-byte beats -> bus words, one write command per out_rows row
+        # output: YP-byte beats -> bus words, one write command per out_rows row -> the
+        # fused residual addition, its residual bytes queued
         connect(m, self.output.out, self.out_packer.i)
-        connect(m, self.out_packer.o, flipped(self.out))
+        m.submodules.residual_queue = queue = fifo.SyncFIFOBuffered(
+            width=len(self.residual_in.payload.as_value()),
+            depth=max(2, self.cfg.output_buffer_depth // self.bus_bytes))
+        m.submodules.residual_add = add = self.residual_add
+        m.d.comb += [
+            queue.w_data.eq(self.residual_in.payload.as_value()), queue.w_en.eq(self.residual_in.valid),
+            self.residual_in.ready.eq(queue.w_rdy),
+            add.residual.valid.eq(queue.r_rdy), add.residual.payload.eq(queue.r_data),
+            queue.r_en.eq(add.residual.ready),
+            add.params.eq(self.add_params),
+        ]
+        connect(m, self.out_packer.o, add.i)
+        connect(m, add.o, flipped(self.out))
         return m

@@ -1,0 +1,95 @@
+"""Operators the accelerator runs inside a layer: a residual addition fused into the
+output stage of the conv that produces one of its inputs.
+
+``fuse(graph)`` rewrites a :class:`host.compiler.graph.Graph`: a quantized ``add`` (or
+add+ReLU) whose input ``a`` is a ``layer`` node's output that nothing else reads becomes
+part of that layer (``params["residual"]``: the other input and QNNPACK's fixed-point
+parameters, ``host.golden.quant.add_parameters``); the layer then writes the sum, and its
+own output is never written or read back. Both inputs may qualify: the layer traced later
+takes the add (the build orders the layer after the other input). An add that cannot be fused
+stays a host operator, and ``reasons`` says why (its name -> the reason).
+
+Cost, per fused add: the layer's output bytes are read once more (the residual) and
+never written twice; a host add would write the conv's output, read it and the residual
+back and write the sum (three tensor transfers instead of one), and split the segment.
+"""
+
+from dataclasses import replace
+
+from host.golden.quant import QuantError, add_parameters
+
+__all__ = ["fuse"]
+
+
+def _consumers(graph):
+    uses = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            uses.setdefault(name, []).append(node)
+    return uses
+
+
+def fuse(graph):
+    """``(graph, fused, reasons)``: ``graph`` with every fusable addition fused (see the
+    module), ``{layer: addition}`` of those fused, and why each other addition stays on
+    the host."""
+    values = dict(graph.values)
+    nodes = list(graph.nodes)
+    reasons, fused = {}, {}
+    producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
+    uses = _consumers(graph)
+    removed = set()
+    for index, node in enumerate(nodes):
+        if node.kind != "add" or len(node.inputs) != 2:
+            continue
+        out = values[node.outputs[0]]
+        candidates = []
+        for side, name in enumerate(node.inputs):
+            other = node.inputs[1 - side]
+            chain = []              # identities (what eager fusion leaves of a batch norm)
+            while producer.get(name) is not None and nodes[producer[name]].kind == "alias" \
+                    and values[nodes[producer[name]].inputs[0]].shape == values[name].shape \
+                    and len(uses.get(name, [])) == 1 and name not in graph.outputs:
+                chain.append(producer[name])
+                name = nodes[producer[name]].inputs[0]
+            p = producer.get(name)
+            if p is None or p in removed or nodes[p].kind != "layer" or "residual" in nodes[p].params:
+                continue
+            if len(uses.get(name, [])) != 1 or name in graph.outputs:
+                continue
+            if values[other].shape != values[name].shape or values[other].dtype != "u8":
+                continue
+            candidates.append((p, side, name, other, chain))
+        if not candidates:
+            reasons[node.name] = ("neither input is a layer's output read by this addition alone "
+                                  "(the accelerator fuses an addition into the layer producing one)")
+            continue
+        p, side, name, other, chain = max(candidates)
+        a, b = values[name], values[other]
+        try:
+            ma, mb, shift = add_parameters(a.scale, b.scale, out.scale)
+        except QuantError as exc:
+            reasons[node.name] = str(exc)
+            continue
+        if shift > 31:
+            reasons[node.name] = (f"QNNPACK's shift {shift} is above 31 (scale ratios below 2**-10): "
+                                  f"its arithmetic there is undefined C, reproduced on the host only")
+            continue
+        if node.params.get("relu") and out.zero_point == 255:
+            reasons[node.name] = "add+ReLU with output zero point 255 (QNNPACK refuses it)"
+            continue
+        layer = nodes[p]
+        residual = {"value": other, "ma": ma, "mb": mb, "shift": shift, "za": a.zero_point,
+                    "zb": b.zero_point, "zo": out.zero_point,
+                    "lo": out.zero_point if node.params.get("relu") else 0, "add": node.name}
+        nodes[p] = replace(layer, inputs=layer.inputs + [other], outputs=[node.outputs[0]],
+                           params={**layer.params, "residual": residual})
+        producer[node.outputs[0]] = p
+        fused[layer.layer] = node.name
+        removed.add(index)
+        for alias in chain:
+            removed.add(alias)
+            del values[nodes[alias].outputs[0]]
+        del values[name]
+    kept = [n for i, n in enumerate(nodes) if i not in removed]
+    return type(graph)(values, kept, list(graph.inputs), list(graph.outputs)), fused, reasons
