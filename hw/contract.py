@@ -47,7 +47,7 @@ from amaranth.lib import data, enum
 from hw.config import CHANNEL_BLOCK, AccelConfig
 
 __all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES", "pack_params",
-           "CommandRecord", "COMMAND_BYTES", "CommandOp", "TraceRecord", "TRACE_BYTES", "pack_record",
+           "CommandRecord", "COMMAND_BYTES", "CommandOp", "PoolMode", "PoolDescriptor", "pool_extents", "TraceRecord", "TRACE_BYTES", "pack_record",
            "unpack_record", "CONTROL_START_QUEUE",
            "DmaKind", "CHANNEL_BLOCK", "pointwise_weights", "weight_size", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
@@ -192,7 +192,8 @@ VERSION = 0x00010005        # 1.5 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUT
                             # 1.4: the command queue: QUEUE_*, TRACE_ADDR, CONTROL_START_QUEUE,
                             # BAD_QUEUE, QUEUE_OUTSIDE_WINDOW, BAD_COMMAND, CFG_MAX_QUEUE_LENGTH;
                             # 1.5: a fused residual addition: DESC_RESIDUAL, DESC_RESIDUAL_ADDR,
-                            # DESC_ADD_*, the RESIDUAL DMA kind)
+                            # DESC_ADD_*, the RESIDUAL DMA kind; queued pooling passes: op POOL,
+                            # BAD_POOL)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -226,6 +227,8 @@ class ErrorCode(IntEnum):
     QUEUE_OUTSIDE_WINDOW = 18  # the command list or the trace area leaves the DMA window
                                # or the address space
     BAD_COMMAND = 19        # a command's op is unknown, or a field does not fit the descriptor
+    BAD_POOL = 20           # a pooling pass's mode, sizes, window or pitches are invalid, or a
+                            # pooled row is wider than line_buffer_depth
 
 
 def layer_extents(desc, table_addr):
@@ -253,6 +256,44 @@ def layer_extents(desc, table_addr):
 class CommandOp(enum.IntEnum, shape=8):
     """What a queued command runs."""
     CONV = 0        # one layer: the descriptor fields, the table address and zero point
+    POOL = 1        # a pooling or copy pass (register map 1.5): the PoolDescriptor fields
+
+
+class PoolMode(enum.IntEnum, shape=2):
+    """What a :class:`PoolDescriptor` computes."""
+    COPY = 0        # each input row to the output row of the same index
+    MAX = 1         # the maximum of each window
+    AVG = 2         # QNNPACK's average of each window (its float multiplier)
+    GLOBAL = 3      # QNNPACK's average of each channel's whole image
+
+
+class PoolDescriptor(data.Struct):
+    """One pass of the pooling engine (``hw.datapath.pool_engine``), from a
+    :class:`CommandRecord` of op POOL (its fields of the same names). Channel ``c``'s input
+    row ``i`` is ``width`` bytes at ``input_addr + c * in_channel_pitch + i * in_pitch``;
+    output row ``r`` is ``out_width`` bytes at ``output_addr + c * out_channel_pitch + r *
+    out_pitch`` (``out_height`` rows; a copy: ``height`` rows of ``width`` bytes; global
+    pooling: one byte per channel). A window is ``kernel`` x ``kernel`` positions,
+    ``stride`` apart, starting ``padding`` before the tensor; ``zero_point`` and
+    ``multiplier`` (float32 bits) requantize averages."""
+
+    input_addr: unsigned(64)
+    output_addr: unsigned(64)
+    in_channel_pitch: unsigned(32)
+    out_channel_pitch: unsigned(32)
+    in_pitch: unsigned(32)
+    out_pitch: unsigned(32)
+    multiplier: unsigned(32)
+    channels: unsigned(16)
+    height: unsigned(16)
+    width: unsigned(16)
+    out_height: unsigned(16)
+    out_width: unsigned(16)
+    kernel: unsigned(8)
+    stride: unsigned(8)
+    padding: unsigned(8)
+    zero_point: unsigned(8)
+    mode: PoolMode
 
 
 class CommandRecord(data.Struct):
@@ -261,7 +302,10 @@ class CommandRecord(data.Struct):
     whole bytes), ``table_addr`` and ``zero_point`` (the ``TABLE_ADDR`` and
     ``INPUT_ZERO_POINT`` registers of a single layer), ``op`` (:class:`CommandOp`), then
     reserved zero bytes. A field whose value does not fit the descriptor's width (e.g. a
-    ``kernel_size`` of 4) or an unknown ``op`` is refused with ``BAD_COMMAND``."""
+    ``kernel_size`` of 4) or an unknown ``op`` is refused with ``BAD_COMMAND``. An op POOL
+    command is a :class:`PoolDescriptor`: the fields of the same names, ``kernel_size``
+    its ``kernel``, ``zero_point``, ``pool_mode`` its ``mode``; its rules are
+    ``BAD_POOL``'s, then the address space and the window."""
 
     input_addr: unsigned(64)
     weight_addr: unsigned(64)
@@ -273,6 +317,9 @@ class CommandRecord(data.Struct):
     out_pitch: unsigned(32)
     add_ma: unsigned(32)
     add_mb: unsigned(32)
+    in_channel_pitch: unsigned(32)
+    out_channel_pitch: unsigned(32)
+    multiplier: unsigned(32)
     channels: unsigned(16)
     height: unsigned(16)
     width: unsigned(16)
@@ -281,6 +328,8 @@ class CommandRecord(data.Struct):
     tile_c: unsigned(16)
     tile_xo: unsigned(16)
     tile_yo: unsigned(16)
+    out_height: unsigned(16)
+    out_width: unsigned(16)
     kernel_size: unsigned(8)
     stride: unsigned(8)
     padding: unsigned(8)
@@ -293,7 +342,8 @@ class CommandRecord(data.Struct):
     add_zb: unsigned(8)
     add_zo: unsigned(8)
     add_lo: unsigned(8)
-    reserved: unsigned(288)
+    pool_mode: unsigned(8)
+    reserved: unsigned(152)
 
 
 COMMAND_BYTES = data.Layout.cast(CommandRecord).size // 8
@@ -342,6 +392,18 @@ def unpack_record(layout, raw):
     layout = data.Layout.cast(layout)
     word = int.from_bytes(np.asarray(raw, dtype=np.uint8).tobytes(), "little")
     return {name: (word >> fld.offset) & ((1 << fld.shape.width) - 1) for name, fld in layout}
+
+
+def pool_extents(p):
+    """``{"input": (start, end), "output": (start, end)}``: the DRAM bytes a pooling pass
+    reads and writes (a dict of :class:`PoolDescriptor` fields), from the first channel's
+    first row to the last channel's last row."""
+    rows_out, cols_out = ((p["height"], p["width"]) if p["mode"] == PoolMode.COPY else
+                          (1, 1) if p["mode"] == PoolMode.GLOBAL else (p["out_height"], p["out_width"]))
+    last_in = (p["channels"] - 1) * p["in_channel_pitch"] + (p["height"] - 1) * p["in_pitch"] + p["width"]
+    last_out = (p["channels"] - 1) * p["out_channel_pitch"] + (rows_out - 1) * p["out_pitch"] + cols_out
+    return {"input": (p["input_addr"], p["input_addr"] + last_in),
+            "output": (p["output_addr"], p["output_addr"] + last_out)}
 
 
 @dataclass(frozen=True)

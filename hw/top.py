@@ -1,6 +1,6 @@
 """The accelerator: AXI4-Lite registers, AXI4 DRAM master, interrupt."""
 
-from amaranth import Cat, Module, Mux, ResetInserter, Signal
+from amaranth import Cat, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -11,7 +11,8 @@ from hw.datapath.core import ComputeCore
 from hw.control.csr import CsrBank
 from hw.dma import AxiDma
 from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, CONTROL_START_QUEUE, register_map
-from hw.control.queue import CommandQueue
+from hw.control.queue import POOL_COUNTERS, CommandQueue
+from hw.datapath.pool_engine import PoolEngine
 from hw.control.sequencer import COMMAND_STREAMS, Sequencer
 from hw.control.tiler import LayerDescriptor, Tiler
 from hw.control.steps import StepWalker
@@ -74,6 +75,9 @@ class Accelerator(wiring.Component):
                 too_wide.append(value[len(part):] != 0)
         m.d.comb += queue.descriptor_too_wide.eq(Cat(*too_wide).any())
         control = csr.control_write.replicate(32) & csr.control
+        soft_reset = Signal()
+        m.d.comb += soft_reset.eq((control & CONTROL_SOFT_RESET).any())
+        m.submodules.pool = pool = ResetInserter(soft_reset)(PoolEngine(cfg))
 
         def pair(name):
             return Cat(getattr(csr, f"{name}_lo"), getattr(csr, f"{name}_hi"))
@@ -88,7 +92,7 @@ class Accelerator(wiring.Component):
             queue.window_size.eq(pair("window_size")),
             queue.start.eq((control & CONTROL_START).any()),
             queue.start_queue.eq((control & CONTROL_START_QUEUE).any() & ~(control & CONTROL_START).any()),
-            queue.soft_reset.eq((control & CONTROL_SOFT_RESET).any()),
+            queue.soft_reset.eq(soft_reset),
             # a command starts the controller when it is idle
             queue.layer.ready.eq(~ctl.busy),
             ctl.start.eq(queue.layer.valid & ~ctl.busy),
@@ -97,10 +101,10 @@ class Accelerator(wiring.Component):
             ctl.zero_point.eq(queue.layer.payload.zero_point),
             ctl.window_base.eq(pair("window_base")),
             ctl.window_size.eq(pair("window_size")),
-            ctl.soft_reset.eq((control & CONTROL_SOFT_RESET).any()),
+            ctl.soft_reset.eq(soft_reset),
             queue.layer_end.eq(ctl.layer_end),
             queue.layer_error.eq(ctl.error_code),
-            csr.status.eq(Cat(queue.busy | ctl.busy, queue.done, queue.error_code != 0)),
+            csr.status.eq(Cat(queue.busy | ctl.busy | pool.busy, queue.done, queue.error_code != 0)),
             csr.error_code.eq(queue.error_code),
             csr.queue_index.eq(queue.index),
             csr.irq_status_set.eq(queue.finished),
@@ -126,23 +130,34 @@ class Accelerator(wiring.Component):
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 
-        # controller or command queue <-> DMA: the queue uses it only between layers
-        owner = queue.dma_owner
-        for ctl_name, queue_name, dma_name in (("rd_cmd", "rd_cmd", "rd_cmd"), ("wr_cmd", "wr_cmd", "wr_cmd")):
-            source_ctl, source_queue, sink = getattr(ctl, ctl_name), getattr(queue, queue_name), getattr(dma, dma_name)
-            m.d.comb += [sink.valid.eq(Mux(owner, source_queue.valid, source_ctl.valid)),
-                         sink.payload.eq(Mux(owner, source_queue.payload, source_ctl.payload)),
-                         source_ctl.ready.eq(~owner & sink.ready),
-                         source_queue.ready.eq(owner & sink.ready)]
+        # the DMA engines: the command queue's (fetches, trace writes) between commands, the
+        # pooling engine's during a pooling pass, else the controller's
+        connect(m, queue.pool, pool.cmd)
+        m.d.comb += [pool.window_base.eq(pair("window_base")), pool.window_size.eq(pair("window_size")),
+                     queue.pool_done.eq(pool.done), queue.pool_code.eq(pool.code),
+                     *(getattr(queue, f"pool_{name}").eq(getattr(pool, name)) for name in POOL_COUNTERS)]
+        owner_queue, owner_pool = queue.dma_owner, ~queue.dma_owner & pool.busy
+        owner_ctl = ~owner_queue & ~owner_pool
+        clients = ((owner_queue, queue), (owner_pool, pool), (owner_ctl, ctl))
+        for name in ("rd_cmd", "wr_cmd"):
+            sink = getattr(dma, name)
+            for select, client in clients:
+                source = getattr(client, name)
+                m.d.comb += source.ready.eq(select & sink.ready)
+                with m.If(select):
+                    m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload)]
         for name in ("rd_data", "wr_done"):
-            source, sink_ctl, sink_queue = getattr(dma, name), getattr(ctl, name), getattr(queue, name)
-            m.d.comb += [sink_ctl.valid.eq(~owner & source.valid), sink_ctl.payload.eq(source.payload),
-                         sink_queue.valid.eq(owner & source.valid), sink_queue.payload.eq(source.payload),
-                         source.ready.eq(Mux(owner, sink_queue.ready, sink_ctl.ready))]
+            source = getattr(dma, name)
+            for select, client in clients:
+                sink = getattr(client, name)
+                m.d.comb += [sink.valid.eq(select & source.valid), sink.payload.eq(source.payload)]
+                with m.If(select):
+                    m.d.comb += source.ready.eq(sink.ready)
         m.d.comb += [ctl.rd_error.eq(dma.rd_error), ctl.wr_error.eq(dma.wr_error),
                      ctl.rd_busy.eq(dma.rd_busy), ctl.wr_busy.eq(dma.wr_busy),
                      queue.rd_error.eq(dma.rd_error), queue.wr_error.eq(dma.wr_error),
                      queue.rd_busy.eq(dma.rd_busy), queue.wr_busy.eq(dma.wr_busy),
+                     pool.rd_error.eq(dma.rd_error), pool.wr_error.eq(dma.wr_error),
                      dma.rd_clear.eq(ctl.rd_clear | queue.rd_clear),
                      dma.wr_clear.eq(ctl.wr_clear | queue.wr_clear)]
 
@@ -159,14 +174,14 @@ class Accelerator(wiring.Component):
                        for name in ("ma", "mb", "shift", "za", "zb", "zo", "lo"))]
         connect(m, ctl.table, core.table)
         connect(m, ctl.out_rows, core.out_rows)
-        # write data: the core's output rows, or the queue's trace records
-        m.d.comb += [dma.wr_data.valid.eq(Mux(owner, queue.wr_data.valid, core.out.valid)),
-                     dma.wr_data.payload.eq(Mux(owner, queue.wr_data.payload.as_value(),
-                                                core.out.payload.as_value())),
-                     core.out.ready.eq(~owner & dma.wr_data.ready),
-                     queue.wr_data.ready.eq(owner & dma.wr_data.ready)]
+        # write data: the core's output rows, the queue's trace records or the pooled rows
+        for select, source in ((owner_queue, queue.wr_data), (owner_pool, pool.wr_data), (owner_ctl, core.out)):
+            m.d.comb += source.ready.eq(select & dma.wr_data.ready)
+            with m.If(select):
+                m.d.comb += [dma.wr_data.valid.eq(source.valid),
+                             dma.wr_data.payload.eq(source.payload.as_value())]
         m.d.comb += [
-            ctl.write_beat.eq(~owner & dma.wr_data.valid & dma.wr_data.ready),
+            ctl.write_beat.eq(owner_ctl & dma.wr_data.valid & dma.wr_data.ready),
             ctl.write_bytes.eq(dma.wr_data.payload.count),
             ctl.array_busy.eq(core.array_busy), ctl.stall_input.eq(core.stall_input),
             ctl.stall_weights.eq(core.stall_weights), ctl.stall_output.eq(core.stall_output),

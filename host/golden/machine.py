@@ -21,14 +21,16 @@ from hw.config import CHANNEL_BLOCK, AccelConfig
 from hw.contract import (COMMAND_BYTES, COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, CONTROL_START_QUEUE,
                          PARAM_BYTES, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, TABLE_BYTES, TRACE_BYTES,
                          CommandOp, CommandRecord, DmaKind, ErrorCode, KernelParams, LayerDescriptor,
-                         layer_extents, pack_record, register_map, unpack_record, TraceRecord, weight_size)
+                         PoolDescriptor, PoolMode, layer_extents, pack_record, pool_extents, register_map,
+                         unpack_record, TraceRecord, weight_size)
 from amaranth.lib import data
 
 from host.golden import tiling
 from host.golden.quant import add_fixed, conv_accumulate, output_size, pad_input, requantize, wrap_int32
 from host.golden.schedule import buffer_limit, buffer_needs
 
-__all__ = ["GoldenAccelerator", "descriptor_error", "execute_layer", "ZERO_FIELDS"]
+__all__ = ["GoldenAccelerator", "descriptor_error", "execute_layer", "pool_error", "execute_pool",
+           "pool_output_shape", "ZERO_FIELDS"]
 
 ZERO_FIELDS = ("channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo")
 
@@ -127,6 +129,85 @@ def execute_layer(view, d, table_addr, zero_point):
         y = add_fixed(y, b, d["add_ma"], d["add_mb"], d["add_shift"], d["add_za"], d["add_zb"],
                       d["add_zo"], d["add_lo"])
     view(d["output_addr"], k * xo * out_pitch).reshape(k, xo, out_pitch)[..., :yo] = y
+
+
+def pool_output_shape(p):
+    """``(rows, columns)`` a pooling pass writes per channel."""
+    if p["mode"] == PoolMode.COPY:
+        return p["height"], p["width"]
+    if p["mode"] == PoolMode.GLOBAL:
+        return 1, 1
+    return p["out_height"], p["out_width"]
+
+
+def pool_error(cfg, p, window):
+    """The :class:`hw.contract.ErrorCode` the pooling engine gives pass ``p`` (a dict of
+    :class:`hw.contract.PoolDescriptor` fields) in the DMA window ``(base, size)``: the
+    first failing rule in the contract's order (``hw.datapath.pool_engine``)."""
+    mode, k = p["mode"], p["kernel"]
+    rows, cols = pool_output_shape(p)
+    windowed = mode in (PoolMode.MAX, PoolMode.AVG)
+    exponent = (p["multiplier"] >> 23) & 0xFF
+    row_bytes = p["width"] if mode == PoolMode.COPY else cols
+    if (0 in (p["channels"], p["height"], p["width"]) or
+            windowed and (k == 0 or p["stride"] == 0 or p["padding"] >= k or 0 in (rows, cols)
+                          or cols > cfg.line_buffer_depth) or
+            mode != PoolMode.COPY and p["width"] > cfg.line_buffer_depth or
+            p["in_pitch"] < p["width"] or p["out_pitch"] < row_bytes or
+            mode in (PoolMode.AVG, PoolMode.GLOBAL) and (p["multiplier"] >> 31 or exponent in (0, 0xFF))):
+        return ErrorCode.BAD_POOL
+    extents = pool_extents(p).values()
+    if any(end > 1 << cfg.axi_addr_width for _, end in extents):
+        return ErrorCode.ADDRESS_OVERFLOW
+    base, size = window
+    if any(start < base or end > base + size for start, end in extents):
+        return ErrorCode.OUTSIDE_WINDOW
+    return ErrorCode.NONE
+
+
+def execute_pool(view, p):
+    """Run one checked pooling pass on DRAM seen through ``view`` (see
+    :class:`hw.contract.PoolDescriptor`): copies, window maxima, QNNPACK's window and global
+    averages (``sum - zero_point * count``, requantized with the float ``multiplier``)."""
+    mode, c_n, h, w = p["mode"], p["channels"], p["height"], p["width"]
+    k, s, pad, zp = p["kernel"], p["stride"], p["padding"], p["zero_point"]
+    m = np.array([p["multiplier"]], dtype=np.uint32).view(np.float32)[0]
+    rows, cols = pool_output_shape(p)
+    row_bytes = w if mode == PoolMode.COPY else cols
+    for c in range(c_n):
+        x = view(p["input_addr"] + c * p["in_channel_pitch"], (h - 1) * p["in_pitch"] + w)
+        x = np.lib.stride_tricks.as_strided(x, shape=(h, w), strides=(p["in_pitch"], 1)).astype(np.int64)
+        if mode == PoolMode.COPY:
+            y = x
+        elif mode == PoolMode.GLOBAL:
+            y = requantize(np.array([x.sum() - zp * h * w]), m, zp, 0, 255).reshape(1, 1)
+        else:
+            y = np.zeros((rows, cols), dtype=np.int64)
+            for r in range(rows):
+                r0, r1 = max(0, r * s - pad), min(h, r * s - pad + k)
+                for o in range(cols):
+                    c0, c1 = max(0, o * s - pad), min(w, o * s - pad + k)
+                    window = x[r0:r1, c0:c1]
+                    if mode == PoolMode.MAX:
+                        y[r, o] = window.max() if window.size else 0
+                    else:
+                        y[r, o] = window.sum() - zp * window.size
+            if mode == PoolMode.AVG:
+                y = requantize(y.reshape(-1), m, zp, 0, 255).reshape(rows, cols)
+        out = view(p["output_addr"] + c * p["out_channel_pitch"], (rows - 1) * p["out_pitch"] + row_bytes)
+        np.lib.stride_tricks.as_strided(out, shape=(rows, row_bytes), strides=(p["out_pitch"], 1),
+                                        writeable=True)[...] = y.astype(np.uint8)
+
+
+def _pool_counters(p):
+    rows, cols = pool_output_shape(p)
+    span = p["height"] if p["mode"] in (PoolMode.COPY, PoolMode.GLOBAL) else sum(
+        max(0, min(p["height"], r * p["stride"] - p["padding"] + p["kernel"]) - max(0, r * p["stride"] - p["padding"]))
+        for r in range(rows))
+    counters = dict.fromkeys(COUNTERS, 0)
+    counters.update(dram_read_bytes=p["channels"] * span * p["width"],
+                    dram_write_bytes=p["channels"] * rows * (p["width"] if p["mode"] == PoolMode.COPY else cols))
+    return counters
 
 
 def _layer_counters(d):
@@ -242,6 +323,23 @@ class GoldenAccelerator:
         self.layers_run += 1
         return ErrorCode.NONE
 
+    def _pool(self, fields):
+        """Run one op POOL command: its ErrorCode."""
+        if fields["pool_mode"] > 3:
+            return ErrorCode.BAD_COMMAND
+        p = {name: fields[name] for name, _ in data.Layout.cast(PoolDescriptor) if name in fields}
+        p.update(kernel=fields["kernel_size"], mode=PoolMode(fields["pool_mode"]))
+        code = pool_error(self.cfg, p, self._window())
+        if code:
+            return code
+        try:
+            execute_pool(self.view, p)
+        except IndexError:
+            return ErrorCode.DMA_READ_ERROR
+        self.counters = _pool_counters(p)
+        self.layers_run += 1
+        return ErrorCode.NONE
+
     def _run_single(self):
         d = self._descriptor()
         widths = dict(data.Layout.cast(LayerDescriptor))
@@ -267,10 +365,13 @@ class GoldenAccelerator:
                 fields = unpack_record(CommandRecord, self.view(addr + index * COMMAND_BYTES, COMMAND_BYTES))
             except IndexError:
                 return self._finish(ErrorCode.DMA_READ_ERROR)
-            d = {name: fields[name] for name in widths}
-            if fields["op"] != CommandOp.CONV or any(d[n] >> f.shape.width for n, f in widths.items()):
-                return self._finish(ErrorCode.BAD_COMMAND)
-            code = self._layer(d, fields["table_addr"], fields["zero_point"])
+            if fields["op"] == CommandOp.POOL:
+                code = self._pool(fields)
+            else:
+                d = {name: fields[name] for name in widths}
+                if fields["op"] != CommandOp.CONV or any(d[n] >> f.shape.width for n, f in widths.items()):
+                    return self._finish(ErrorCode.BAD_COMMAND)
+                code = self._layer(d, fields["table_addr"], fields["zero_point"])
             if code:
                 return self._finish(code)
             try:

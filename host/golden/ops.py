@@ -41,7 +41,7 @@ chunks), and elu on SLEEF's ``expf``.
 
 import numpy as np
 
-from host.golden.quant import pair
+from host.golden.quant import add_fixed, add_parameters, pair
 
 __all__ = ["quantize", "dequantize", "add", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "cat", "torch_cat", "relu", "hardtanh", "relu6", "hardswish", "sigmoid",
@@ -329,13 +329,9 @@ def add(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_
     if lo >= 255:
         raise ValueError("add_relu with output zero point 255 has an empty output range "
                          "(QNNPACK refuses it)")
-    ra, rb = sa / so, sb / so
-    for name, r in (("a_scale / out_scale", ra), ("b_scale / out_scale", rb)):
-        if not F32(2.0 ** -14) <= r < F32(256.0):
-            raise ValueError(f"{name} = {float(r)!r} is outside QNNPACK's [2**-14, 2**8) range")
-    exponent = int((np.array(max(ra, rb), dtype=F32).view(np.uint32) >> 23)) - 127
-    shift = 21 - exponent
-    ma, mb = (int(_rne((r * F32(2.0 ** shift)).astype(F32))) for r in (ra, rb))
+    ma, mb, shift = add_parameters(sa, sb, so)
+    if shift <= 31:
+        return add_fixed(a, b, ma, mb, shift, za, zb, zo, lo)
     acc = ma * (a.astype(np.int64) - za) + mb * (b.astype(np.int64) - zb)
     mask = (1 << (shift & 31)) - 1                   # x86 masks the shift count of 1 << shift
     rounding = ((acc & mask) - (acc < 0)) > (mask >> 1)

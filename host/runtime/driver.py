@@ -20,7 +20,7 @@ from host.golden.quant import QuantConv, QuantError
 __all__ = ["LayerRun", "prepare_layer", "runs_depthwise", "register_writes", "identification_errors",
            "counters_from", "DriverError", "start_sequence", "finish_sequence",
            "address_registers", "rebase_writes", "window_writes", "with_window", "check_window",
-           "command_record", "command_fields", "rebase_command", "queue_writes", "queue_start_sequence",
+           "command_record", "pool_record", "command_fields", "rebase_command", "queue_writes", "queue_start_sequence",
            "trace_records", "QUEUE_VERSION"]
 
 # the first register map version with the command queue
@@ -179,6 +179,19 @@ def command_record(desc, table_addr, zero_point):
     descriptor dict, activation table address and input zero point."""
     return pack_record(CommandRecord, {**desc, "table_addr": table_addr, "zero_point": zero_point,
                                        "op": CommandOp.CONV})
+
+
+def pool_record(p):
+    """The :class:`hw.contract.CommandRecord` (op POOL) of a pooling pass: a dict of
+    :class:`hw.contract.PoolDescriptor` fields (``multiplier`` a float, or its bits)."""
+    fields = dict(p)
+    multiplier = fields.pop("multiplier", 0)
+    if isinstance(multiplier, float) or isinstance(multiplier, np.floating):
+        multiplier = int(np.array([multiplier], dtype=np.float32).view(np.uint32)[0])
+    fields["multiplier"] = int(multiplier)
+    fields["kernel_size"] = fields.pop("kernel", 0)
+    fields["pool_mode"] = int(fields.pop("mode"))
+    return pack_record(CommandRecord, {**fields, "op": CommandOp.POOL})
 
 
 def command_fields(raw):

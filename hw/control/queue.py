@@ -8,9 +8,12 @@ from amaranth.lib.wiring import In, Out
 from hw.config import AccelConfig
 from hw.dma import beat_layout, cmd_layout
 from hw.contract import (COMMAND_BYTES, COUNTERS, TRACE_BYTES, CommandOp, CommandRecord, ErrorCode,
-                         LayerDescriptor, TraceRecord)
+                         LayerDescriptor, PoolDescriptor, TraceRecord)
 
-__all__ = ["CommandQueue"]
+__all__ = ["CommandQueue", "POOL_COUNTERS"]
+
+# the counters of a pooling pass's trace record (the others are 0)
+POOL_COUNTERS = ("cycles", "dram_read_bytes", "dram_write_bytes")
 
 
 class CommandQueue(wiring.Component):
@@ -29,7 +32,9 @@ class CommandQueue(wiring.Component):
        or a field wider than the descriptor's (``BAD_COMMAND``), hands it to the controller
        (``layer``, a stream; the controller validates it before any DRAM access of the
        layer) and waits for ``layer_end`` (the controller ends a layer once its last B
-       response is in);
+       response is in); an op POOL command goes to the pooling engine instead (``pool``,
+       a :class:`hw.contract.PoolDescriptor`; it checks the command, then owns the DMA
+       until ``pool_done``, with ``pool_code``);
     3. writes the layer's counters as a :class:`hw.contract.TraceRecord` to ``trace_addr +
        index * TRACE_BYTES`` (``wr_cmd`` / ``wr_data``) and waits for its B response, then
        goes on with the next command.
@@ -68,6 +73,10 @@ class CommandQueue(wiring.Component):
                 "descriptor": LayerDescriptor, "table_addr": 64, "zero_point": 8}))),
             "layer_end": In(1), "layer_error": In(8),
             **{f"layer_{name}": In(64) for name in COUNTERS},
+            # pooling engine
+            "pool": Out(stream.Signature(PoolDescriptor)),
+            "pool_done": In(1), "pool_code": In(8),
+            **{f"pool_{name}": In(64) for name in POOL_COUNTERS},
             # DMA
             "dma_owner": Out(1),
             "rd_cmd": Out(stream.Signature(cmd_layout(aw))),
@@ -106,8 +115,18 @@ class CommandQueue(wiring.Component):
         too_wide = [getattr(record, name)[fld.shape.width:] != 0
                     for name, fld in data.Layout.cast(LayerDescriptor)
                     if len(getattr(record, name)) > fld.shape.width]
+        is_pool = record.op == CommandOp.POOL
         bad_command = Signal()
-        m.d.comb += bad_command.eq(Cat(*too_wide).any() | (record.op != CommandOp.CONV))
+        m.d.comb += bad_command.eq(Mux(is_pool, record.pool_mode[2:] != 0,
+                                       Cat(*too_wide).any() | (record.op != CommandOp.CONV)))
+        # an op POOL command: the pooling engine's descriptor, from the fields of its names
+        pool = self.pool.payload
+        for name, _ in data.Layout.cast(PoolDescriptor):
+            if name in ("kernel", "mode"):
+                continue
+            m.d.comb += getattr(pool, name).eq(getattr(record, name))
+        m.d.comb += [pool.kernel.eq(record.kernel_size), pool.mode.eq(record.pool_mode)]
+        was_pool = Signal()             # the command that ended ran on the pooling engine
 
         # the list and trace extents, checked at start_queue (hw.contract: QUEUE_OUTSIDE_WINDOW)
         top = Const(1 << cfg.axi_addr_width, cfg.axi_addr_width + 1)
@@ -190,12 +209,33 @@ class CommandQueue(wiring.Component):
                 with m.If(beats == command_beats):
                     with m.If(bad_command):
                         finish(ErrorCode.BAD_COMMAND)
+                    with m.Elif(is_pool):
+                        m.next = "POOL"
                     with m.Else():
                         m.next = "LAYER"
                 stops(dma=True)
+            with m.State("POOL"):
+                m.d.comb += self.pool.valid.eq(1)
+                with m.If(self.pool.ready):
+                    m.d.sync += was_pool.eq(1)
+                    m.next = "POOLING"
+                stops()
+            with m.State("POOLING"):        # the engine owns the DMA until it is done
+                with m.If(self.pool_done):
+                    with m.If((self.pool_code == ErrorCode.DMA_READ_ERROR) |
+                              (self.pool_code == ErrorCode.DMA_WRITE_ERROR)):
+                        m.d.sync += error_code.eq(self.pool_code)
+                        m.next = "ABORT"        # clear and drain the DMA engines
+                    with m.Elif(self.pool_code != 0):
+                        finish(self.pool_code)
+                    with m.Else():
+                        m.d.sync += [trace.index.eq(index), trace.error_code.eq(0), beats.eq(0)]
+                        m.next = "TRACE_CMD"
+                stops()
             with m.State("LAYER"):
                 m.d.comb += self.layer.valid.eq(1)
                 with m.If(self.layer.ready):
+                    m.d.sync += was_pool.eq(0)
                     m.next = "RUN"
                 stops()
             with m.State("RUN"):
@@ -212,9 +252,14 @@ class CommandQueue(wiring.Component):
                     m.next = "TRACE_CMD"
                 stops()
             with m.State("TRACE_CMD"):
-                # the counters hold their values until the controller's next start
+                # the counters hold their values until the engine's next start
                 for name in COUNTERS:
-                    m.d.sync += getattr(trace, name).eq(getattr(self, f"layer_{name}"))
+                    value = getattr(self, f"layer_{name}")
+                    if name in POOL_COUNTERS:
+                        value = Mux(was_pool, getattr(self, f"pool_{name}"), value)
+                    else:
+                        value = Mux(was_pool, 0, value)
+                    m.d.sync += getattr(trace, name).eq(value)
                 m.d.comb += [self.dma_owner.eq(1), self.wr_cmd.valid.eq(1),
                              self.wr_cmd.payload.addr.eq(trace_write_addr),
                              self.wr_cmd.payload.length.eq(TRACE_BYTES)]

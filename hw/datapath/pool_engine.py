@@ -1,0 +1,347 @@
+"""PoolEngine: pooling and copies from DRAM to DRAM, one output row at a time."""
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.config import AccelConfig
+from hw.contract import ErrorCode, PoolDescriptor, PoolMode
+from hw.dma import beat_layout, cmd_layout
+from hw.datapath.repacker import Repacker
+from hw.datapath.requant import Requantizer
+
+__all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD"]
+
+POOL_SUM_BITS = 24          # a column's sum of up to 65535 rows of u8
+ROWS_AHEAD = 8              # input rows read ahead of the pass that takes them
+
+
+class PoolEngine(wiring.Component):
+    """Runs one :class:`hw.contract.PoolDescriptor` per ``cmd``, DRAM to DRAM.
+
+    Channel ``c``'s input row ``i`` is the ``width`` bytes at ``input_addr + c *
+    in_channel_pitch + i * in_pitch``, its output row ``r`` the ``out_width`` bytes at
+    ``output_addr + c * out_channel_pitch + r * out_pitch``.
+
+    * ``COPY``: each of the ``height`` input rows is written as the output row of the
+      same index (``width`` bytes), the read beats passed to the writer as they come.
+    * ``MAX`` / ``AVG``: output ``(r, o)`` reduces the input rows ``r * stride - padding
+      + [0, kernel)`` and columns ``o * stride - padding + [0, kernel)`` that lie inside
+      the tensor (the others count for nothing): their maximum, or their sum.
+      ``GLOBAL``: one output per channel, from all ``height`` x ``width`` positions.
+    * ``AVG`` and ``GLOBAL`` requantize the sum as QNNPACK's average pooling does
+      (``host.golden.ops``): ``q = clamp(rne(f32(f32(sum - zero_point * count) *
+      multiplier)) + zero_point, 0, 255)``, ``count`` the positions summed, through a
+      :class:`Requantizer`.
+
+    Per output row the input rows it needs are read (the reads run up to
+    :data:`ROWS_AHEAD` rows ahead, their data waiting in the DMA reader), combined column
+    by column into a row of ``POOL_SUM_BITS``-bit lanes one bus beat per cycle (the
+    vertical pass), then each output is reduced from its columns one column per cycle
+    (the horizontal pass) and the row written. A pooled row holds at most ``max_width``
+    (``AccelConfig.line_buffer_depth``) columns; copies have no limit.
+
+    Before any DRAM access a command is checked (``code``, an :class:`ErrorCode`):
+    ``BAD_POOL`` (no channel, row or column; a window of no column, no stride, padding not
+    below the kernel, no output; a pooled row wider than ``max_width``; a pitch below its
+    row; an average's multiplier not a positive normal float32), then
+    ``ADDRESS_OVERFLOW`` and ``OUTSIDE_WINDOW`` for its reads and writes
+    (``hw.contract.pool_extents``) against the address space and ``[window_base,
+    window_base + window_size)``. ``done`` pulses when a command ends: refused, its last
+    write's B response in, or stopped on a DMA error (``code`` ``DMA_READ_ERROR`` /
+    ``DMA_WRITE_ERROR``; the caller clears the DMA engines). Counters for the command's
+    trace record: ``cycles``, ``dram_read_bytes``, ``dram_write_bytes``.
+    """
+
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        self.lanes = cfg.axi_data_width // 8
+        self.max_width = cfg.line_buffer_depth
+        self.words = -(-self.max_width // self.lanes)
+        aw, dw = cfg.axi_addr_width, cfg.axi_data_width
+        self.packer = Repacker(in_bytes=1, out_bytes=self.lanes, max_row=self.max_width)
+        self.requant = Requantizer()
+        super().__init__({
+            "cmd": In(stream.Signature(PoolDescriptor)),
+            "window_base": In(64), "window_size": In(64),
+            "busy": Out(1), "done": Out(1), "code": Out(8),
+            "cycles": Out(64), "dram_read_bytes": Out(64), "dram_write_bytes": Out(64),
+            "rd_cmd": Out(stream.Signature(cmd_layout(aw))),
+            "rd_data": In(stream.Signature(beat_layout(dw))),
+            "rd_error": In(2),
+            "wr_cmd": Out(stream.Signature(cmd_layout(aw))),
+            "wr_data": Out(stream.Signature(beat_layout(dw))),
+            "wr_done": In(stream.Signature(2)),
+            "wr_error": In(2),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, words = self.lanes, self.words
+        lane_bits = (lanes - 1).bit_length()
+        m.submodules.packer = packer = self.packer
+        m.submodules.requant = requant = self.requant
+        index = signed(34)                  # a row or column index, maybe outside the tensor
+
+        d = Signal(PoolDescriptor)
+        copy = d.mode == PoolMode.COPY
+        is_max = d.mode == PoolMode.MAX
+        is_global = d.mode == PoolMode.GLOBAL
+        rows_out = Mux(copy, d.height, Mux(is_global, 1, d.out_height))
+        cols_out = Mux(is_global, 1, d.out_width)
+        span_rows = Mux(copy, 1, Mux(is_global, d.height, d.kernel))     # input rows per output row
+        span_cols = Mux(is_global, d.width, d.kernel)
+
+        running = Signal()
+        code = Signal(8)
+        err = Signal(2)
+        m.d.comb += [err.eq(self.rd_error | self.wr_error), self.busy.eq(running), self.code.eq(code)]
+        with m.If(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(self.rd_data.valid & self.rd_data.ready):
+            m.d.sync += self.dram_read_bytes.eq(self.dram_read_bytes + self.rd_data.payload.count)
+        with m.If(self.wr_data.valid & self.wr_data.ready):
+            m.d.sync += self.dram_write_bytes.eq(self.dram_write_bytes + self.wr_data.payload.count)
+
+        def first_row(row):
+            return Mux(copy, row, Mux(is_global, 0, row * d.stride - d.padding))
+
+        # --- the read issuer: each input row of each output row, in order ------------------
+        ic, ir, it = Signal(16), Signal(16), Signal(17)
+        issuing = Signal()
+        ahead = Signal(range(ROWS_AHEAD + 2))        # rows issued and not yet taken
+        issued, taken = Signal(), Signal()
+        in_row = Signal(index)
+        m.d.comb += in_row.eq(first_row(ir) + it)
+        inside = (in_row >= 0) & (in_row < d.height)
+        m.d.comb += [self.rd_cmd.payload.addr.eq(d.input_addr + ic * d.in_channel_pitch + in_row[:32] * d.in_pitch),
+                     self.rd_cmd.payload.length.eq(d.width)]
+        with m.If(issuing):
+            m.d.comb += self.rd_cmd.valid.eq(inside & (ahead < ROWS_AHEAD))
+            with m.If(~inside | self.rd_cmd.ready & (ahead < ROWS_AHEAD)):
+                m.d.comb += issued.eq(inside)
+                with m.If(it + 1 < span_rows):
+                    m.d.sync += it.eq(it + 1)
+                with m.Else():
+                    m.d.sync += it.eq(0)
+                    with m.If(ir + 1 < rows_out):
+                        m.d.sync += ir.eq(ir + 1)
+                    with m.Else():
+                        m.d.sync += ir.eq(0)
+                        with m.If(ic + 1 < d.channels):
+                            m.d.sync += ic.eq(ic + 1)
+                        with m.Else():
+                            m.d.sync += issuing.eq(0)
+        m.d.sync += ahead.eq(ahead + issued - taken)
+
+        # --- the output row in hand -----------------------------------------------------------
+        c, r = Signal(16), Signal(16)
+        top = Signal(index)
+        m.d.comb += top.eq(first_row(r))
+        lo = Mux(top < 0, 0, top)
+        hi = Mux(top + span_rows > d.height, d.height, top + span_rows)
+        rows_in = Signal(17)                         # window rows inside the tensor
+        m.d.comb += rows_in.eq(Mux(hi > lo, hi - lo, 0))
+
+        # the column sums (or maxima): one word of lanes per bus beat
+        lane = unsigned(POOL_SUM_BITS)
+        m.submodules.sums = sums = Memory(shape=data.ArrayLayout(lane, lanes), depth=words, init=[])
+        wp = sums.write_port()
+        rp = sums.read_port(transparent_for=(wp,))
+
+        # vertical pass, two stages: read the beat's word, then combine and write it back
+        beat = self.rd_data.payload
+        word, row_t = Signal(range(words + 1)), Signal(17)
+        v_valid, v_first = Signal(), Signal()
+        v_word = Signal(range(max(words, 2)))
+        v_data = Signal(data.ArrayLayout(unsigned(8), lanes))
+        combined = Signal(data.ArrayLayout(lane, lanes))
+        for i in range(lanes):
+            old, new = rp.data[i], v_data[i]
+            m.d.comb += combined[i].eq(Mux(v_first, new, Mux(is_max, Mux(new > old, new, old), old + new)))
+        m.d.comb += [wp.addr.eq(v_word), wp.data.eq(combined), wp.en.eq(v_valid)]
+
+        # horizontal pass, two stages: address a column's word, then reduce its lane
+        o, ct = Signal(16), Signal(17)
+        col = Signal(index)
+        m.d.comb += col.eq(Mux(is_global, 0, o * d.stride - d.padding) + ct)
+        h_valid, h_inside, h_first, h_last = Signal(), Signal(), Signal(), Signal()
+        h_lane, h_word = Signal(range(lanes)), Signal(range(max(words, 2)))
+        acc, count = Signal(POOL_SUM_BITS), Signal(17)
+        value = Signal(POOL_SUM_BITS)
+        m.d.comb += value.eq(rp.data.as_value().word_select(h_lane, POOL_SUM_BITS))
+        part = Mux(h_inside, value, 0)
+        base = Mux(h_first, 0, acc)
+        new_acc = Signal(POOL_SUM_BITS)
+        new_count = Signal(17)
+        m.d.comb += [new_acc.eq(Mux(is_max, Mux(part > base, part, base), base + part)),
+                     new_count.eq(Mux(h_first, 0, count) + h_inside)]
+        # an output leaves on its last column: MAX straight, AVG / GLOBAL requantized
+        emit = Signal()
+        out_ready = Mux(is_max, packer.i.ready, requant.i.ready)
+        m.d.comb += [
+            requant.i.valid.eq(emit & ~is_max),
+            requant.i.payload.acc.eq(new_acc),
+            requant.i.payload.bias.eq(-(d.zero_point * (new_count * rows_in))),
+            requant.i.payload.multiplier.eq(d.multiplier),
+            requant.i.payload.zero_point.eq(d.zero_point),
+            requant.i.payload.lo.eq(0), requant.i.payload.hi.eq(255),
+            packer.i.valid.eq(Mux(is_max, emit, requant.o.valid)),
+            packer.i.payload.data[0].eq(Mux(is_max, new_acc[:8], requant.o.payload)),
+            packer.i.payload.count.eq(1),
+            requant.o.ready.eq(packer.i.ready),
+        ]
+
+        # writes: the packed rows (pooling) or the read beats (copies); B responses counted
+        writes_issued, writes_done = Signal(32), Signal(32)
+        copying = Signal()                  # the COPY state: read beats go to the writer
+        with m.If(copying):
+            m.d.comb += [self.wr_data.valid.eq(self.rd_data.valid),
+                         self.wr_data.payload.eq(self.rd_data.payload),
+                         self.rd_data.ready.eq(self.wr_data.ready)]
+        with m.Else():
+            m.d.comb += [self.wr_data.valid.eq(packer.o.valid),
+                         self.wr_data.payload.data.eq(packer.o.payload.data.as_value()),
+                         self.wr_data.payload.count.eq(packer.o.payload.count),
+                         self.wr_data.payload.last.eq(packer.o.payload.last),
+                         packer.o.ready.eq(self.wr_data.ready)]
+        m.d.comb += self.wr_done.ready.eq(1)
+        with m.If(self.wr_done.valid):
+            m.d.sync += writes_done.eq(writes_done + 1)
+
+        def stop_on_errors():
+            """Last in a state: a DMA error ends the command."""
+            with m.If(err != 0):
+                m.d.sync += [code.eq(Mux(self.rd_error != 0, ErrorCode.DMA_READ_ERROR,
+                                         ErrorCode.DMA_WRITE_ERROR)),
+                             running.eq(0), issuing.eq(0)]
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+
+        # the command's checks, in the contract's order (host.golden.machine.pool_error)
+        check = Signal(8)
+        averages = (d.mode == PoolMode.AVG) | is_global
+        windowed = (d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)
+        exponent = d.multiplier[23:31]
+        row_bytes = Mux(copy, d.width, cols_out)
+        extent_in = (d.channels - 1) * d.in_channel_pitch + (d.height - 1) * d.in_pitch + d.width
+        extent_out = (d.channels - 1) * d.out_channel_pitch + (rows_out - 1) * d.out_pitch + row_bytes
+        ends = [(d.input_addr, d.input_addr + extent_in), (d.output_addr, d.output_addr + extent_out)]
+        window_end = self.window_base + self.window_size
+        bad_pool = ((d.channels == 0) | (d.height == 0) | (d.width == 0) |
+                    (windowed & ((d.kernel == 0) | (d.stride == 0) | (d.padding >= d.kernel) |
+                                 (d.out_height == 0) | (d.out_width == 0) | (d.out_width > self.max_width))) |
+                    (~copy & (d.width > self.max_width)) |
+                    (d.in_pitch < d.width) | (d.out_pitch < row_bytes) |
+                    (averages & (d.multiplier[31] | (exponent == 0) | (exponent == 0xFF))))
+        checks = [(ErrorCode.BAD_POOL, bad_pool),
+                  (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > (1 << self.cfg.axi_addr_width) for _, end in ends)).any()),
+                  (ErrorCode.OUTSIDE_WINDOW, Cat(*((start < self.window_base) | (end > window_end)
+                                                   for start, end in ends)).any())]
+        m.d.comb += check.eq(0)
+        for error, condition in reversed(checks):       # the first failing check wins
+            with m.If(condition):
+                m.d.comb += check.eq(error)
+
+        with m.FSM(init="IDLE"):
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [d.eq(self.cmd.payload), running.eq(1), code.eq(0),
+                                 ic.eq(0), ir.eq(0), it.eq(0), ahead.eq(0),
+                                 c.eq(0), r.eq(0), writes_issued.eq(0), writes_done.eq(0),
+                                 self.cycles.eq(0), self.dram_read_bytes.eq(0),
+                                 self.dram_write_bytes.eq(0)]
+                    m.next = "CHECK"
+            with m.State("CHECK"):          # no DRAM access before the checks pass
+                with m.If(check != 0):
+                    m.d.sync += [code.eq(check), running.eq(0)]
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += issuing.eq(1)
+                    m.next = "ROW"
+            with m.State("ROW"):            # the row's write command
+                m.d.comb += [self.wr_cmd.valid.eq(1),
+                             self.wr_cmd.payload.addr.eq(d.output_addr + c * d.out_channel_pitch + r * d.out_pitch),
+                             self.wr_cmd.payload.length.eq(Mux(copy, d.width, cols_out))]
+                with m.If(self.wr_cmd.ready):
+                    m.d.sync += [writes_issued.eq(writes_issued + 1), word.eq(0), row_t.eq(0)]
+                    m.next = "ROW_DATA"
+                stop_on_errors()
+            with m.State("ROW_DATA"):
+                with m.If(copy):
+                    m.next = "COPY"
+                with m.Else():               # the packer cuts the row's outputs
+                    m.d.comb += [packer.cmd.valid.eq(1), packer.cmd.payload.rows.eq(1),
+                                 packer.cmd.payload.row_bytes.eq(cols_out)]
+                    with m.If(packer.cmd.ready):
+                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0)]
+                        with m.If(rows_in == 0):     # no window row inside the tensor
+                            m.next = "HORIZONTAL"
+                        with m.Else():
+                            m.next = "VERTICAL"
+                stop_on_errors()
+            with m.State("COPY"):           # the row's bytes pass to the writer
+                m.d.comb += copying.eq(1)
+                with m.If(self.rd_data.valid & self.rd_data.ready & beat.last):
+                    m.d.comb += taken.eq(1)
+                    m.next = "NEXT"
+                stop_on_errors()
+            with m.State("VERTICAL"):       # combine the window's rows into the lanes
+                m.d.comb += [self.rd_data.ready.eq(1), rp.addr.eq(word)]
+                m.d.sync += [v_valid.eq(self.rd_data.valid), v_word.eq(word), v_first.eq(row_t == 0),
+                             v_data.eq(beat.data)]
+                with m.If(self.rd_data.valid):
+                    with m.If(beat.last):
+                        m.d.comb += taken.eq(1)
+                        m.d.sync += [word.eq(0), row_t.eq(row_t + 1)]
+                        with m.If(row_t + 1 == rows_in):
+                            m.next = "SETTLE"
+                    with m.Else():
+                        m.d.sync += word.eq(word + 1)
+                stop_on_errors()
+            with m.State("SETTLE"):         # the last word is written this cycle
+                m.d.sync += v_valid.eq(0)
+                m.next = "HORIZONTAL"
+            with m.State("HORIZONTAL"):     # each output from its columns, one per cycle
+                stall = h_valid & h_last & ~out_ready
+                issue = ~stall & (o < cols_out)
+                m.d.comb += rp.addr.eq(Mux(stall, h_word, col[lane_bits:lane_bits + 16]))
+                with m.If(h_valid & h_last & out_ready):
+                    m.d.comb += emit.eq(1)
+                with m.If(~stall):
+                    m.d.sync += [h_valid.eq(issue), h_lane.eq(col[:max(lane_bits, 1)]),
+                                 h_word.eq(col[lane_bits:lane_bits + 16]),
+                                 h_inside.eq((col >= 0) & (col < d.width) & (rows_in != 0)),
+                                 h_first.eq(ct == 0), h_last.eq(ct + 1 == span_cols)]
+                    with m.If(h_valid):
+                        m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
+                    with m.If(issue):
+                        with m.If(ct + 1 == span_cols):
+                            m.d.sync += [ct.eq(0), o.eq(o + 1)]
+                        with m.Else():
+                            m.d.sync += ct.eq(ct + 1)
+                with m.If((o == cols_out) & ~stall & ~(h_valid & ~h_last)):
+                    with m.If(~h_valid | out_ready):
+                        m.next = "NEXT"
+                stop_on_errors()
+            with m.State("NEXT"):
+                with m.If(r + 1 < rows_out):
+                    m.d.sync += r.eq(r + 1)
+                    m.next = "ROW"
+                with m.Elif(c + 1 < d.channels):
+                    m.d.sync += [r.eq(0), c.eq(c + 1)]
+                    m.next = "ROW"
+                with m.Else():
+                    m.next = "FINISH"
+                stop_on_errors()
+            with m.State("FINISH"):         # every byte out and every write's B response in
+                with m.If((writes_done == writes_issued) & ~packer.o.valid & ~requant.o.valid &
+                          ~packer.i.valid):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += running.eq(0)
+                    m.next = "IDLE"
+                stop_on_errors()
+        return m
