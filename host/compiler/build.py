@@ -23,20 +23,26 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES
+from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES, PoolMode, pool_extents
 
 from host.compiler.fuse import fuse
 from host.compiler.graph import Value
 from host.compiler.planner import ConvShape, plan
 from host.golden import schedule, tiling
-from host.golden.quant import QuantError
+from host.golden.machine import pool_error
+from host.golden.quant import QuantError, pair
 from host.runtime import driver
 from host.runtime.executable import IMAGE_ALIGN, Executable, HostOp, Segment, TensorInfo
 from host.runtime.layout import param_block, weight_bytes
 
-__all__ = ["build", "TENSOR_ALIGN"]
+__all__ = ["build", "TENSOR_ALIGN", "POOL_KINDS"]
 
 TENSOR_ALIGN = 64
+POOL_KINDS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+
+
+def _float_bits(value):
+    return int(np.array([value], dtype=np.float32).view(np.uint32)[0])
 
 
 def _align(n, a):
@@ -57,6 +63,18 @@ class _Command:
     out_offset: int
     info: dict
     residual: dict = None
+
+
+@dataclass
+class _PoolCommand:
+    """One pooling-engine pass before layout: the :class:`hw.contract.PoolDescriptor`
+    ``fields`` but the addresses, which are ``input`` / ``output`` at byte offsets."""
+    fields: dict
+    input: str
+    in_offset: int
+    output: str
+    out_offset: int
+    info: dict
 
 
 @dataclass
@@ -91,7 +109,7 @@ def _conv_steps(cfg, node, graph, layers, fresh):
     steps = []
     src = node.inputs[0]
     shape = x.shape
-    if transform is not None:
+    if transform is not None:       # the input rearranged on the chip, into a static tensor
         c = shape[1]
         nr, ns = transform.pieces
         r, s = transform.kernel_size
@@ -99,9 +117,8 @@ def _conv_steps(cfg, node, graph, layers, fresh):
         xo = (shape[2] + 2 * p["padding"][0] - r) // p["stride"] + 1
         yo = (shape[3] + 2 * p["padding"][1] - s) // p["stride"] + 1
         rearranged = (shape[0], nr * ns * c, p["stride"] * (xo - 1) + 3, p["stride"] * (yo - 1) + 3)
-        mid = fresh(f"{node.name}.input", rearranged, x)
-        steps.append(_Step("host", [src], [mid], op=HostOp("decompose", node.name, [src], [mid],
-                                                            dict(transform.params))))
+        mid = fresh(f"{node.name}.input", rearranged, x, static=x.zero_point)
+        steps += _copy_steps(node.name, src, shape, mid, rearranged, transform)
         src, shape = mid, rearranged
     residual = node.params.get("residual")      # a fused addition (host.compiler.fuse)
     if residual is not None:
@@ -133,6 +150,98 @@ def _conv_steps(cfg, node, graph, layers, fresh):
                            (n * k + g * kg) * xo * yo, info, residual)
             steps.append(_Step("accel", [src] + ([residual["value"]] if residual else []),
                                [node.outputs[0]], command=cmd))
+    return steps
+
+
+def _avg_multiplier(scale, count):
+    """QNNPACK's average-pooling multiplier ``f32(f32(s) / f32(f32(s) * f32(count)))``."""
+    s = np.float32(scale)
+    return float(np.float32(s / np.float32(s * np.float32(count))))
+
+
+def _pool_steps(cfg, node, values):
+    """The pooling engine's passes for a pooling node, or ``(None, reason)`` when its
+    arithmetic is not the engine's (``hw.datapath.pool_engine``)."""
+    x, y = values[node.inputs[0]], values[node.outputs[0]]
+    if x.dtype != "u8" or len(x.shape) != 4 or len(y.shape) != 4:
+        return None, "not a 4-D quint8 tensor"
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2:]
+    p = node.params
+    zp, mult = x.zero_point, 0.0
+    if node.kind == "adaptive_avg_pool2d":
+        if (h, w) == (oh, ow) or h % oh or w % ow:
+            return None, "PyTorch's generic adaptive average (not QNNPACK's): other rounding"
+        if (oh, ow) == (1, 1):
+            mode, k, stride, pad, mult = PoolMode.GLOBAL, 0, 0, 0, _avg_multiplier(x.scale, h * w)
+        elif h // oh == w // ow:
+            mode, k = PoolMode.AVG, h // oh
+            stride, pad, mult = k, 0, _avg_multiplier(x.scale, k * k)
+        else:
+            return None, "a rectangular adaptive window"
+    else:
+        (kh, kw), (sh, sw), (ph, pw) = (pair(p["kernel_size"]), pair(p["stride"] or p["kernel_size"]),
+                                        pair(p["padding"]))
+        if kh != kw or sh != sw or ph != pw:
+            return None, "a rectangular window, stride or padding"
+        k, stride, pad = kh, sh, ph
+        if node.kind == "max_pool2d":
+            if pair(p.get("dilation", 1)) != (1, 1):
+                return None, "dilation"
+            if p.get("ceil_mode") and h * w == 1:
+                return None, "ceil_mode on a 1x1 image (PyTorch's output order differs)"
+            mode = PoolMode.MAX
+        else:
+            if p.get("ceil_mode"):
+                return None, "ceil_mode (PyTorch's generic average kernel: other rounding)"
+            if k == 1:
+                return None, "a 1x1 average (PyTorch refuses it)"
+            mode, mult = PoolMode.AVG, _avg_multiplier(x.scale, k * k)
+        if (y.scale, y.zero_point) != (x.scale, x.zero_point):
+            return None, "output quantization differs from the input's"
+    if w > cfg.line_buffer_depth or ow > cfg.line_buffer_depth:
+        return None, f"rows wider than line_buffer_depth ({cfg.line_buffer_depth})"
+    fields = {"mode": mode, "kernel": k, "stride": stride, "padding": pad, "zero_point": zp,
+              "multiplier": mult, "channels": c, "height": h, "width": w,
+              "out_height": oh, "out_width": ow, "in_pitch": w, "out_pitch": ow,
+              "in_channel_pitch": h * w, "out_channel_pitch": oh * ow}
+    steps = []
+    for image in range(n):
+        info = {"layer": node.name, "pool": mode.name, "C": c, "H": h, "W": w, "kernel": k,
+                "stride": stride, "padding": pad, "image": image, "macs": 0}
+        cmd = _PoolCommand(fields, node.inputs[0], image * c * h * w, node.outputs[0], image * c * oh * ow, info)
+        steps.append(_Step("accel", [node.inputs[0]], [node.outputs[0]], command=cmd))
+    return steps, None
+
+
+def _copy_steps(name, src, src_shape, dst, dst_shape, transform):
+    """The pooling engine's copies that rearrange a large kernel's input for its 3x3
+    decomposition (``host.runtime.host_ops.shifted_copies``) into ``dst``, a static
+    tensor whose other bytes hold the zero point: per image and piece ``(a, b)``, the
+    input rows and columns that land inside the piece."""
+    p = transform.params
+    nr, ns = p["pieces"]
+    ph, pw = p["padding"]
+    n, c, h, w = src_shape
+    rows, cols = dst_shape[2:]
+    steps = []
+    for image in range(n):
+        for a in range(nr):
+            for b in range(ns):
+                i_lo, i_hi = max(0, ph - 3 * a), min(rows, h + ph - 3 * a)
+                j_lo, j_hi = max(0, pw - 3 * b), min(cols, w + pw - 3 * b)
+                if i_hi <= i_lo or j_hi <= j_lo:
+                    continue            # the piece is all padding
+                fields = {"mode": PoolMode.COPY, "kernel": 1, "stride": 1, "padding": 0, "zero_point": 0,
+                          "multiplier": 0.0, "channels": c, "height": i_hi - i_lo, "width": j_hi - j_lo,
+                          "out_height": 0, "out_width": 0, "in_pitch": w, "out_pitch": cols,
+                          "in_channel_pitch": h * w, "out_channel_pitch": rows * cols}
+                src_at = image * c * h * w + (i_lo + 3 * a - ph) * w + (j_lo + 3 * b - pw)
+                dst_at = ((image * nr * ns + a * ns + b) * c * rows + i_lo) * cols + j_lo
+                info = {"layer": name, "pool": "COPY", "C": c, "H": i_hi - i_lo, "W": j_hi - j_lo,
+                        "image": image, "piece": [a, b], "macs": 0}
+                steps.append(_Step("accel", [src], [dst],
+                                   command=_PoolCommand(fields, src, src_at, dst, dst_at, info)))
     return steps
 
 
@@ -207,15 +316,19 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     graph, fused, unfused = fuse(graph)
     values = dict(graph.values)
 
-    def fresh(base, shape, like):
+    statics = {}                    # tensors outside the arena: name -> the byte they start as
+
+    def fresh(base, shape, like, static=None):
         name, n = base, 1
         while name in values:
             name, n = f"{base}#{n}", n + 1
         values[name] = Value(name, tuple(shape), "u8", like.scale, like.zero_point, False)
+        if static is not None:
+            statics[name] = static
         return name
 
     g = type(graph)(values, graph.nodes, graph.inputs, graph.outputs)
-    steps = []
+    steps, host_reasons = [], dict(unfused)
     for node in graph.nodes:
         if node.kind == "layer":
             steps += _conv_steps(cfg, node, g, layers, fresh)
@@ -224,6 +337,13 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             if src.dtype == "f32":      # a float tensor lives on the host: reshape there
                 values[node.outputs[0]] = replace(values[node.outputs[0]], alias_of=None)
                 steps.append(_host_step(type(node)("reshape", node.name, node.inputs, node.outputs)))
+        elif node.kind in POOL_KINDS:
+            pooled, reason = _pool_steps(cfg, node, values)
+            if pooled:
+                steps += pooled
+            else:
+                host_reasons[node.name] = reason
+                steps.append(_host_step(node))
         else:
             steps.append(_host_step(node))
     # storage: u8 tensors in the arena (views share their root), f32 on the host
@@ -234,7 +354,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     for i, s in enumerate(steps):
         for name in s.inputs + s.outputs:
             root = roots[name][0]
-            if values[root].dtype != "u8":
+            if values[root].dtype != "u8" or root in statics:
                 continue
             lo, hi = lifetimes.get(root, (i, i))
             lifetimes[root] = (min(lo, i), max(hi, i))
@@ -257,8 +377,11 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
 
     placed_convs = {}
     plans = _Plans(cfg)
+    static_at = {name: place(np.full(values[name].size, fill, dtype=np.uint8)) for name, fill in statics.items()}
     commands = [s.command for s in steps if s.kind == "accel"]
     for cmd in commands:
+        if isinstance(cmd, _PoolCommand):
+            continue
         if id(cmd.conv) not in placed_convs:
             placed_convs[id(cmd.conv)] = (place(weight_bytes(cmd.conv)), place(param_block(cmd.conv)),
                                           place(cmd.conv.table))
@@ -285,6 +408,8 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
 
     def address(name, extra=0):
         root, offset = roots[name]
+        if root in static_at:
+            return static_at[root] + offset + extra
         return arena_at + offsets[root] + offset + extra
 
     records = bytearray()
@@ -296,6 +421,20 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
         trace_next += len(cmds) * TRACE_BYTES
         timeout = 0
         for cmd in cmds:
+            if isinstance(cmd, _PoolCommand):
+                fields = {**cmd.fields, "input_addr": address(cmd.input, cmd.in_offset),
+                          "output_addr": address(cmd.output, cmd.out_offset)}
+                code = pool_error(cfg, {**fields, "multiplier": _float_bits(fields["multiplier"])},
+                                  (0, image_size))
+                if code:
+                    raise QuantError(f"{cmd.info['layer']}: the pooling engine refuses the pass ({code.name})")
+                records += bytes(driver.pool_record(fields))
+                extents = pool_extents(fields)
+                moved = sum(end - start for start, end in extents.values())
+                timeout += 50 * moved + 20_000
+                seg.commands.append({**cmd.info, "input": cmd.input, "output": cmd.output,
+                                     "residual": None, "dram_bytes": moved})
+                continue
             conv = cmd.conv
             c, h, w = cmd.in_shape
             wa, pa, ta = placed_convs[id(conv)]
@@ -328,7 +467,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     tensors = {}
     for name, v in values.items():
         root = roots[name][0]
-        in_arena = v.dtype == "u8" and root in offsets
+        in_arena = v.dtype == "u8" and (root in offsets or root in static_at)
         tensors[name] = TensorInfo(name=name, shape=tuple(v.shape), dtype=v.dtype,
                                    offset=address(name) if in_arena else -1, scale=float(v.scale),
                                    zero_point=int(v.zero_point), channels_last=bool(v.channels_last),
@@ -340,7 +479,8 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     used |= set(graph.inputs) | set(graph.outputs)
     used |= {c[k] for s in segments for c in s.commands for k in ("input", "output", "residual") if c[k]}
     tensors = {n: t for n, t in tensors.items() if n in used}
-    stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())), "fused": fused, "unfused": unfused,
+    stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())), "fused": fused,
+             "host_reasons": host_reasons,
              "weight_bytes": int(lists_at), "commands": total_commands,
              "planned_shapes": len(plans.cache)}
     return Executable(cfg=cfg, image=static, image_size=image_size, arena=(arena_at, arena_size),
