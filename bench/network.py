@@ -87,7 +87,7 @@ def main(argv=None):
     import torch
 
     from host.tools import models
-    from host.compiler.program import compile, torch_layer_outputs
+    from host.compiler.program import compile, reference_tensors, torch_layer_outputs
 
     torch.backends.quantized.engine = "qnnpack"
     cfg = AccelConfig(kp=args.kp, yp=args.yp)
@@ -124,31 +124,40 @@ def main(argv=None):
     all_exact = final_exact and all(layer_exact.values()) and sorted(program.layer_outputs) == sorted(per_layer)
 
     rows = []
+    reference = reference_tensors(model_q, program, x)
     for c in report.layers:
-        rows.append({**{k: c[k] for k in ("layer", "C", "K", "H", "W", "kernel", "stride", "padding",
-                                          "depthwise", "image", "group", "source", "tiles", "macs",
-                                          "cycles", "array_busy_cycles", "dram_read_bytes",
-                                          "dram_write_bytes", "stall_input_cycles",
-                                          "stall_weights_cycles", "stall_output_cycles", "segment")
-                        if k in c},
+        tensor = c["output"]
+        exact = tensor not in reference or bool(torch.equal(program.tensors[tensor].int_repr(),
+                                                            reference[tensor].int_repr()))
+        rows.append({**{k: c.get(k) for k in ("layer", "pool", "add", "C", "K", "H", "W", "kernel", "stride",
+                                              "padding", "depthwise", "image", "group", "source", "tiles",
+                                              "macs", "cycles", "array_busy_cycles", "dram_read_bytes",
+                                              "dram_write_bytes", "stall_input_cycles",
+                                              "stall_weights_cycles", "stall_output_cycles")},
                      "utilization": c["macs"] / (c["cycles"] * cfg.macs_per_cycle),
-                     "exact": bool(layer_exact.get(c["layer"], False))})
+                     "exact": exact})
     print(f"\n{'layer':34} {'shape':26} {'cycles':>10} {'util':>6} {'DRAM rd':>10} {'DRAM wr':>9} "
           f"{'stall in':>9} {'stall w':>8} {'stall out':>9}  exact")
     for r in rows:
-        k = r["source"]["kernel"] if r["source"] else r["kernel"]
-        k = k if isinstance(k, int) else "x".join(map(str, k))
-        shape = f"{r['C']}->{r['K']} k{k} s{r['stride']} @{r['H']}x{r['W']}"
+        if r["pool"]:
+            shape = f"{r['pool'].lower()} {r['C']}ch @{r['H']}x{r['W']}" + (
+                f" k{r['kernel']} s{r['stride']}" if r["pool"] in ("MAX", "AVG") else "")
+        else:
+            k = r["source"]["kernel"] if r["source"] else r["kernel"]
+            k = k if isinstance(k, int) else "x".join(map(str, k))
+            shape = f"{r['C']}->{r['K']} k{k} s{r['stride']} @{r['H']}x{r['W']}" + (" +add" if r["add"] else "")
         print(f"{r['layer'].removeprefix('model.'):34} {shape:26} {r['cycles']:>10} "
               f"{100 * r['utilization']:>5.1f}% {r['dram_read_bytes']:>10} {r['dram_write_bytes']:>9} "
               f"{r['stall_input_cycles']:>9} {r['stall_weights_cycles']:>8} {r['stall_output_cycles']:>9}  "
               f"{'yes' if r['exact'] else 'NO'}")
-    layer_cycles = sum(r["cycles"] for r in rows)
+    layer_cycles = sum(r["cycles"] for r in rows if not r["pool"])
+    pool_cycles = sum(r["cycles"] for r in rows if r["pool"])
     total_macs = sum(r["macs"] for r in rows)
     utilization = total_macs / (report.cycles * cfg.macs_per_cycle) if report.cycles else 0.0
     print(f"\ntotal: {len(rows)} commands in {report.starts} starts ({report.segments} segments), "
           f"{report.cycles} cycles START to interrupt ({layer_cycles} in the layers themselves, "
-          f"+{100 * (report.cycles / layer_cycles - 1):.2f}% for the queue's fetches and trace writes), "
+          f"{pool_cycles} ({100 * pool_cycles / report.cycles:.2f}%) in the pooling engine's passes, "
+          f"{report.cycles - layer_cycles - pool_cycles} for the queue's fetches and trace writes), "
           f"utilization {100 * utilization:.1f}%, DRAM {sum(r['dram_read_bytes'] for r in rows) / 1e6:.1f} MB "
           f"read, {sum(r['dram_write_bytes'] for r in rows) / 1e6:.1f} MB written")
     print(f"network output equals PyTorch: {'yes' if final_exact else 'NO'}; every layer output "
@@ -177,7 +186,9 @@ def main(argv=None):
     result = {"model": args.model, "mode": args.mode, "size": args.size, "config": cfg.to_dict(),
               "latency": args.latency,
               "starts": report.starts, "segments": report.segments, "cycles": report.cycles,
-              "layer_cycles": layer_cycles, "macs": total_macs, "utilization": utilization,
+              "layer_cycles": layer_cycles, "pool_cycles": pool_cycles, "macs": total_macs,
+              "utilization": utilization, "fused_additions": len(exe.info["fused"]),
+              "host_ops": [op.kind for op in exe.host_ops],
               "host": host,
               "rtl_host": {"bytes_written": report.bytes_written, "bytes_read": report.bytes_read,
                            "register_accesses": report.register_accesses},

@@ -77,7 +77,9 @@ class Accelerator(wiring.Component):
         control = csr.control_write.replicate(32) & csr.control
         soft_reset = Signal()
         m.d.comb += soft_reset.eq((control & CONTROL_SOFT_RESET).any())
-        m.submodules.pool = pool = ResetInserter(soft_reset)(PoolEngine(cfg))
+        # the pooling engine restarts clean after a soft reset or the queue's abort of a pass
+        pool_reset = Signal()
+        m.submodules.pool = pool = ResetInserter(pool_reset)(PoolEngine(cfg))
 
         def pair(name):
             return Cat(getattr(csr, f"{name}_lo"), getattr(csr, f"{name}_hi"))
@@ -133,6 +135,7 @@ class Accelerator(wiring.Component):
         # the DMA engines: the command queue's (fetches, trace writes) between commands, the
         # pooling engine's during a pooling pass, else the controller's
         connect(m, queue.pool, pool.cmd)
+        m.d.comb += pool_reset.eq(soft_reset | queue.rd_clear)
         m.d.comb += [pool.window_base.eq(pair("window_base")), pool.window_size.eq(pair("window_size")),
                      queue.pool_done.eq(pool.done), queue.pool_code.eq(pool.code),
                      *(getattr(queue, f"pool_{name}").eq(getattr(pool, name)) for name in POOL_COUNTERS)]

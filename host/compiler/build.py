@@ -25,7 +25,7 @@ import numpy as np
 from hw.config import AccelConfig
 from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES, PoolMode, pool_extents
 
-from host.compiler.fuse import fuse
+from host.compiler.fuse import concatenate, fuse
 from host.compiler.graph import Value
 from host.compiler.planner import ConvShape, plan
 from host.golden import schedule, tiling
@@ -39,6 +39,21 @@ __all__ = ["build", "TENSOR_ALIGN", "POOL_KINDS"]
 
 TENSOR_ALIGN = 64
 POOL_KINDS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+# why a host operator of each kind is not on the accelerator (unless a more precise reason)
+HOST_REASONS = {
+    "quantize": "quantizes the network's float input (host)",
+    "dequantize": "the network's float output",
+    "relu6": "PyTorch's clamp of a channels_last tensor returns its NHWC buffer read as NCHW: no "
+             "elementwise table reproduces it",
+    "hardtanh": "PyTorch's clamp of a channels_last tensor returns its NHWC buffer read as NCHW: no "
+                "elementwise table reproduces it",
+    "relu": "an activation not folded into a layer's table",
+    "transpose": "a transpose other than a channel shuffle",
+    "slice": "a slice of a float tensor or across images",
+    "reshape": "a view of a float tensor",
+    "conv": "a conv kept on the CPU (cpu_modules)",
+    "torch": "no numpy model: runs in PyTorch",
+}
 
 
 def _float_bits(value):
@@ -245,6 +260,28 @@ def _copy_steps(name, src, src_shape, dst, dst_shape, transform):
     return steps
 
 
+def _shuffle_steps(node, values):
+    """A channel shuffle (``x.view(n, g, c // g, h, w).transpose(1, 2)``: axes 1 and 2 of
+    a 5-D u8 tensor swapped) as copy passes: per image and group ``a`` of the ``A``
+    groups, its ``B`` images go ``A`` images apart. None for any other transpose."""
+    x = values[node.inputs[0]]
+    if x.dtype != "u8" or len(x.shape) != 5 or list(node.params.get("axes", ())) != [0, 2, 1, 3, 4]:
+        return None
+    n, a_n, b_n, h, w = x.shape
+    image = h * w
+    fields = {"mode": PoolMode.COPY, "kernel": 1, "stride": 1, "padding": 0, "zero_point": 0,
+              "multiplier": 0.0, "channels": b_n, "height": h, "width": w, "out_height": 0, "out_width": 0,
+              "in_pitch": w, "out_pitch": w, "in_channel_pitch": image, "out_channel_pitch": a_n * image}
+    steps = []
+    for i in range(n):
+        for a in range(a_n):
+            info = {"layer": node.name, "pool": "COPY", "C": b_n, "H": h, "W": w, "image": i, "macs": 0}
+            cmd = _PoolCommand(fields, node.inputs[0], ((i * a_n + a) * b_n) * image,
+                               node.outputs[0], (i * b_n * a_n + a) * image, info)
+            steps.append(_Step("accel", [node.inputs[0]], [node.outputs[0]], command=cmd))
+    return steps
+
+
 def _host_step(node):
     params = dict(node.params)
     return _Step("host", list(node.inputs), list(node.outputs),
@@ -314,6 +351,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     from host.runtime.sim import timeout_cycles
     cfg = cfg or AccelConfig()
     graph, fused, unfused = fuse(graph)
+    graph, concatenated, unplaced = concatenate(graph)
     values = dict(graph.values)
 
     statics = {}                    # tensors outside the arena: name -> the byte they start as
@@ -328,7 +366,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
         return name
 
     g = type(graph)(values, graph.nodes, graph.inputs, graph.outputs)
-    steps, host_reasons = [], dict(unfused)
+    steps, host_reasons = [], {**unfused, **unplaced}
     for node in graph.nodes:
         if node.kind == "layer":
             steps += _conv_steps(cfg, node, g, layers, fresh)
@@ -337,15 +375,20 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             if src.dtype == "f32":      # a float tensor lives on the host: reshape there
                 values[node.outputs[0]] = replace(values[node.outputs[0]], alias_of=None)
                 steps.append(_host_step(type(node)("reshape", node.name, node.inputs, node.outputs)))
+        elif node.kind == "transpose" and _shuffle_steps(node, values):
+            steps += _shuffle_steps(node, values)
         elif node.kind in POOL_KINDS:
             pooled, reason = _pool_steps(cfg, node, values)
             if pooled:
                 steps += pooled
             else:
-                host_reasons[node.name] = reason
+                host_reasons[node.outputs[0]] = reason
                 steps.append(_host_step(node))
         else:
             steps.append(_host_step(node))
+    for step in steps:
+        if step.kind == "host":
+            host_reasons.setdefault(step.outputs[0], HOST_REASONS.get(step.op.kind, "no accelerator operator"))
     # storage: u8 tensors in the arena (views share their root), f32 on the host
     roots = _roots(g)
     steps = _order(steps, roots)
@@ -480,6 +523,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
     used |= {c[k] for s in segments for c in s.commands for k in ("input", "output", "residual") if c[k]}
     tensors = {n: t for n, t in tensors.items() if n in used}
     stats = {"arena_bytes": arena_size, "tensor_bytes": int(sum(sizes.values())), "fused": fused,
+             "concatenated": concatenated,
              "host_reasons": host_reasons,
              "weight_bytes": int(lists_at), "commands": total_commands,
              "planned_shapes": len(plans.cache)}

@@ -1,5 +1,10 @@
-"""Operators the accelerator runs inside a layer: a residual addition fused into the
-output stage of the conv that produces one of its inputs.
+"""Operators the accelerator runs inside a layer or for free, by addressing.
+
+``concatenate(graph)``: a channel concatenation whose inputs share its quantization
+becomes free: each input is written by its producer straight into its channel slice of
+the output (a view), so ``torch.cat`` costs nothing.
+
+The fusion of additions:
 
 ``fuse(graph)`` rewrites a :class:`host.compiler.graph.Graph`: a quantized ``add`` (or
 add+ReLU) whose input ``a`` is a ``layer`` node's output that nothing else reads becomes
@@ -18,7 +23,7 @@ from dataclasses import replace
 
 from host.golden.quant import QuantError, add_parameters
 
-__all__ = ["fuse"]
+__all__ = ["fuse", "concatenate"]
 
 
 def _consumers(graph):
@@ -61,7 +66,7 @@ def fuse(graph):
                 continue
             candidates.append((p, side, name, other, chain))
         if not candidates:
-            reasons[node.name] = ("neither input is a layer's output read by this addition alone "
+            reasons[node.outputs[0]] = ("neither input is a layer's output read by this addition alone "
                                   "(the accelerator fuses an addition into the layer producing one)")
             continue
         p, side, name, other, chain = max(candidates)
@@ -69,14 +74,14 @@ def fuse(graph):
         try:
             ma, mb, shift = add_parameters(a.scale, b.scale, out.scale)
         except QuantError as exc:
-            reasons[node.name] = str(exc)
+            reasons[node.outputs[0]] = str(exc)
             continue
         if shift > 31:
-            reasons[node.name] = (f"QNNPACK's shift {shift} is above 31 (scale ratios below 2**-10): "
+            reasons[node.outputs[0]] = (f"QNNPACK's shift {shift} is above 31 (scale ratios below 2**-10): "
                                   f"its arithmetic there is undefined C, reproduced on the host only")
             continue
         if node.params.get("relu") and out.zero_point == 255:
-            reasons[node.name] = "add+ReLU with output zero point 255 (QNNPACK refuses it)"
+            reasons[node.outputs[0]] = "add+ReLU with output zero point 255 (QNNPACK refuses it)"
             continue
         layer = nodes[p]
         residual = {"value": other, "ma": ma, "mb": mb, "shift": shift, "za": a.zero_point,
@@ -93,3 +98,41 @@ def fuse(graph):
         del values[name]
     kept = [n for i, n in enumerate(nodes) if i not in removed]
     return type(graph)(values, kept, list(graph.inputs), list(graph.outputs)), fused, reasons
+
+
+def concatenate(graph):
+    """``(graph, placed, reasons)``: ``graph`` with every concatenation on channels whose
+    inputs can be written in place turned into views (see the module): one image
+    (channel slices are contiguous), the inputs' quantization the output's (the cat
+    then copies bytes), each input a tensor of its own written by an operator (not the
+    network's input, not a view, not given twice). ``placed``: those concatenations;
+    ``reasons``: why the others stay on the host."""
+    values = dict(graph.values)
+    producer = {out: node for node in graph.nodes for out in node.outputs}
+    nodes, placed, reasons = [], [], {}
+    for node in graph.nodes:
+        if node.kind != "cat":
+            nodes.append(node)
+            continue
+        out = values[node.outputs[0]]
+        ins = [values[n] for n in node.inputs]
+        why = None
+        if node.params.get("dim") != 1 or len(out.shape) != 4 or out.shape[0] != 1 or out.dtype != "u8":
+            why = "not on the channels of one image"
+        elif any((v.scale, v.zero_point) != (out.scale, out.zero_point) for v in ins):
+            why = "the inputs' quantization differs from the output's: the cat requantizes them"
+        elif len(set(node.inputs)) != len(node.inputs):
+            why = "an input given twice"
+        elif any(v.alias_of is not None or n in graph.inputs or n not in producer or
+                 producer[n].kind == "cat" for n, v in zip(node.inputs, ins)):
+            why = "an input is a view, the network's input or another concatenation's"
+        if why:
+            reasons[node.outputs[0]] = why
+            nodes.append(node)
+            continue
+        offset = 0
+        for name, v in zip(node.inputs, ins):
+            values[name] = replace(v, alias_of=(node.outputs[0], offset))
+            offset += v.size
+        placed.append(node.name)
+    return type(graph)(values, nodes, list(graph.inputs), list(graph.outputs)), placed, reasons

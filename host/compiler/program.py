@@ -403,11 +403,20 @@ class Program:
             shape = f"{p['C']}->{p['K']} {kernel} s{p['stride']}{groups} @{p['H']}x{p['W']}"
             lines.append(f"{p['name']:32} {p['type']:14} {shape:32} {p['macs'] / 1e6:9.2f} MMAC  "
                          f"{where}{act}")
-        host = [node for node in self.graph().nodes if node.kind not in ("layer", "alias")]
-        for node in host:
-            reason = ("no numpy model: runs in PyTorch" if node.kind == "torch"
-                      else "runs on the host between accelerator segments")
-            lines.append(f"{node.name:32} host {node.kind:20} {reason}")
+        exe = self.build()
+        reasons, on_chip = exe.info["host_reasons"], set(exe.info["fused"].values())
+        for node in self.graph().nodes:
+            if node.kind in ("layer", "alias"):
+                continue
+            out = node.outputs[0]
+            if out in reasons:
+                lines.append(f"{node.name:32} host {node.kind:20} {reasons[out]}")
+            elif node.name not in on_chip:
+                lines.append(f"{node.name:32} accel {node.kind:19} on the accelerator")
+        for layer, add in exe.info["fused"].items():
+            lines.append(f"{add:32} accel add{'':16} fused into {layer}'s output")
+        lines.append(f"executable: {len(exe.segments)} segment(s), {sum(s.count for s in exe.segments)} "
+                     f"commands, {len(exe.host_ops)} host operators")
         st = self.stats()
         lines.append(f"accelerator: {st['accelerator_layers']} layers, "
                      f"{st['accelerator_macs'] / 1e6:.1f} MMAC; cpu: {st['cpu_layers']} layers, "

@@ -50,8 +50,9 @@ class PoolEngine(wiring.Component):
     (``hw.contract.pool_extents``) against the address space and ``[window_base,
     window_base + window_size)``. ``done`` pulses when a command ends: refused, its last
     write's B response in, or stopped on a DMA error (``code`` ``DMA_READ_ERROR`` /
-    ``DMA_WRITE_ERROR``; the caller clears the DMA engines). Counters for the command's
-    trace record: ``cycles``, ``dram_read_bytes``, ``dram_write_bytes``.
+    ``DMA_WRITE_ERROR``; the caller clears the DMA engines); ``code`` is valid with
+    ``done`` and holds until the next command. Counters for the command's trace record:
+    ``cycles``, ``dram_read_bytes``, ``dram_write_bytes``.
     """
 
     def __init__(self, cfg: AccelConfig):
@@ -213,10 +214,9 @@ class PoolEngine(wiring.Component):
         def stop_on_errors():
             """Last in a state: a DMA error ends the command."""
             with m.If(err != 0):
-                m.d.sync += [code.eq(Mux(self.rd_error != 0, ErrorCode.DMA_READ_ERROR,
-                                         ErrorCode.DMA_WRITE_ERROR)),
-                             running.eq(0), issuing.eq(0)]
-                m.d.comb += self.done.eq(1)
+                dma_code = Mux(self.rd_error != 0, ErrorCode.DMA_READ_ERROR, ErrorCode.DMA_WRITE_ERROR)
+                m.d.sync += [code.eq(dma_code), running.eq(0), issuing.eq(0)]
+                m.d.comb += [self.done.eq(1), self.code.eq(dma_code)]      # valid with done
                 m.next = "IDLE"
 
         # the command's checks, in the contract's order (host.golden.machine.pool_error)
@@ -257,7 +257,7 @@ class PoolEngine(wiring.Component):
             with m.State("CHECK"):          # no DRAM access before the checks pass
                 with m.If(check != 0):
                     m.d.sync += [code.eq(check), running.eq(0)]
-                    m.d.comb += self.done.eq(1)
+                    m.d.comb += [self.done.eq(1), self.code.eq(check)]         # valid with done
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += issuing.eq(1)
