@@ -48,8 +48,10 @@ def run_on_the_accelerator(name, mode):
     counters = {c["layer"]: c for c in program.counters}
     assert torch.equal(got, program.run(x, backend="golden"))    # the executable with arena reuse
     accelerated = [p["name"] for p in program.layers if p["placement"] == "accelerator"]
-    assert list(counters) == accelerated
+    assert [name for name, c in counters.items() if not c.get("pool")] == accelerated
     for c in counters.values():
+        if c.get("pool"):
+            continue
         assert c["dram_write_bytes"] == exe.tensors[c["output"]].size
         assert 0 < c["array_busy_cycles"] <= c["cycles"]
         assert c["array_busy_cycles"] + c["stall_input_cycles"] <= c["cycles"]
@@ -63,6 +65,7 @@ def test_resnet18_on_the_accelerator_equals_pytorch():
     assert len(counters) == 21                       # 20 convs and the classifier
     fused = [c for c in counters.values() if c.get("add")]
     assert len(fused) == 8                           # every residual addition in a conv
+    assert program.report.starts == 1                # the pools and the stem's rearrangement on the chip
     stem = counters["model.conv1.0"]
     out = (SIZE + 2 * 3 - 7) // 2 + 1
     assert stem["source"] == {"C": 3, "kernel": [7, 7]}

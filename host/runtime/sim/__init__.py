@@ -137,17 +137,20 @@ def run_executable_cocotb(exe, inputs, *, record=False, latency=50, pause=0.0, s
     return (outputs[0] if len(outputs) == 1 else outputs), report, recorded
 
 
-def prepare_batch(cfg: AccelConfig, layers):
+def prepare_batch(cfg: AccelConfig, layers, residuals=None):
     """Lay several layers out one after another in one DRAM image, for :func:`run_layers`.
 
     ``layers``: ``(conv, x_u8, tiles)`` triples (``x_u8`` (1, C, H, W), ``tiles`` as for
-    :func:`run_conv`). Returns ``(runs, memory)``: a ``LayerRun`` per layer, each at its
-    own 4 KiB-aligned base, and the u8 image holding them all (pass it as ``memory``).
+    :func:`run_conv`); ``residuals``: per layer a fused addition or None (see
+    :func:`host.runtime.driver.prepare_layer`). Returns ``(runs, memory)``: a ``LayerRun``
+    per layer, each at its own 4 KiB-aligned base, and the u8 image holding them all (pass
+    it as ``memory``).
     """
     from host.runtime.layout import ALIGN
     runs, base = [], ALIGN
-    for conv, x_u8, tiles in layers:
-        run = prepare_layer(cfg, conv, x_u8, tiles, base=base)
+    residuals = residuals or [None] * len(layers)
+    for (conv, x_u8, tiles), residual in zip(layers, residuals):
+        run = prepare_layer(cfg, conv, x_u8, tiles, base=base, residual=residual)
         runs.append(run)
         base = -(-(run.dram.top + 64) // ALIGN) * ALIGN
     memory = np.zeros(base, dtype=np.uint8)
