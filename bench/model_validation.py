@@ -6,9 +6,14 @@ latency 50 cycles) and compares its counters with :func:`host.compiler.planner.m
 * ``fitted``: the synthetic layers and tiles ``planner.TIMING`` was fitted to
   (``--fit`` fits it again and prints the constants);
 * ``held-out``: every distinct accelerator layer of ResNet-18, ResNet-50 and MobileNetV2
-  (``host.tools.networks``, depthwise layers included) with the planner's tiles, plus
-  layers of kinds the networks lack (1x1 tiles narrower than the image, Linear at batch
-  4 and 16) and other shapes.
+  (``host.tools.networks``, depthwise layers and those with a fused residual addition
+  included) with the planner's tiles, plus layers of kinds the networks lack (1x1 tiles
+  narrower than the image, Linear at batch 4 and 16) and other shapes.
+
+Fused residual additions (kinds ``... +add``): fitted on the fitted layers whose output
+tiles are whole rows (the planner's choice for them), held out on ``HELD_OUT``'s such
+layers and the networks' fused layers. Pooling-engine passes (kinds ``pool ...``,
+:mod:`host.compiler.pool_model`): ``POOL_FITTED`` and ``POOL_HELD_OUT``.
 
 Array-busy cycles and DRAM bytes must be exact; the table gives modelled and RTL cycles
 per layer, with the error (and for Linear layers the share of the read bus's cycles that
@@ -26,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.contract import DmaKind
+from hw.contract import DmaKind, PoolMode
 
 from host.compiler import planner
 from host.compiler.planner import ConvShape, descriptor_for, model, plan
+from host.compiler.pool_model import POOL_TIMING, pool_model, pool_pass as _pass
 from host.golden import tiling
 
 # (C, K, H, W, kernel, stride, padding, tiles), or (ConvShape, tiles, name): the
@@ -123,22 +129,43 @@ HELD_OUT = [
     (45, 60, 20, 20, 1, 1, 0, None),
 ]
 
+_M, _A, _G, _C = PoolMode.MAX, PoolMode.AVG, PoolMode.GLOBAL, PoolMode.COPY
+# pooling-engine passes: windows, global averages, copies (pitched: a decomposed
+# kernel's rearrangement, a channel shuffle's group)
+POOL_FITTED = [
+    _pass(_M, 16, 56, 56, 3, 2, 1), _pass(_M, 8, 30, 30, 3, 1, 1), _pass(_M, 12, 40, 40, 2, 2, 0),
+    _pass(_M, 5, 17, 33, 3, 2, 0, ceil_mode=True), _pass(_A, 16, 28, 28, 3, 1, 1), _pass(_A, 9, 20, 41, 3, 2, 1),
+    _pass(_A, 6, 15, 15, 2, 2, 0, ceil_mode=True), _pass(_G, 256, 7, 7), _pass(_G, 64, 14, 14), _pass(_G, 32, 3, 3),
+    _pass(_G, 100, 1, 1), _pass(_C, 3, 64, 64), _pass(_C, 24, 16, 16), _pass(_C, 1, 120, 200), _pass(_C, 40, 9, 9),
+    _pass(_C, 3, 56, 56, in_pitch=60, out_pitch=57, in_channel_pitch=3600, out_channel_pitch=58 * 57),
+    _pass(_C, 24, 8, 8, in_channel_pitch=128, out_channel_pitch=64),
+]
+POOL_HELD_OUT = [   # ResNet's and GoogLeNet's max pools, Inception's averages, global averages, copies
+    _pass(_M, 64, 112, 112, 3, 2, 1), _pass(_M, 192, 28, 28, 3, 1, 1), _pass(_M, 480, 14, 14, 3, 2, 0, ceil_mode=True),
+    _pass(_M, 32, 24, 24, 2, 2, 0), _pass(_A, 64, 28, 28, 3, 1, 1), _pass(_A, 128, 14, 14, 3, 1, 0),
+    _pass(_G, 2048, 7, 7), _pass(_G, 512, 7, 7), _pass(_G, 1280, 7, 7), _pass(_G, 1024, 14, 14),
+    _pass(_C, 3, 112, 112, in_pitch=448, out_pitch=115, in_channel_pitch=224 * 224, out_channel_pitch=115 * 115),
+    _pass(_C, 58, 28, 28, in_channel_pitch=2 * 784, out_channel_pitch=784), _pass(_C, 116, 14, 14),
+    _pass(_C, 1, 224, 224),
+]
+
 LATENCY = 50
 NETWORKS = ("resnet18", "resnet50", "mobilenet_v2")
 
 
 def kind(shape, tiles):
     """The layer kind a case exercises: 3x3 s1 / s2, depthwise s1 / s2, 1x1 s1 flat /
-    non-flat, 1x1 s2, FC (a 1 x N image)."""
+    non-flat, 1x1 s2, FC (a 1 x N image); ``+add`` with a fused residual addition."""
+    add = " +add" if shape.residual else ""
     if shape.depthwise:
-        return f"dw s{shape.stride}"
+        return f"dw s{shape.stride}{add}"
     if shape.kernel_size == 3:
-        return f"3x3 s{shape.stride}"
+        return f"3x3 s{shape.stride}{add}"
     if shape.height == 1:
-        return "FC"
+        return "FC" + add
     if shape.stride == 2:
-        return "1x1 s2"
-    return "1x1 s1 flat" if tiles["yo"] >= shape.out_width else "1x1 s1"
+        return "1x1 s2" + add
+    return ("1x1 s1 flat" if tiles["yo"] >= shape.out_width else "1x1 s1") + add
 
 
 def network_cases():
@@ -150,7 +177,7 @@ def network_cases():
         shapes, _ = accelerator_layers(networks.network(name))
         for s in shapes:
             key = (s.channels, s.kernels, s.height, s.width, s.kernel_size, s.stride, s.padding,
-                   s.depthwise)
+                   s.depthwise, s.residual)
             if key not in seen:
                 seen.add(key)
                 cases.append((s, None, f"{name}.{s.name}"))
@@ -165,18 +192,57 @@ def conv_of(shape, rng):
 
 
 def measure(cfg, shape, tiles, rng):
-    """RTL counters and modelled counters of ``shape`` with ``tiles``."""
+    """RTL counters and modelled counters of ``shape`` with ``tiles`` (a residual layer
+    with a random addition)."""
+    from host.golden.quant import add_fixed
     from host.runtime.sim import run_conv
     conv = conv_of(shape, rng)
     x = rng.integers(0, 256, size=(1, shape.channels, shape.height, shape.width), dtype=np.uint8)
-    y, counters = run_conv(cfg, conv, x, tiles, latency=LATENCY)
-    if not np.array_equal(y, conv(x)):
+    expected = conv(x)
+    residual = None
+    if shape.residual:
+        residual = {"tensor": rng.integers(0, 256, size=expected.shape[1:], dtype=np.uint8), "ma": 1 << 20,
+                    "mb": 3 << 19, "shift": 21, "za": 3, "zb": 5, "zo": 7, "lo": 0}
+        expected = add_fixed(expected[0], residual["tensor"],
+                             **{n: residual[n] for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")})[None]
+    y, counters = run_conv(cfg, conv, x, tiles, latency=LATENCY, residual=residual)
+    if not np.array_equal(y, expected):
         raise SystemExit(f"{shape} {tiles}: the accelerator's output is wrong")
     m = model(cfg, descriptor_for(shape, tiles))
     for name in ("array_busy_cycles", "dram_read_bytes", "dram_write_bytes"):
         if m[name] != counters[name]:
             raise SystemExit(f"{shape} {tiles}: modelled {name} {m[name]} != RTL {counters[name]}")
     return counters, m
+
+
+def measure_pool(cfg, p, rng):
+    """The RTL's trace record of pass ``p`` and its modelled counters."""
+    from host.runtime.sim import run_pool
+    x = rng.integers(0, 256, p["in_channel_pitch"] * p["channels"], dtype=np.uint8)
+    got, record, expected = run_pool(cfg, p, x, latency=LATENCY)
+    if not np.array_equal(got, expected):
+        raise SystemExit(f"pool pass {p}: the accelerator's output is wrong")
+    m = pool_model(cfg, p)
+    for name in ("dram_read_bytes", "dram_write_bytes"):
+        if m[name] != record[name]:
+            raise SystemExit(f"pool pass {p}: modelled {name} {m[name]} != RTL {record[name]}")
+    return record, m
+
+
+def run_pools(cfg, passes, label, rng):
+    rows = []
+    for p in passes:
+        start = time.perf_counter()
+        rtl, m = measure_pool(cfg, p, rng)
+        mode = PoolMode(p["mode"])
+        shape = (p["channels"], p["height"], p["width"], p["kernel"], p["stride"], p["padding"])
+        row = {"set": label, "name": "", "kind": f"pool {mode.name}", "pass": {**p, "mode": mode.name},
+               "rtl_cycles": rtl["cycles"], "model_cycles": m["cycles"], "error": m["cycles"] / rtl["cycles"] - 1,
+               "seconds": time.perf_counter() - start}
+        rows.append(row)
+        print(f"{label:9} {row['kind']:11} {str(shape):34} {'':>19} {row['rtl_cycles']:>9} "
+              f"{row['model_cycles']:>9} {100 * row['error']:+6.2f}%", flush=True)
+    return rows
 
 
 def as_case(case):
@@ -195,7 +261,8 @@ def run(cfg, cases, label, rng):
         layer = [shape.channels, shape.kernels, shape.height, shape.width, shape.kernel_size,
                  shape.stride, shape.padding]
         row = {"set": label, "name": name, "kind": kind(shape, tiles), "layer": layer,
-               "depthwise": shape.depthwise, "tiles": tiles, "rtl_cycles": rtl["cycles"],
+               "depthwise": shape.depthwise, "residual": shape.residual, "tiles": tiles,
+               "rtl_cycles": rtl["cycles"],
                "model_cycles": m["cycles"], "error": m["cycles"] / rtl["cycles"] - 1,
                "macs": m["macs"], "seconds": time.perf_counter() - start}
         if row["kind"] == "FC":      # the share of the read bus's cycles that carry weights
@@ -257,23 +324,43 @@ def _nelder_mead(f, x0, iterations=400):
 
 
 FITTED_CONSTANTS = ("fixed", "read_slot", "write_slot", "step", "drain_tile")
+RESIDUAL_CONSTANTS = ("residual_bus",)
 
 
-def fit(cfg, rows):
-    """``planner.TIMING`` with ``FITTED_CONSTANTS`` refitted to ``rows`` (RTL cycles):
-    least mean squared relative error, plus a tenth of the largest one squared."""
-    descs = [(descriptor_for(ConvShape(*r["layer"], depthwise=r["depthwise"]), r["tiles"]), r["rtl_cycles"])
-             for r in rows]
+def _fit_cost(errors):
+    """Least mean squared relative error, plus a tenth of the largest one squared."""
+    e = np.array(errors)
+    return float(np.mean(e ** 2) + 0.1 * np.max(np.abs(e)) ** 2)
+
+
+def fit(cfg, rows, names=FITTED_CONSTANTS):
+    """``planner.TIMING`` with ``names`` refitted to ``rows`` (RTL cycles of layers)."""
+    descs = [(descriptor_for(ConvShape(*r["layer"], depthwise=r["depthwise"], residual=r["residual"]), r["tiles"]),
+              r["rtl_cycles"]) for r in rows]
 
     def cost(x):
         if min(x) < 0:
             return float("inf")
-        timing = dict(planner.TIMING, **dict(zip(FITTED_CONSTANTS, x)))
-        e = np.array([model(cfg, d, timing)["cycles"] / rtl - 1 for d, rtl in descs])
-        return float(np.mean(e ** 2) + 0.1 * np.max(np.abs(e)) ** 2)
+        timing = dict(planner.TIMING, **dict(zip(names, x)))
+        return _fit_cost([model(cfg, d, timing)["cycles"] / rtl - 1 for d, rtl in descs])
 
-    best = _nelder_mead(cost, [planner.TIMING[n] for n in FITTED_CONSTANTS])
-    return {n: round(float(v), 3) for n, v in zip(FITTED_CONSTANTS, best)}
+    best = _nelder_mead(cost, [planner.TIMING[n] for n in names])
+    return {n: round(float(v), 3) for n, v in zip(names, best)}
+
+
+def fit_pools(cfg, rows):
+    """``pool_model.POOL_TIMING`` refitted to ``rows`` (RTL cycles of pooling passes)."""
+    names = list(POOL_TIMING)
+    passes = [({**r["pass"], "mode": PoolMode[r["pass"]["mode"]]}, r["rtl_cycles"]) for r in rows]
+
+    def cost(x):
+        if min(x) < 0:
+            return float("inf")
+        timing = dict(zip(names, x))
+        return _fit_cost([pool_model(cfg, p, timing)["cycles"] / rtl - 1 for p, rtl in passes])
+
+    best = _nelder_mead(cost, [POOL_TIMING[n] for n in names], iterations=1500)
+    return {n: round(float(v), 3) for n, v in zip(names, best)}
 
 
 def main(argv=None):
@@ -292,16 +379,26 @@ def main(argv=None):
     print(f"{'set':9} {'kind':11} {'(C, K, H, W, R, S, P)':34} {'T_K':>4} {'T_C':>4} {'T_XO':>4} "
           f"{'T_YO':>4} {'RTL':>9} {'model':>9} {'error':>7}")
     held_out = HELD_OUT + network_cases()
-    fitted_shapes = {replace(as_case(c)[0], name="") for c in FITTED}
+    fitted_shapes = {replace(as_case(c)[0], name="", residual=r) for c in FITTED for r in (False, True)}
     overlap = [s for s, _, _ in map(as_case, held_out) if replace(s, name="") in fitted_shapes]
     if overlap:
         raise SystemExit(f"held-out layers among the fitted ones: {overlap}")
     rows = run(cfg, FITTED, "fitted", rng)
+    residual_fitted = [(replace(s, residual=True), t, n) for s, t, n in map(as_case, FITTED)
+                       if s.height > 1 and t["yo"] >= s.out_width]
+    residual_rows = run(cfg, residual_fitted, "fitted", rng)
+    pool_rows = run_pools(cfg, POOL_FITTED, "fitted", rng)
     if args.fit:
-        fitted = fit(cfg, rows)
-        print(f"refitted constants: {fitted}")
+        print(f"refitted constants: {fit(cfg, rows)}")
+        print(f"refitted residual constants: {fit(cfg, residual_rows, RESIDUAL_CONSTANTS)}")
+        print(f"refitted pool constants: {fit_pools(cfg, pool_rows)}")
+    rows += residual_rows + pool_rows
     if not args.fitted_only:
         rows += run(cfg, held_out, "held-out", rng)
+        residual_held = [(replace(s, residual=True), t, n) for s, t, n in map(as_case, HELD_OUT)
+                         if s.height > 1 and (t is None or t["yo"] >= s.out_width)]
+        rows += run(cfg, residual_held, "held-out", rng)
+        rows += run_pools(cfg, POOL_HELD_OUT, "held-out", rng)
     result = summary(rows)
     for label, kinds in result.items():
         for name, s in sorted(kinds.items()):
@@ -310,7 +407,8 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": cfg.to_dict(), "latency": LATENCY, "timing": planner.TIMING,
-                               "summary": result, "layers": rows}, indent=1) + "\n")
+                               "pool_timing": POOL_TIMING, "summary": result, "layers": rows},
+                              indent=1, default=int) + "\n")
     held = [abs(r["error"]) for r in rows if r["set"] == "held-out"]
     if held:
         print(f"held-out layers within 5%: {sum(e <= 0.05 for e in held)} of {len(held)}")

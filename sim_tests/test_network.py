@@ -45,24 +45,29 @@ def run_on_the_accelerator(name, mode):
     for value, mine in program.tensors.items():
         if value in reference:
             assert torch.equal(mine.int_repr(), reference[value].int_repr()), value
-    counters = {c["layer"]: c for c in program.counters}
+    counters = {c["layer"]: c for c in program.counters if not c.get("pool")}
+    pools = [c for c in program.counters if c.get("pool")]
     assert torch.equal(got, program.run(x, backend="golden"))    # the executable with arena reuse
     accelerated = [p["name"] for p in program.layers if p["placement"] == "accelerator"]
-    assert [name for name, c in counters.items() if not c.get("pool")] == accelerated
+    assert list(counters) == accelerated
+    for c in pools:     # a pool pass writes its output (a copy its slice) once, no array work
+        assert c["cycles"] > 0 and c["array_busy_cycles"] == 0 and c["dram_read_bytes"] > 0
+        written = c["C"] * c["H"] * c["W"] if c["pool"] == "COPY" else exe.tensors[c["output"]].size
+        assert c["dram_write_bytes"] == written, c
     for c in counters.values():
-        if c.get("pool"):
-            continue
         assert c["dram_write_bytes"] == exe.tensors[c["output"]].size
         assert 0 < c["array_busy_cycles"] <= c["cycles"]
         assert c["array_busy_cycles"] + c["stall_input_cycles"] <= c["cycles"]
     print(f"{name} ({mode}) at {SIZE}x{SIZE} on the accelerator: {len(counters)} layers, {report.starts} starts, "
           f"{report.cycles} cycles, {seconds:.1f} s")
-    return program, counters
+    return program, counters, pools
 
 
 def test_resnet18_on_the_accelerator_equals_pytorch():
-    program, counters = run_on_the_accelerator("resnet18", "eager")
+    program, counters, pools = run_on_the_accelerator("resnet18", "eager")
     assert len(counters) == 21                       # 20 convs and the classifier
+    # the stem's input rearranged in 9 copy passes, the max pool and the global average
+    assert sorted(c["pool"] for c in pools) == ["COPY"] * 9 + ["GLOBAL", "MAX"]
     fused = [c for c in counters.values() if c.get("add")]
     assert len(fused) == 8                           # every residual addition in a conv
     assert program.report.starts == 1                # the pools and the stem's rearrangement on the chip
@@ -76,11 +81,12 @@ def test_resnet18_on_the_accelerator_equals_pytorch():
 
 
 def test_mobilenet_v2_on_the_accelerator_equals_pytorch():
-    program, counters = run_on_the_accelerator("mobilenet_v2", "fx")
+    program, counters, pools = run_on_the_accelerator("mobilenet_v2", "fx")
     assert len(counters) == 53                       # 52 convs (17 depthwise) and the classifier
     assert all(p["placement"] == "accelerator" for p in program.layers)
     depthwise = [c for c in counters.values() if c["depthwise"]]
     assert len(depthwise) == 17
+    assert [c["pool"] for c in pools] == ["GLOBAL"]           # the classifier's average
     # PyTorch's ReLU6 is layout-dependent on qnnpack's channels_last outputs: not folded
     # (after the stem, each expansion and each depthwise conv)
     assert sum(1 for p in program.layers if p["unfolded"]) == 35
@@ -88,8 +94,9 @@ def test_mobilenet_v2_on_the_accelerator_equals_pytorch():
 
 def test_small_network_on_the_cocotb_testbench_with_axi_pauses():
     """The same runtime in the cocotb testbench: a ShuffleNetV2-style block at 32 x 32 (its
-    convs in segments between the host's concatenations, shuffles and pools), random AXI
-    pauses on every channel; the output and every layer's output equal PyTorch's."""
+    convs, pools and channel shuffles in segments between the host's requantizing
+    concatenations), random AXI pauses on every channel; the output and every layer's
+    output equal PyTorch's."""
     model_q, x = models.quantized("shufflenet_block", "eager", seed=0, size=32)
     program = compile(model_q, x, cfg=AccelConfig(), progress=False)
     got = program.run(x, backend="cocotb", record=True, pause=0.25, seed=3)
@@ -99,4 +106,6 @@ def test_small_network_on_the_cocotb_testbench_with_axi_pauses():
         assert torch.equal(program.layer_outputs[layer][0].int_repr(), outs[0].int_repr()), layer
     report = program.report
     assert report.starts == len(program.build(reuse=False).segments) > 1
-    assert len(program.counters) == 10 and all(c["cycles"] > 0 for c in program.counters)
+    assert all(c["cycles"] > 0 for c in program.counters)
+    # 10 convs; the stem's max pool, 2 channel shuffles of 2 copy passes, the global average
+    assert sorted(c.get("pool", "conv") for c in program.counters) == ["COPY"] * 4 + ["GLOBAL", "MAX"] + ["conv"] * 10

@@ -150,7 +150,7 @@ def corrupted_cases():
         (ErrorCode.OUTPUT_BUFFER_OVERFLOW, {"height": 400, "tile_xo": 400, "tile_k": 9}),
         (ErrorCode.ADDRESS_OVERFLOW, {"output_addr": (1 << 40) - 100}),
         (ErrorCode.OUTSIDE_WINDOW, {"output_addr": 1 << 30}),
-        (ErrorCode.BAD_COMMAND, {"op": 1}),
+        (ErrorCode.BAD_COMMAND, {"op": 2}),                  # neither CONV nor POOL
         (ErrorCode.BAD_COMMAND, {"kernel_size": 5}),         # wider than the descriptor's 2 bits
         (ErrorCode.BAD_COMMAND, {"depthwise": 2}),
     ]

@@ -1,9 +1,14 @@
 """Design-space exploration: pruned search equals exhaustive search on a reduced space,
 the resource model, the layers the accelerator runs and the network report."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from host.compiler.planner import ConvShape, plan
+from host.compiler.pool_model import pool_model
+from host.runtime.host_ops import shifted_copies
 from host.tools import dse, networks
 from hw.config import AccelConfig
 
@@ -73,10 +78,11 @@ def test_large_kernels_run_decomposed():
 
 
 def test_network_report_counts_cpu_layers_apart():
-    """Utilization: the accelerator layers' network MACs over their cycles x MACs per
-    cycle, also without the depthwise layer (C / groups = 1 channel per kernel); the 5x5
-    layer counts its own MACs (not the decomposed conv's); the stride-3 layer's MACs are
-    reported apart."""
+    """Utilization: the accelerator layers' network MACs over their cycles (and the
+    pooling engine's: the 5x5 layer's input rearrangement) x MACs per cycle, also
+    without the depthwise layer (C / groups = 1 channel per kernel); the 5x5 layer counts
+    its own MACs (not the decomposed conv's); the stride-3 layer's MACs are reported
+    apart."""
     def row(name, c, k, h, kernel, stride, padding, groups=1):
         return {"name": name, "C": c, "K": k, "H": h, "W": h, "kernel": kernel, "stride": stride,
                 "padding": padding, "groups": groups}
@@ -88,9 +94,41 @@ def test_network_report_counts_cpu_layers_apart():
     depthwise = 32 * 9 * 25
     shapes, _ = dse.accelerator_layers(layers)
     cycles = [plan(cfg, s).cycles for s in shapes]
-    assert r["accelerator_macs"] == dense + depthwise and r["cycles"] == sum(cycles)
+    pools = [pool_model(cfg, p)["cycles"] for _, p in dse.pool_passes(layers)]
+    assert len(pools) == 4                   # the 5x5 kernel's 2 x 2 pieces of its input
+    total = sum(cycles) + sum(pools)
+    assert r["accelerator_macs"] == dense + depthwise and r["cycles"] == total
+    assert r["pool_cycles"] == sum(pools) and [p["mode"] for p in r["pools"]] == ["COPY"] * 4
     assert r["depthwise_macs"] == depthwise and r["depthwise_cycles"] == cycles[1]
     assert r["cpu_macs"] == 8 * 8 * 9 * 9 and r["cpu_layers"] == 1
-    assert r["utilization"] == pytest.approx((dense + depthwise) / (sum(cycles) * 108))
-    assert r["without_depthwise"] == pytest.approx(dense / ((sum(cycles) - cycles[1]) * 108))
-    assert r["fps"] == pytest.approx(100e6 / sum(cycles))
+    assert r["utilization"] == pytest.approx((dense + depthwise) / (total * 108))
+    assert r["without_depthwise"] == pytest.approx(dense / ((total - cycles[1]) * 108))
+    assert r["fps"] == pytest.approx(100e6 / total)
+
+
+def test_pools_and_fused_additions_as_the_compiler_places_them():
+    """ResNet-18: the stem's input rearranged by 9 copy passes, the max pool and the
+    global average on the pooling engine; every block's second conv carries its residual
+    addition; a fused layer is planned with whole output rows and costs at least the
+    plain layer."""
+    layers = networks.resnet18()
+    passes = dse.pool_passes(layers)
+    assert [p["mode"].name for _, p in passes] == ["COPY"] * 9 + ["MAX", "GLOBAL"]
+    # the copies write every input byte the rearranged input holds (host_ops.shifted_copies,
+    # with the zero point 0 around a tensor of ones)
+    ones = shifted_copies(np.ones((1, 3, 224, 224), np.uint8), kernel=(7, 7), stride=2, padding=(3, 3),
+                          pieces=(3, 3), zero_point=0)
+    assert sum(p["channels"] * p["height"] * p["width"] for _, p in passes[:9]) == ones.sum()
+    maxpool = passes[9][1]
+    assert (maxpool["channels"], maxpool["height"], maxpool["out_height"]) == (64, 112, 56)
+    shapes, _ = dse.accelerator_layers(layers)
+    fused = [s for s in shapes if s.residual]
+    assert [s.name for s in fused] == [f"layer{i}.{b}.conv2" for i in range(1, 5) for b in range(2)]
+    cfg = AccelConfig()
+    for s in fused:
+        p = plan(cfg, s)
+        assert p.tiles["yo"] == s.out_width
+        assert p.cycles >= plan(cfg, replace(s, residual=False)).cycles
+    report = dse.network_report(cfg, layers)
+    assert report["pool_cycles"] == sum(pool_model(cfg, p)["cycles"] for _, p in passes)
+    assert 0 < report["pool_cycles"] < 0.05 * report["cycles"]

@@ -85,18 +85,22 @@ def test_arena_reuses_memory_and_never_overlaps_live_tensors(resnet):
     events = []
     for step in exe.steps:
         if isinstance(step, Segment):
-            events += [[c["input"], c["output"]] for c in step.commands]
+            events += [[c["input"], c["output"]] + ([c["residual"]] if c.get("residual") else [])
+                       for c in step.commands]
         else:
             events.append(step.inputs + step.outputs)
     events.append(list(exe.outputs))                            # read after the last step
+    lo, hi = exe.arena[0], exe.arena[0] + exe.arena[1]
+    static = [t for t in exe.tensors.values() if 0 <= t.offset < lo]
+    assert all(t.offset + t.size <= lo for t in static)     # prefilled padded inputs, in the image
     alive, span = {}, {}
     for i, names in enumerate(events):
         for name in names:
             t = exe.tensors[name]
-            if t.offset < 0:
+            if not lo <= t.offset:
                 continue
-            lo, hi = alive.get(t.storage, (i, i))
-            alive[t.storage] = (min(lo, i), max(hi, i))
+            first, last = alive.get(t.storage, (i, i))
+            alive[t.storage] = (min(first, i), max(last, i))
             root = exe.tensors[t.storage]
             span[t.storage] = (root.offset, root.offset + root.size)
     storages = sorted(span)
@@ -113,8 +117,7 @@ def test_arena_reuses_memory_and_never_overlaps_live_tensors(resnet):
     peak = max(sum(span[n][1] - span[n][0] for n in alive if alive[n][0] <= i <= alive[n][1])
                for i in range(len(events)))
     assert peak <= exe.arena[1] <= 1.5 * peak + 4096 and exe.arena[1] < exe.tensor_bytes
-    lo, hi = exe.arena[0], exe.arena[0] + exe.arena[1]
-    assert all(lo <= t.offset and t.offset + t.size <= hi for t in exe.tensors.values() if t.offset >= 0)
+    assert all(t.offset + t.size <= hi for t in exe.tensors.values() if t.offset >= lo)
 
 
 def test_saved_executable_on_the_board(resnet, board, tmp_path):
@@ -176,16 +179,28 @@ def test_wrong_inputs_are_refused(resnet):
 
 
 def test_commands_in_the_image_decode_to_the_segments(resnet):
-    """Every segment's list holds its commands' records, addresses inside the image."""
+    """Every segment's list holds its commands' records, addresses inside the image: the
+    layers' outputs in the arena, the pool passes' inputs and outputs in the image."""
+    from hw.contract import CommandOp, CommandRecord, unpack_record
     from host.runtime.driver import command_fields
     exe = resnet[3]
+    ops = []
     for seg in exe.segments:
         for i in range(seg.count):
             at = seg.list_addr + i * COMMAND_BYTES
-            desc, table, zp, op = command_fields(exe.image[at:at + COMMAND_BYTES])
-            assert op == 0 and 0 <= table < exe.image_size
+            raw = exe.image[at:at + COMMAND_BYTES]
+            desc, table, zp, op = command_fields(raw)
+            ops.append(op)
+            info = seg.commands[i]
+            if op == CommandOp.POOL:
+                fields = unpack_record(CommandRecord, raw)
+                assert "pool" in info and fields["channels"] == info["C"]
+                assert all(0 <= fields[f] < exe.image_size for f in ("input_addr", "output_addr"))
+                continue
+            assert op == CommandOp.CONV and 0 <= table < exe.image_size and "pool" not in info
             assert exe.arena[0] <= desc["output_addr"] < exe.arena[0] + exe.arena[1]
-            assert (desc["channels"], desc["kernels"]) == (seg.commands[i]["C"], seg.commands[i]["K"])
+            assert (desc["channels"], desc["kernels"]) == (info["C"], info["K"])
+    assert ops.count(CommandOp.CONV) == 21 and ops.count(CommandOp.POOL) == 10
 
 
 def test_runtime_needs_neither_torch_nor_the_compiler(resnet, tmp_path):
@@ -210,13 +225,17 @@ print("ok")
 
 
 def test_segments_and_host_operators(resnet):
-    """ResNet-18: its 8 residual additions fused into the convs producing them, the
-    pools, quantize, the stem's input rearrangement and dequantize on the host."""
+    """ResNet-18 at 32 x 32: its 8 residual additions fused into the convs producing them,
+    the stem's input rearrangement (9 copy passes) and the max pool on the chip, in one
+    segment; quantize, the final average (1 x 1: PyTorch's generic kernel) and
+    dequantize on the host."""
     exe = resnet[3]
     kinds = [s.kind for s in exe.steps if isinstance(s, HostOp)]
-    assert kinds == ["quantize", "decompose", "max_pool2d", "adaptive_avg_pool2d", "dequantize"]
-    assert len(exe.info["fused"]) == 8 and not exe.info["unfused"]
+    assert kinds == ["quantize", "adaptive_avg_pool2d", "dequantize"]
+    assert "generic adaptive average" in exe.info["host_reasons"]["model.head.pool"]
+    assert len(exe.info["fused"]) == 8 and set(exe.info["host_reasons"]) == {"quant", "model.head.pool", "dequant"}
     fused = [c for seg in exe.segments for c in seg.commands if c.get("add")]
     assert len(fused) == 8 and all(c["residual"] for c in fused)
     assert not exe.needs_torch
-    assert sum(s.count for s in exe.segments) == 21
+    assert sum(s.count for s in exe.segments) == 31
+    assert len(exe.segments) == 2                   # before and after the host's average

@@ -569,6 +569,9 @@ def test_network_equals_onnx_runtime(exported, name, fmt, act, per_channel, tmp_
         assert 0.5 < stats["accelerator_share"] < 1.0
     exe = program.build()
     assert len(exe.segments) >= 1 and not exe.needs_torch
+    if name.startswith("resnet"):       # ONNX Runtime's MaxPool is a maximum: the pooling engine's
+        assert not any(op.kind == "ort_max_pool" for op in exe.host_ops)
+        assert [c["pool"] for s in exe.segments for c in s.commands if c.get("pool") == "MAX"] == ["MAX"]
 
 
 def test_saved_executable_runs_without_the_compiler(exported, tmp_path):

@@ -35,10 +35,10 @@ from host.runtime import driver
 from host.runtime.executable import IMAGE_ALIGN, Executable, HostOp, Segment, TensorInfo
 from host.runtime.layout import param_block, weight_bytes
 
-__all__ = ["build", "TENSOR_ALIGN", "POOL_KINDS"]
+__all__ = ["build", "decomposition_copies", "TENSOR_ALIGN", "POOL_KINDS"]
 
 TENSOR_ALIGN = 64
-POOL_KINDS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+POOL_KINDS = ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "ort_max_pool")
 # why a host operator of each kind is not on the accelerator (unless a more precise reason)
 HOST_REASONS = {
     "quantize": "quantizes the network's float input (host)",
@@ -107,8 +107,8 @@ class _Plans:
     def __init__(self, cfg):
         self.cfg, self.cache = cfg, {}
 
-    def tiles(self, conv, h, w):
-        shape = ConvShape.from_conv(conv, h, w)
+    def tiles(self, conv, h, w, residual=False):
+        shape = ConvShape.from_conv(conv, h, w, residual=residual)
         if shape not in self.cache:
             self.cache[shape] = dict(plan(self.cfg, shape).tiles)
         return self.cache[shape]
@@ -125,15 +125,9 @@ def _conv_steps(cfg, node, graph, layers, fresh):
     src = node.inputs[0]
     shape = x.shape
     if transform is not None:       # the input rearranged on the chip, into a static tensor
-        c = shape[1]
-        nr, ns = transform.pieces
-        r, s = transform.kernel_size
-        p = transform.params
-        xo = (shape[2] + 2 * p["padding"][0] - r) // p["stride"] + 1
-        yo = (shape[3] + 2 * p["padding"][1] - s) // p["stride"] + 1
-        rearranged = (shape[0], nr * ns * c, p["stride"] * (xo - 1) + 3, p["stride"] * (yo - 1) + 3)
+        rearranged, copies = decomposition_copies(shape, transform)
         mid = fresh(f"{node.name}.input", rearranged, x, static=x.zero_point)
-        steps += _copy_steps(node.name, src, shape, mid, rearranged, transform)
+        steps += _copy_steps(node.name, src, mid, copies)
         src, shape = mid, rearranged
     residual = node.params.get("residual")      # a fused addition (host.compiler.fuse)
     if residual is not None:
@@ -184,7 +178,14 @@ def _pool_steps(cfg, node, values):
     oh, ow = y.shape[2:]
     p = node.params
     zp, mult = x.zero_point, 0.0
-    if node.kind == "adaptive_avg_pool2d":
+    if node.kind == "ort_max_pool":      # ONNX MaxPool: a maximum (int8 kept offset keeps its order)
+        (kh, kw), (sh, sw) = p["kernel_shape"], p["strides"]
+        if kh != kw or sh != sw or len(set(p["pads"])) != 1:
+            return None, "a rectangular window or stride, or unequal pads"
+        if tuple(p["dilations"]) != (1, 1):
+            return None, "dilation"
+        mode, k, stride, pad = PoolMode.MAX, kh, sh, p["pads"][0]
+    elif node.kind == "adaptive_avg_pool2d":
         if (h, w) == (oh, ow) or h % oh or w % ow:
             return None, "PyTorch's generic adaptive average (not QNNPACK's): other rounding"
         if (oh, ow) == (1, 1):
@@ -229,17 +230,21 @@ def _pool_steps(cfg, node, values):
     return steps, None
 
 
-def _copy_steps(name, src, src_shape, dst, dst_shape, transform):
-    """The pooling engine's copies that rearrange a large kernel's input for its 3x3
-    decomposition (``host.runtime.host_ops.shifted_copies``) into ``dst``, a static
-    tensor whose other bytes hold the zero point: per image and piece ``(a, b)``, the
-    input rows and columns that land inside the piece."""
+def decomposition_copies(src_shape, transform):
+    """The pooling engine's copies that rearrange a large kernel's (N, C, H, W) input for
+    its 3x3 decomposition (``host.runtime.host_ops.shifted_copies``): ``(shape, copies)``,
+    the rearranged tensor's shape and per image and piece ``(a, b)`` that lands inside it
+    ``(fields, source offset, destination offset, info)``, the input rows and columns
+    the piece holds (its other bytes hold the zero point)."""
     p = transform.params
-    nr, ns = p["pieces"]
+    nr, ns = transform.pieces
+    r, s = transform.kernel_size
     ph, pw = p["padding"]
     n, c, h, w = src_shape
-    rows, cols = dst_shape[2:]
-    steps = []
+    xo = (h + 2 * ph - r) // p["stride"] + 1
+    yo = (w + 2 * pw - s) // p["stride"] + 1
+    rows, cols = p["stride"] * (xo - 1) + 3, p["stride"] * (yo - 1) + 3
+    copies = []
     for image in range(n):
         for a in range(nr):
             for b in range(ns):
@@ -253,11 +258,17 @@ def _copy_steps(name, src, src_shape, dst, dst_shape, transform):
                           "in_channel_pitch": h * w, "out_channel_pitch": rows * cols}
                 src_at = image * c * h * w + (i_lo + 3 * a - ph) * w + (j_lo + 3 * b - pw)
                 dst_at = ((image * nr * ns + a * ns + b) * c * rows + i_lo) * cols + j_lo
-                info = {"layer": name, "pool": "COPY", "C": c, "H": i_hi - i_lo, "W": j_hi - j_lo,
+                info = {"pool": "COPY", "C": c, "H": i_hi - i_lo, "W": j_hi - j_lo,
                         "image": image, "piece": [a, b], "macs": 0}
-                steps.append(_Step("accel", [src], [dst],
-                                   command=_PoolCommand(fields, src, src_at, dst, dst_at, info)))
-    return steps
+                copies.append((fields, src_at, dst_at, info))
+    return (n, nr * ns * c, rows, cols), copies
+
+
+def _copy_steps(name, src, dst, copies):
+    """Steps of :func:`decomposition_copies`' passes from ``src`` into ``dst``."""
+    return [_Step("accel", [src], [dst], command=_PoolCommand(fields, src, src_at, dst, dst_at,
+                                                               {"layer": name, **info}))
+            for fields, src_at, dst_at, info in copies]
 
 
 def _shuffle_steps(node, values):
@@ -481,7 +492,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             conv = cmd.conv
             c, h, w = cmd.in_shape
             wa, pa, ta = placed_convs[id(conv)]
-            tiles = plans.tiles(conv, h, w)
+            tiles = plans.tiles(conv, h, w, residual=cmd.residual is not None)
             try:
                 desc = tiling.descriptor(
                     input_addr=address(cmd.input, cmd.in_offset), weight_addr=wa, params_addr=pa,

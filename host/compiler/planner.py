@@ -20,13 +20,18 @@ output tiles:
   (ping-pong halves); a tile's drain (``drain_words`` words of YP outputs of a row per
   cycle, or its output transfers' issue) overlaps the next tile. The model adds a fixed part, the
   first load, per step ``max(compute, next load)``, per tile the larger of that and the
-  drain (with the output buffer's hand-over between halves) and the last drain. The
+  drain (with the output buffer's hand-over between halves) and the last drain. A fused
+  residual addition (``ConvShape.residual``) reads each output transfer's bytes beside
+  it: its bytes and transfers are counted exactly, its bus cycles delay the next tile's
+  first load (``residual_bus``), and ``ResidualAdd``'s pipeline adds its latency once. The
   constants in ``TIMING`` are fitted to the RTL (``bench/model_validation.py``, which
   also checks the model on held-out layers).
 
 ``plan(cfg, layer)`` searches L3 tiles ``(T_K, T_C, T_XO, T_YO)`` for the fewest modelled
 cycles (DRAM bytes break ties) among those the descriptor accepts (a 1x1 layer's T_C
-whole channel blocks or all C, a depthwise layer's T_C its T_K), never exceeding a buffer
+whole channel blocks or all C, a depthwise layer's T_C its T_K; a fused addition's
+output tiles whole rows wherever one fits, so that each residual read is a whole
+row block: many short residual reads cost more than the model counts), never exceeding a buffer
 (``host.golden.schedule.buffer_needs``, the bound the hardware checks); a lower bound on
 the model's cycles rules out most of them unmodelled (``_search``). A layer no tile fits
 raises :class:`host.golden.schedule.BufferOverflow` naming the buffer and the size it
@@ -39,6 +44,7 @@ from functools import lru_cache
 
 from hw.config import CHANNEL_BLOCK, AccelConfig, word_bytes_for
 from hw.contract import TABLE_BYTES, DmaKind
+from hw.datapath.residual_add import ResidualAdd
 
 from host.golden import schedule, tiling
 from host.golden.tiling import ceil_div
@@ -55,6 +61,7 @@ TIMING = {
     "write_slot": 57.951,  # an output transfer holds one of the writer's outstanding slots
     "step": 8.452,        # per step: the compute pipeline's switch
     "drain_tile": 39.493,  # per output tile: hand-over from accumulation to drain and back
+    "residual_bus": 0.9,  # share of a fused addition's residual bus cycles the next tile's first load waits
 }
 
 
@@ -62,7 +69,8 @@ TIMING = {
 class ConvShape:
     """A convolution's shape as the accelerator sees it (NCHW, square kernel). A
     ``depthwise`` layer (3x3, channels == kernels) convolves each channel with its own
-    kernel; its tiles have ``T_C == T_K``."""
+    kernel; its tiles have ``T_C == T_K``. A ``residual`` layer adds a residual tensor
+    to its output (a fused addition: its bytes read beside each output transfer)."""
     channels: int
     kernels: int
     height: int
@@ -72,6 +80,7 @@ class ConvShape:
     padding: int = 1
     name: str = ""
     depthwise: bool = False
+    residual: bool = False
 
     @property
     def out_height(self):
@@ -87,28 +96,30 @@ class ConvShape:
         return per_kernel * self.kernels * self.kernel_size ** 2 * self.out_height * self.out_width
 
     @classmethod
-    def from_conv(cls, conv, height, width, name=""):
+    def from_conv(cls, conv, height, width, name="", residual=False):
         """From a :class:`host.golden.quant.QuantConv` (groups 1, or depthwise) and its
         input size."""
         return cls(conv.in_channels, conv.out_channels, height, width, conv.kernel_size,
-                   conv.stride, conv.padding, name, bool(conv.depthwise))
+                   conv.stride, conv.padding, name, bool(conv.depthwise), residual)
 
     @classmethod
     def from_descriptor(cls, d, name=""):
         return cls(d["channels"], d["kernels"], d["height"], d["width"], d["kernel_size"],
-                   d["stride"], d["padding"], name, bool(d.get("depthwise", 0)))
+                   d["stride"], d["padding"], name, bool(d.get("depthwise", 0)),
+                   bool(d.get("residual", 0)))
 
 
 def descriptor_for(layer, tiles):
     """A descriptor (addresses 0, dense pitches) of ``layer`` with tiles {k, c, xo, yo}
-    (a depthwise layer's ``c`` is its ``k``)."""
+    (a depthwise layer's ``c`` is its ``k``; a residual layer's addition parameters 0)."""
+    residual = dict.fromkeys(("addr", "ma", "mb", "shift", "za", "zb", "zo", "lo"), 0) if layer.residual else None
     return tiling.descriptor(input_addr=0, weight_addr=0, params_addr=0, output_addr=0,
                              channels=layer.channels, height=layer.height, width=layer.width,
                              kernels=layer.kernels, kernel_size=layer.kernel_size,
                              stride=layer.stride, padding=layer.padding,
                              tile_k=tiles["k"], tile_c=tiles["k"] if layer.depthwise else tiles["c"],
                              tile_xo=tiles["xo"], tile_yo=tiles["yo"],
-                             depthwise=int(layer.depthwise))
+                             depthwise=int(layer.depthwise), residual=residual)
 
 
 @lru_cache(maxsize=4096)
@@ -260,6 +271,8 @@ def _parts(cfg, d, timing, memo):
     xs = _axis_classes(X, XO, d["tile_xo"], R, S, P)
     ys = _axis_classes(Y, YO, d["tile_yo"], R, S, P)
     depthwise = d["depthwise"]
+    residual = bool(d.get("residual"))
+    bus = cfg.axi_data_width // 8
     write_issue = timing["write_slot"] / cfg.max_outstanding_writes
     tiles = []
     for tk, nk in _dim_classes(K, d["tile_k"]).items():
@@ -285,17 +298,22 @@ def _parts(cfg, d, timing, memo):
                 for i, (_, compute, load, _, count) in enumerate(steps[:-1]):
                     body += (count - 1) * max(compute, load) + max(compute, steps[i + 1][2])
                 last_w, last_compute = steps[-1][0], steps[-1][1]
+                read = sum((w["iact_bytes"] + w["weight_bytes"] + w["params_bytes"]) * n
+                           for w, _, _, _, n in steps)
+                # a fused addition reads the tile's output bytes beside its output transfers,
+                # in the read stream between the tile's last load and the next tile's first
+                res_bytes, res_n = (last_w["out_bytes"], out_n) if residual else (0, 0)
+                res_bus = timing["residual_bus"] * res_bytes / bus
                 tiles.append({
                     "count": nk * nx * ny, "body": body,
-                    "wrap": max(last_compute, steps[0][2]), "last": last_compute,
+                    "wrap": max(last_compute, steps[0][2] + res_bus), "last": last_compute,
                     "first_load": steps[0][2],
                     "drain": max(last_w["drain"], out_n * write_issue),
                     "drain_beats": last_w["drain"],
                     "beats": sum(w["beats"] * n for w, _, _, _, n in steps),
-                    "read": sum((w["iact_bytes"] + w["weight_bytes"] + w["params_bytes"]) * n
-                                for w, _, _, _, n in steps),
+                    "read": read + res_bytes,
                     "write": last_w["out_bytes"],
-                    "transfers": sum(reads * n for _, _, _, reads, n in steps) + out_n,
+                    "transfers": sum(reads * n for _, _, _, reads, n in steps) + out_n + res_n,
                 })
     return tiles
 
@@ -325,6 +343,8 @@ def _model(cfg, desc, timing, memo):
              (lastp["body"] + lastp["last"]))
     first = parts[0]["first_load"]
     cycles = timing["fixed"] + first + body + lastp["drain"]
+    if desc.get("residual"):        # the addition's pipeline on the last output beat
+        cycles += ResidualAdd.LATENCY
     macs = _as_shape(desc).macs
     read = TABLE_BYTES + sum(p["read"] * p["count"] for p in parts)
     write = sum(p["write"] * p["count"] for p in parts)
@@ -624,10 +644,19 @@ def plan(cfg: AccelConfig, layer, coarse=False):
     values = candidates(cfg, layer)
     if coarse:   # design-space exploration: fewer tile values per axis
         values = {n: _coarse(v) for n, v in values.items()}
-    best, searched = _search(cfg, layer, values)
+    best, searched = _search_layer(cfg, layer, values)
     if best is None:
         _overflow(cfg, layer)
     return _make_plan(cfg, layer, best, searched)
+
+
+def _search_layer(cfg, layer, values):
+    """:func:`_search`; a fused addition's tiles first with whole output rows."""
+    if layer.residual and layer.out_width in values["yo"]:
+        best, searched = _search(cfg, layer, {**values, "yo": [layer.out_width]})
+        if best is not None:
+            return best, searched
+    return _search(cfg, layer, values)
 
 
 def _valid_channel_tile(layer, tc):
@@ -644,15 +673,15 @@ def exhaustive_plan(cfg: AccelConfig, layer):
     layer = _as_shape(layer)
     values = {"k": range(1, layer.kernels + 1),
               "c": [tc for tc in range(1, layer.channels + 1) if _valid_channel_tile(layer, tc)],
-              "xo": range(1, layer.out_height + 1), "yo": range(1, layer.out_width + 1)}
-    best, searched = _search(cfg, layer, values)
+              "xo": range(1, layer.out_height + 1), "yo": list(range(1, layer.out_width + 1))}
+    best, searched = _search_layer(cfg, layer, values)
     if best is None:
         _overflow(cfg, layer)
     return _make_plan(cfg, layer, best, searched)
 
 
-def layer_tiles(cfg: AccelConfig, conv, height, width):
+def layer_tiles(cfg: AccelConfig, conv, height, width, residual=False):
     """The planned tiles ``{k, c, xo, yo}`` of a :class:`host.golden.quant.QuantConv` (groups 1,
-    or depthwise) on a ``height`` x ``width`` input, for the single-layer drivers
-    (``host.runtime.driver.prepare_layer``, ``run_conv``)."""
-    return dict(plan(cfg, ConvShape.from_conv(conv, height, width)).tiles)
+    or depthwise) on a ``height`` x ``width`` input (``residual``: with a fused addition),
+    for the single-layer drivers (``host.runtime.driver.prepare_layer``, ``run_conv``)."""
+    return dict(plan(cfg, ConvShape.from_conv(conv, height, width, residual=residual)).tiles)

@@ -230,8 +230,8 @@ class GoldenAccelerator:
     size)``, a writable u8 array of ``size`` bytes at ``addr`` that raises ``IndexError``
     outside the memory (a DMA error). ``read(offset)`` / ``write(offset, value)``: 32-bit
     register accesses. ``irq``: the interrupt line (IRQ_ENABLE bit 0 and IRQ_STATUS bit
-    0). ``fail_with``: an :class:`hw.contract.ErrorCode` every layer ends with (a fault,
-    for drivers' tests).
+    0). ``fail_with``: an :class:`hw.contract.ErrorCode` every command (layer or pool pass)
+    ends with once its checks pass (a fault, for drivers' tests).
     """
 
     def __init__(self, cfg: AccelConfig, memory=None, *, view=None, fail_with=ErrorCode.NONE):
@@ -329,7 +329,7 @@ class GoldenAccelerator:
             return ErrorCode.BAD_COMMAND
         p = {name: fields[name] for name, _ in data.Layout.cast(PoolDescriptor) if name in fields}
         p.update(kernel=fields["kernel_size"], mode=PoolMode(fields["pool_mode"]))
-        code = pool_error(self.cfg, p, self._window())
+        code = pool_error(self.cfg, p, self._window()) or self.fail_with
         if code:
             return code
         try:

@@ -62,7 +62,8 @@ class ExecutableError(ValueError):
 @dataclass
 class TensorInfo:
     """A tensor of the network: u8 in the arena (``offset`` in the image, logical NCHW
-    order, contiguous), or ``f32`` on the host (``offset`` -1: the network's float inputs
+    order, contiguous; a static tensor, a padded input whose padding holds the zero
+    point, lies in the static image below the arena), or ``f32`` on the host (``offset`` -1: the network's float inputs
     and outputs). ``channels_last``: the memory format PyTorch gives it, which some
     host operators' results depend on."""
     name: str

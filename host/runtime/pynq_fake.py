@@ -28,7 +28,7 @@ IRQ_PIN = "dpegen_0/irq"
 class FakeBoard:
     """The board behind a fake ``pynq`` (see the module). ``cfg``: the configuration the
     bitstream was built with; ``magic``: what MAGIC reads; ``fail_with``: an error code
-    every layer ends with; ``with_interrupt``: whether the overlay has the interrupt."""
+    every command ends with; ``with_interrupt``: whether the overlay has the interrupt."""
 
     def __init__(self, cfg=AccelConfig(), *, magic=MAGIC, fail_with=ErrorCode.NONE, with_interrupt=True):
         self.cfg = cfg

@@ -30,9 +30,12 @@ from hw.datapath.line_buffer import word_bytes_for
 
 from host.tools import networks
 from host.compiler.planner import ConvShape, min_array_beats, plan
+from host.compiler.pool_model import pool_model, pool_pass
+from hw.contract import PoolMode
 from host.golden.schedule import BufferOverflow
 
-__all__ = ["resources", "accelerator_layers", "runs", "layer_macs", "evaluate", "network_report",
+__all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "runs", "layer_macs", "evaluate",
+           "network_report",
            "search", "exhaustive_search", "summary", "SPACE", "DPU_FPS", "main"]
 
 DEVICES = {"zu7ev": BUDGET}
@@ -124,22 +127,25 @@ def _decomposed(l):
                      output_zero_point=0, stride=l["stride"], padding=l["padding"])
     conv3, transform = decompose(conv)
     _, _, height, width = transform(np.zeros((1, l["C"], l["H"], l["W"]), np.uint8)).shape
-    return ConvShape.from_conv(conv3, height, width, l["name"])
+    return ConvShape.from_conv(conv3, height, width, l["name"], residual=l.get("residual", False)), transform
 
 
 def accelerator_layers(layers):
-    """Split a layer table into (accelerator ConvShapes, CPU layers with the reason), as
-    the compiler places them.
+    """Split a layer table's convolutions into (accelerator ConvShapes, CPU layers with
+    the reason), as the compiler places them (pooling layers: :func:`pool_passes`).
 
     1x1 and 3x3 convolutions run as they are; other square kernels up to 9x9 as the 3x3
     convolution the compiler decomposes them into (named as the table's layer; its MACs
     include the zero-padded taps). A 3x3 depthwise layer is one depthwise ConvShape
     (:func:`runs` tells how a configuration runs it); other grouped 1x1 / 3x3 layers one
     ConvShape per group (named ``name[g]``). Other strides, grouped layers of other
-    kernels and layers a torch layer table marks unsupported stay on the CPU."""
+    kernels and layers a torch layer table marks unsupported stay on the CPU. A layer
+    whose ``residual`` addition follows it has it fused (``ConvShape.residual``)."""
     from host.compiler.decompose import MAX_KERNEL
     acc, cpu = [], []
     for l in layers:
+        if "pool" in l:
+            continue
         groups, kernel = l.get("groups", 1), l["kernel"]
         depthwise = groups > 1 and groups == l["C"] == l["K"] and kernel == 3
         reason = None
@@ -163,10 +169,38 @@ def accelerator_layers(layers):
                               l["padding"], f"{l['name']}[{g}]") for g in range(groups)]
         elif kernel in (1, 3):
             acc.append(ConvShape(l["C"], l["K"], l["H"], l["W"], kernel, l["stride"],
-                                 l["padding"], l["name"]))
+                                 l["padding"], l["name"], residual=l.get("residual", False)))
         else:
-            acc.append(_decomposed(l))
+            acc.append(_decomposed(l)[0])
     return acc, cpu
+
+
+def pool_passes(layers):
+    """The pooling engine's passes of a layer table, as the compiler places them:
+    ``(name, PoolDescriptor fields)`` for each pooling layer and for each copy that
+    rearranges a decomposed large kernel's input
+    (``host.compiler.build.decomposition_copies``)."""
+    from host.compiler.build import decomposition_copies
+    shapes, _ = accelerator_layers(layers)
+    on_chip = {s.name for s in shapes}
+    out = []
+    for l in layers:
+        if "pool" in l:
+            out.append((l["name"], pool_pass(PoolMode[l["pool"]], l["C"], l["H"], l["W"], l["kernel"],
+                                             l["stride"], l["padding"])))
+        elif l["name"] in on_chip and l["kernel"] not in (1, 3) and l.get("groups", 1) == 1:
+            _, transform = _decomposed(l)
+            _, copies = decomposition_copies((1, l["C"], l["H"], l["W"]), transform)
+            out += [(f"{l['name']}.input[{info['piece'][0]},{info['piece'][1]}]", fields)
+                    for fields, _, _, info in copies]
+    return out
+
+
+def pool_report(cfg, layers):
+    """Modelled cycles and DRAM bytes (``host.compiler.pool_model``) of each of
+    :func:`pool_passes`."""
+    return [{"name": name, "mode": PoolMode(p["mode"]).name, **pool_model(cfg, p)}
+            for name, p in pool_passes(layers)]
 
 
 def runs(cfg, shape):
@@ -192,7 +226,7 @@ def layer_macs(l):
 
 def _key(shape):
     return (shape.channels, shape.kernels, shape.height, shape.width, shape.kernel_size,
-            shape.stride, shape.padding, shape.depthwise)
+            shape.stride, shape.padding, shape.depthwise, shape.residual)
 
 
 def _lower_bound(cfg, shapes):
@@ -229,12 +263,17 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
     layer's zero-padded taps do not count) over the accelerator's cycles times its MACs
     per cycle; ``without_depthwise`` the same over the other layers. CPU layers count in
     neither: their MACs are ``cpu_macs``, and ``fps`` at ``clock_mhz`` is the accelerator
-    layers' alone (the network's, with the CPU layers' time added, is lower)."""
+    layers' alone (the network's, with the CPU layers' time added, is lower). The
+    pooling engine's passes (:func:`pool_report`) count in ``cycles``, ``fps`` and
+    ``utilization`` (``pool_cycles``: theirs)."""
     shapes, cpu = accelerator_layers(layers)
-    cycles, plans = evaluate(cfg, shapes, cache=cache, coarse=False)
-    if cycles is None:
+    conv_cycles, plans = evaluate(cfg, shapes, cache=cache, coarse=False)
+    if conv_cycles is None:
         raise BufferOverflow(f"a layer does not fit {cfg}")
-    macs = {l["name"]: layer_macs(l) for l in layers}
+    pools = pool_report(cfg, layers)
+    pool_cycles = sum(p["cycles"] for p in pools)
+    cycles = conv_cycles + pool_cycles
+    macs = {l["name"]: layer_macs(l) for l in layers if "pool" not in l}
     rows = [{"name": s.name, "depthwise": s.depthwise, "tiles": p.tiles, "runs": times,
              "cycles": p.cycles * times, "macs": macs.get(s.name, s.macs)}
             for s, (p, times) in zip(shapes, plans)]
@@ -244,14 +283,14 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
     acc_macs = sum(r["macs"] for r in rows)
     cpu_macs = sum(macs[l["name"]] for l in cpu)
 
-    def utilization(rs):
-        return sum(r["macs"] for r in rs) / (sum(r["cycles"] for r in rs) * cfg.macs_per_cycle)
-    return {"cycles": cycles, "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
+    def utilization(rs, extra=0):
+        return sum(r["macs"] for r in rs) / ((sum(r["cycles"] for r in rs) + extra) * cfg.macs_per_cycle)
+    return {"cycles": cycles, "pool_cycles": pool_cycles, "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
             "cpu_layers": len(cpu), "cpu_mac_share": cpu_macs / (acc_macs + cpu_macs),
             "depthwise_macs": acc_macs - sum(r["macs"] for r in dense),
-            "depthwise_cycles": cycles - sum(r["cycles"] for r in dense),
-            "utilization": utilization(rows), "without_depthwise": utilization(dense),
-            "fps": clock_mhz * 1e6 / cycles, "layers": rows}
+            "depthwise_cycles": conv_cycles - sum(r["cycles"] for r in dense),
+            "utilization": utilization(rows, pool_cycles), "without_depthwise": utilization(dense, pool_cycles),
+            "fps": clock_mhz * 1e6 / cycles, "layers": rows, "pools": pools}
 
 
 def configurations(space, budget):
@@ -424,7 +463,10 @@ def main(argv=None):
     r = search(shapes, SPACE, DEVICES[args.device])
     seconds = time.perf_counter() - start
     cfg = r["config"]
-    network_macs = {l["name"]: layer_macs(l) for l in layers}
+    network_macs = {l["name"]: layer_macs(l) for l in layers if "pool" not in l}
+    pools = pool_report(cfg, layers)
+    pool_cycles = sum(p["cycles"] for p in pools)
+    cycles = r["cycles"] + pool_cycles
     rows = []
     for s, (p, times) in zip(shapes, r["plans"]):
         layer_mac = network_macs.get(s.name, s.macs)
@@ -436,10 +478,10 @@ def main(argv=None):
     cpu_macs = sum(network_macs[l["name"]] for l in cpu)
     result = {"model": name, "device": args.device, "config": cfg.to_dict(),
               "resources": resources(cfg), "budget": DEVICES[args.device],
-              "cycles": r["cycles"], "macs": macs,
-              "utilization": macs / (r["cycles"] * cfg.macs_per_cycle),
+              "cycles": cycles, "pool_cycles": pool_cycles, "macs": macs,
+              "utilization": macs / (cycles * cfg.macs_per_cycle),
               "configurations_fitting": r["configurations"], "configurations_evaluated": r["evaluated"],
-              "search_seconds": seconds, "cpu_macs": cpu_macs, "layers": rows,
+              "search_seconds": seconds, "cpu_macs": cpu_macs, "layers": rows, "pools": pools,
               "cpu_layers": [{k: l[k] for k in ("name", "C", "K", "H", "W", "kernel", "stride",
                                                 "padding", "groups", "reason")} for l in cpu]}
     print(f"{name} on {args.device}: KP={cfg.kp} YP={cfg.yp} ({cfg.macs_per_cycle} MACs/cycle), "
@@ -451,9 +493,12 @@ def main(argv=None):
         t = x["tiles"]
         print(f"{x['name']:24} {t['k']:>4} {t['c']:>4} {t['xo']:>4} {t['yo']:>4} {x['cycles']:>9} "
               f"{100 * x['utilization']:>5.1f}% {x['dram_read_bytes']:>9} {x['dram_write_bytes']:>8}")
+    for p in pools:
+        print(f"{p['name']:24} pool {p['mode']:<14} {p['cycles']:>9} {'':>6} {p['dram_read_bytes']:>9} "
+              f"{p['dram_write_bytes']:>8}")
     for l in cpu:
         print(f"{l['name']:24} CPU: {l['reason']}")
-    print(f"total {r['cycles']} cycles, utilization {100 * result['utilization']:.1f}% of the "
+    print(f"total {cycles} cycles ({pool_cycles} in pooling passes), utilization {100 * result['utilization']:.1f}% of the "
           f"accelerator layers' {macs / 1e9:.3f} GMAC (CPU layers: {cpu_macs / 1e9:.3f} GMAC, not "
           f"counted); {r['evaluated']} of {r['configurations']} configurations evaluated in {seconds:.1f} s")
     (out / f"dse_{name}.json").write_text(json.dumps(result, indent=1) + "\n")

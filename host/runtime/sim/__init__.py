@@ -17,7 +17,7 @@ from host.runtime.sim import runner
 from host.runtime.driver import DriverError, prepare_layer, status_error
 from host.golden.quant import QuantConv
 
-__all__ = ["run_conv", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles",
+__all__ = ["run_conv", "run_pool", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles",
            "run_executable_cocotb"]
 
 _VERILOG = {}
@@ -160,12 +160,13 @@ def prepare_batch(cfg: AccelConfig, layers, residuals=None):
 
 
 def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50, pause=0.0,
-             seed=1, waves=False, engine=None):
+             seed=1, waves=False, engine=None, residual=None):
     """Run ``conv`` on ``x_u8`` (N, C, H, W) u8 in simulation: ``(y_u8, counters)``.
 
     ``tiles``: ``{"k", "c", "xo", "yo"}`` L3 tile sizes (default: the whole layer;
     ``host.compiler.planner.layer_tiles`` plans better ones). A grouped
-    layer other than a 3x3 depthwise one runs as one layer per group.
+    layer other than a 3x3 depthwise one runs as one layer per group. ``residual``: a
+    fused addition (as :func:`host.runtime.driver.prepare_layer` takes it; one image).
     ``latency``: DRAM read latency in cycles; ``pause``: probability of a random AXI
     pause per channel and cycle. ``counters`` sums the performance counters over the
     batch and adds ``wall_cycles`` (START to interrupt, as the testbench saw it).
@@ -174,6 +175,8 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
     if x_u8.ndim != 4:
         raise ValueError(f"input must be (N, C, H, W), got shape {x_u8.shape}")
     from host.runtime.driver import runs_depthwise
+    if residual is not None and (x_u8.shape[0] != 1 or conv.groups != 1 and not runs_depthwise(cfg, conv)):
+        raise ValueError("a fused addition runs on one image of a layer the accelerator runs whole")
     if conv.groups != 1 and not runs_depthwise(cfg, conv):
         # one layer per group, on the group's slice of channels (a pointer offset in DRAM)
         c = conv.in_channels // conv.groups
@@ -184,7 +187,7 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
         return np.concatenate([y for y, _ in parts], axis=1), totals
     outputs, totals = [], {}
     for image in x_u8:
-        run = prepare_layer(cfg, conv, image[None], tiles)
+        run = prepare_layer(cfg, conv, image[None], tiles, residual=residual)
         result = run_layers(cfg, [{"run": run}], latency=latency, pause=pause, seed=seed, waves=waves,
                             engine=engine)
         layer = result["layers"][0]
@@ -198,6 +201,45 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
         for name, value in {**layer["counters"], "wall_cycles": layer["wall_cycles"]}.items():
             totals[name] = totals.get(name, 0) + value
     return np.stack(outputs), totals
+
+
+def run_pool(cfg: AccelConfig, p, x_u8, *, latency=50, pause=0.0, seed=1, engine=None):
+    """Run one pooling-engine pass in simulation, as a one-command queue: ``p`` its
+    :class:`hw.contract.PoolDescriptor` fields (``mode`` a :class:`PoolMode`, addresses
+    left out), ``x_u8`` the input bytes (``in_channel_pitch * channels`` of them, at
+    least). Returns ``(output, record, expected)``: the output region's bytes
+    (``out_channel_pitch * channels``), the command's trace record and the golden
+    machine's output region (:func:`host.golden.machine.execute_pool`)."""
+    from hw.contract import COMMAND_BYTES, TRACE_BYTES
+    from host.golden.machine import execute_pool
+    from host.runtime import driver
+    from host.runtime.layout import ALIGN
+    x_u8 = np.asarray(x_u8, dtype=np.uint8).reshape(-1)
+    out_bytes = p["out_channel_pitch"] * p["channels"]
+    inp = ALIGN
+    out = -(-(inp + x_u8.size + 64) // ALIGN) * ALIGN
+    at = -(-(out + out_bytes + 64) // ALIGN) * ALIGN
+    trace = at + ALIGN
+    p = {**p, "input_addr": inp, "output_addr": out}
+    memory = np.zeros(trace + ALIGN, dtype=np.uint8)
+    memory[inp:inp + x_u8.size] = x_u8
+    memory[at:at + COMMAND_BYTES] = np.frombuffer(bytes(driver.pool_record(p)), np.uint8)
+    expected = memory.copy()
+    bits = p["multiplier"]
+    if not isinstance(bits, (int, np.integer)):         # the float's bits, as the record holds them
+        bits = int(np.array([bits], dtype=np.float32).view(np.uint32)[0])
+    execute_pool(lambda addr, n: expected[addr:addr + n], {**p, "multiplier": bits})
+    start = {"run": None, "writes": driver.window_writes(cfg, 0, memory.size), "queue": (at, 1, trace),
+             "timeout_cycles": 200 * (x_u8.size + out_bytes) + 100_000}
+    result = run_layers(cfg, [start], latency=latency, pause=pause, seed=seed, memory=memory, dump=True,
+                        engine=engine)
+    layer = result["layers"][0]
+    error = status_error(layer["status"], layer["error_code"])
+    if error:
+        raise error
+    got = result["memory"]
+    record = driver.trace_records(got[trace:trace + TRACE_BYTES])[0]
+    return got[out:out + out_bytes], record, expected[out:out + out_bytes]
 
 
 def main(argv=None):

@@ -1,0 +1,102 @@
+"""The analytic cycle and DRAM-traffic model of a pooling-engine pass
+(``hw.datapath.pool_engine``), as its trace record reports them.
+
+Per channel and output row the engine issues the row's write, reads the input rows its
+windows need (a copy: its own row; global pooling: every row), combines them one bus beat
+per cycle (the vertical pass) and reduces each output from its window's columns one
+column per cycle (the horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
+a row takes the longest of:
+
+* its work: a fixed part per mode, its rows' bus beats (exact, from each row's address)
+  and ``out_width * kernel`` horizontal cycles (global pooling: ``width``; a copy: none);
+* its reads: ``pool_row_read`` cycles per input row (the DRAM latency over the rows
+  read ahead), a copy one read burst's issue;
+* its write's issue (``planner.TIMING["write_slot"]`` over the outstanding writes).
+
+DRAM bytes are exact. The constants in ``POOL_TIMING`` are fitted to the RTL at a DRAM
+read latency of 50 cycles (``bench/model_validation.py``, which checks the model on
+held-out passes).
+"""
+
+from hw.config import AccelConfig
+from hw.contract import PoolMode
+
+from host.compiler.planner import TIMING
+
+__all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass"]
+
+POOL_TIMING = {
+    "fixed": 108.451,       # per pass: checks, first read's latency, last write's response
+    "copy_row": 3.914,      # per copied row beside its beats: write command, hand-over
+    "max_row": 6.098,       # per max-pooled row beside its beats and columns
+    "avg_row": 10.806,      # per averaged row (window or global): the requantizer's turn
+    "pool_row_read": 7.435,  # per input row of a pooled output row, reads bound
+    "pool_read_row": 2.007,  # per pooled output row, reads bound: the hand-over
+}
+
+
+def pool_pass(mode, channels, height, width, kernel=0, stride=1, padding=0, *, ceil_mode=False,
+              zero_point=0, multiplier=None, **pitches):
+    """The :class:`hw.contract.PoolDescriptor` fields (addresses aside) of a pass of
+    ``mode`` on a ``channels`` x ``height`` x ``width`` tensor: dense rows and channels
+    unless ``pitches`` (``in_pitch``, ``out_pitch``, ``in_channel_pitch``,
+    ``out_channel_pitch``) say otherwise; an average's ``multiplier`` defaults to one over
+    its window."""
+    mode = PoolMode(mode)
+    if mode == PoolMode.COPY:
+        oh, ow = height, width
+    elif mode == PoolMode.GLOBAL:
+        oh = ow = 1
+    else:
+        rounding = stride - 1 if ceil_mode else 0
+        oh, ow = ((n + 2 * padding - kernel + rounding) // stride + 1 for n in (height, width))
+    if multiplier is None:
+        window = (kernel or height) * (kernel or width)
+        multiplier = 1.0 / window if mode in (PoolMode.AVG, PoolMode.GLOBAL) else 0.0
+    in_pitch, out_pitch = pitches.get("in_pitch", width), pitches.get("out_pitch", ow)
+    return {"mode": mode, "channels": channels, "height": height, "width": width, "kernel": kernel,
+            "stride": stride, "padding": padding, "out_height": oh, "out_width": ow,
+            "in_pitch": in_pitch, "out_pitch": out_pitch,
+            "in_channel_pitch": pitches.get("in_channel_pitch", height * in_pitch),
+            "out_channel_pitch": pitches.get("out_channel_pitch", oh * out_pitch),
+            "zero_point": zero_point, "multiplier": multiplier}
+
+
+def pool_rows(p, r):
+    """The input rows (inside the tensor) output row ``r`` of pass ``p`` reads."""
+    mode = PoolMode(p["mode"])
+    if mode == PoolMode.COPY:
+        return range(r, r + 1)
+    if mode == PoolMode.GLOBAL:
+        return range(p["height"])
+    lo = r * p["stride"] - p["padding"]
+    return range(max(0, lo), min(p["height"], lo + p["kernel"]))
+
+
+def pool_model(cfg: AccelConfig, p, timing=None):
+    """Modelled ``cycles``, ``dram_read_bytes`` and ``dram_write_bytes`` of pass ``p``
+    (:class:`hw.contract.PoolDescriptor` fields, ``mode`` a :class:`PoolMode`;
+    ``input_addr`` 0 if absent)."""
+    t = POOL_TIMING if timing is None else timing
+    bus = cfg.axi_data_width // 8
+    mode = PoolMode(p["mode"])
+    width, base = p["width"], p.get("input_addr", 0)
+    copy = mode == PoolMode.COPY
+    out_rows = p["height"] if copy else (1 if mode == PoolMode.GLOBAL else p["out_height"])
+    out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
+    span = width if mode == PoolMode.GLOBAL else p["kernel"]
+    horizontal = 0 if copy else out_width * span
+    fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"]}.get(mode, t["avg_row"])
+    read_issue = TIMING["read_slot"] / cfg.max_outstanding_reads
+    write_issue = TIMING["write_slot"] / cfg.max_outstanding_writes
+    cycles, rows_read = t["fixed"], 0
+    for c in range(p["channels"]):
+        channel = base + c * p["in_channel_pitch"]
+        for r in range(out_rows):
+            rows = pool_rows(p, r)
+            beats = sum(-(-((channel + i * p["in_pitch"]) % bus + width) // bus) for i in rows)
+            rows_read += len(rows)
+            reads = read_issue if copy else len(rows) * t["pool_row_read"] + t["pool_read_row"]
+            cycles += max(fixed_row + beats + horizontal, reads, write_issue)
+    return {"cycles": int(round(cycles)), "dram_read_bytes": rows_read * width,
+            "dram_write_bytes": p["channels"] * out_rows * out_width}
