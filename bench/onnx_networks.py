@@ -16,7 +16,8 @@ tensor) and compares with ONNX Runtime (CPU, default optimizations):
 One line per network x format x activation type: equal or not, layers compared, the
 accelerator's share of the MACs (ONNX Runtime computes the int8 QDQ convs it does not fuse
 in float, and those run in ONNX Runtime on the host here too), segments, host operators by
-kind, seconds. ``--json`` writes the rows.
+kind, seconds. ``--backend rtl`` runs the frames through the RTL (the fast C++ engine)
+instead of the golden backend. ``--json`` writes the rows.
 
 ``python -m bench.onnx_networks --onnx MODEL.onnx --backend rtl`` (what ``make network
 MODEL=MODEL.onnx`` runs) takes one quantized model instead: random float32 inputs of its
@@ -120,6 +121,7 @@ def check(path, seed=1, backend="golden", cfg=None, program_out=None):
             "accelerator_share": stats["accelerator_share"], "segments": len(exe.segments),
             "host_ops": dict(Counter(op.kind for op in exe.host_ops)),
             "compile_s": round(t1 - t0, 2), "run_s": round(t2 - t1, 2), "backend": backend,
+            "starts": program.report.starts, "cycles": program.report.cycles,
             "max_abs_diff": float(max(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))
                                       for a, b in zip(ours, reference.values())))}
 
@@ -134,7 +136,7 @@ def main(argv=None):
     parser.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default per channel)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     parser.add_argument("--onnx", type=Path, help="one quantized ONNX model instead of the reference networks")
-    parser.add_argument("--backend", default="golden", choices=("golden", "rtl"), help="with --onnx")
+    parser.add_argument("--backend", default="golden", choices=("golden", "rtl"))
     parser.add_argument("--kp", type=int, default=None, help="with --onnx: the accelerator's KP")
     parser.add_argument("--yp", type=int, default=None, help="with --onnx: the accelerator's YP")
     args = parser.parse_args(argv)
@@ -148,7 +150,8 @@ def main(argv=None):
                 for act in args.activations:
                     qpath = quantize(path, fmt, act, per_channel=not args.per_tensor)
                     row = {"model": name, "size": args.size, "format": fmt, "activations": act,
-                           "weights": "per-tensor" if args.per_tensor else "per-channel", **check(qpath)}
+                           "weights": "per-tensor" if args.per_tensor else "per-channel",
+                           **check(qpath, backend=args.backend)}
                     rows.append(row)
                     good = row["output_equal"] and row["optimized_graph_equal"] and not row["layers_mismatched"]
                     ok &= good
@@ -156,7 +159,8 @@ def main(argv=None):
                           f"{row['layers_compared']} layers compared, {len(row['layers_mismatched'])} differ; "
                           f"accelerator {row['accelerator_layers']} layers ({100 * row['accelerator_share']:.1f}% "
                           f"of MACs), host-ORT layers {row['cpu_layers']}, {row['segments']} segments, "
-                          f"host ops {row['host_ops']}; compile {row['compile_s']} s, golden {row['run_s']} s",
+                          f"host ops {row['host_ops']}; compile {row['compile_s']} s, {args.backend} {row['run_s']} s"
+                          + (f", {row['starts']} starts, {row['cycles']} cycles" if args.backend == "rtl" else ""),
                           flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -175,7 +179,8 @@ def one_model(args):
     if args.backend != "golden":
         print(f"\n{'command':44} {'C->K':>11} {'HxW':>9} {'cycles':>10} {'MAC/cycle':>9}")
         for c in program.counters:
-            print(f"{c['layer'][:44]:44} {c['C']:>5}->{c['K']:<5} {c['H']:>4}x{c['W']:<4} {c['cycles']:>10} "
+            shape = f"pool {c['pool']}" if c.get("pool") else f"{c['C']}->{c['K']}"
+            print(f"{c['layer'][:44]:44} {shape:>11} {c['H']:>4}x{c['W']:<4} {c['cycles']:>10} "
                   f"{c['macs'] / max(c['cycles'], 1):9.1f}")
         print(f"frame: {program.report.starts} starts, {program.report.cycles} cycles")
     good = row["output_equal"] and row["optimized_graph_equal"] and not row["layers_mismatched"]

@@ -86,14 +86,19 @@ def check_against_ort(model, inputs, **kwargs):
         assert got.dtype == want.dtype and got.shape == want.shape
         assert np.array_equal(got, want), f"{np.sum(got != want)} of {got.size} outputs differ"
     tensors = [program.layer_tensors[n] for n in program.layer_outputs]
-    if tensors:
-        layer_ref = ort_run(program.optimized_model, inputs, extra_outputs=tensors)
+    # every other tensor of the frame ONNX Runtime's optimized graph names (fused sums included)
+    named = {o for node in program.optimized_model.graph.node for o in node.output}
+    others = [n for n in program.tensors if n in named and n not in tensors]
+    if tensors or others:
+        layer_ref = ort_run(program.optimized_model, inputs, extra_outputs=tensors + others)
         # the optimized graph ONNX Runtime saved computes what the model computes
         for got, want in zip(list(layer_ref.values())[:len(reference)], reference.values()):
             assert np.array_equal(got, want)
         for name, outs in program.layer_outputs.items():
             want = layer_ref[program.layer_tensors[name]]
             assert outs[0].dtype == want.dtype and np.array_equal(outs[0], want), name
+        for name in others:
+            assert np.array_equal(program.tensors[name], layer_ref[name]), name
     return program
 
 
@@ -571,6 +576,13 @@ def test_network_equals_onnx_runtime(exported, name, fmt, act, per_channel, tmp_
     assert len(exe.segments) >= 1 and not exe.needs_torch
     if name.startswith("resnet"):       # ONNX Runtime's MaxPool is a maximum: the pooling engine's
         assert not any(op.kind == "ort_max_pool" for op in exe.host_ops)
+        # each QLinearAdd fused where fixed-point parameters give ONNX Runtime's float add on
+        # every input pair, else on the host with the reason
+        adds = {"resnet18": 8, "resnet50": 16}[name]
+        host_adds = [op.outputs[0] for op in exe.host_ops if op.kind == "ort_qlinear_add"]
+        print(name, fmt, act, f"{len(exe.info['fused'])} of {adds} additions fused, {len(exe.segments)} segments")
+        assert len(exe.info["fused"]) + len(host_adds) == adds and len(exe.info["fused"]) >= adds // 2
+        assert all("every input pair" in exe.info["host_reasons"][n] for n in host_adds)
         assert [c["pool"] for s in exe.segments for c in s.commands if c.get("pool") == "MAX"] == ["MAX"]
 
 

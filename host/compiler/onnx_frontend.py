@@ -1033,8 +1033,10 @@ class OnnxProgram(Program):
     numpy arrays as ``InferenceSession.run`` does (positional, in graph-input order, or one
     ``{name: array}`` dict) and returns the list of graph outputs (float32, or the 8-bit
     tensors in their own type). ``run(..., record=True)`` also fills ``layer_outputs``
-    (layer name -> [its output in ONNX's type]) and ``layer_tensors`` (layer name -> the
-    ONNX tensor it writes, in ``optimized_model``). ``optimized_model`` is the graph ONNX
+    (layer name -> [its output in ONNX's type]; a layer with a fused addition writes the
+    sum instead, and has none), ``layer_tensors`` (layer name -> the ONNX tensor it writes,
+    in ``optimized_model``) and ``tensors`` (every tensor of the frame, by its ONNX name,
+    in ONNX's type). ``optimized_model`` is the graph ONNX
     Runtime runs (what is compiled); ``node_reasons`` says why each node runs where it runs.
     """
 
@@ -1086,13 +1088,14 @@ class OnnxProgram(Program):
         self.report = exe.report
         self.counters = list(exe.report.layers)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        self.layer_outputs = {}
+        self.layer_outputs, self.tensors = {}, {}
         if record:
             for node in self.graph(*inputs).nodes:
-                if node.kind == "layer":
-                    out = node.outputs[0]
+                out = node.outputs[0] if node.kind == "layer" else None
+                if out in recorded:         # not a layer whose output a fused addition replaced
                     self.layer_outputs.setdefault(node.layer, []).append(
                         ort_ops.from_offset_u8(recorded[out], self._signed.get(out, False)).copy())
+            self.tensors = {name: self._native(value, name, exe) for name, value in recorded.items()}
         return [self._native(o, name, exe) for o, name in zip(outputs, exe.outputs)]
 
     __call__ = run

@@ -7,8 +7,9 @@ per cycle (the vertical pass) and reduces each output from its window's columns 
 column per cycle (the horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
 a row takes the longest of:
 
-* its work: a fixed part per mode, its rows' bus beats (exact, from each row's address)
-  and ``out_width * kernel`` horizontal cycles (global pooling: ``width``; a copy: none);
+* its work: a fixed part per mode, its rows' beats as the DMA reader delivers them
+  (realigned to the row's start: ``ceil(width / bus bytes)`` each) and ``out_width *
+  kernel`` horizontal cycles (global pooling: ``width``; a copy: none);
 * its reads: ``pool_row_read`` cycles per input row (the DRAM latency over the rows
   read ahead), a copy one read burst's issue;
 * its write's issue (``planner.TIMING["write_slot"]`` over the outstanding writes).
@@ -26,12 +27,12 @@ from host.compiler.planner import TIMING
 __all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass"]
 
 POOL_TIMING = {
-    "fixed": 108.451,       # per pass: checks, first read's latency, last write's response
-    "copy_row": 3.914,      # per copied row beside its beats: write command, hand-over
-    "max_row": 6.098,       # per max-pooled row beside its beats and columns
-    "avg_row": 10.806,      # per averaged row (window or global): the requantizer's turn
-    "pool_row_read": 7.435,  # per input row of a pooled output row, reads bound
-    "pool_read_row": 2.007,  # per pooled output row, reads bound: the hand-over
+    "fixed": 128.952,       # per pass: checks, first read's latency, last write's response
+    "copy_row": 3.904,      # per copied row beside its beats: write command, hand-over
+    "max_row": 6.16,        # per max-pooled row beside its beats and columns
+    "avg_row": 11.064,      # per averaged row (window or global): the requantizer's turn
+    "pool_row_read": 7.496,  # per input row of a pooled output row, reads bound
+    "pool_read_row": 1.227,  # per pooled output row, reads bound: the hand-over
 }
 
 
@@ -75,12 +76,13 @@ def pool_rows(p, r):
 
 def pool_model(cfg: AccelConfig, p, timing=None):
     """Modelled ``cycles``, ``dram_read_bytes`` and ``dram_write_bytes`` of pass ``p``
-    (:class:`hw.contract.PoolDescriptor` fields, ``mode`` a :class:`PoolMode`;
-    ``input_addr`` 0 if absent)."""
+    (:class:`hw.contract.PoolDescriptor` fields, ``mode`` a :class:`PoolMode`; addresses
+    are not needed)."""
     t = POOL_TIMING if timing is None else timing
     bus = cfg.axi_data_width // 8
     mode = PoolMode(p["mode"])
-    width, base = p["width"], p.get("input_addr", 0)
+    width = p["width"]
+    row_beats = -(-width // bus)
     copy = mode == PoolMode.COPY
     out_rows = p["height"] if copy else (1 if mode == PoolMode.GLOBAL else p["out_height"])
     out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
@@ -89,14 +91,12 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"]}.get(mode, t["avg_row"])
     read_issue = TIMING["read_slot"] / cfg.max_outstanding_reads
     write_issue = TIMING["write_slot"] / cfg.max_outstanding_writes
-    cycles, rows_read = t["fixed"], 0
-    for c in range(p["channels"]):
-        channel = base + c * p["in_channel_pitch"]
-        for r in range(out_rows):
-            rows = pool_rows(p, r)
-            beats = sum(-(-((channel + i * p["in_pitch"]) % bus + width) // bus) for i in rows)
-            rows_read += len(rows)
-            reads = read_issue if copy else len(rows) * t["pool_row_read"] + t["pool_read_row"]
-            cycles += max(fixed_row + beats + horizontal, reads, write_issue)
-    return {"cycles": int(round(cycles)), "dram_read_bytes": rows_read * width,
-            "dram_write_bytes": p["channels"] * out_rows * out_width}
+    channel_cycles, rows_read = 0.0, 0
+    for r in range(out_rows):
+        rows = len(pool_rows(p, r))
+        rows_read += rows
+        reads = read_issue if copy else rows * t["pool_row_read"] + t["pool_read_row"]
+        channel_cycles += max(fixed_row + rows * row_beats + horizontal, reads, write_issue)
+    c = p["channels"]
+    return {"cycles": int(round(t["fixed"] + c * channel_cycles)), "dram_read_bytes": c * rows_read * width,
+            "dram_write_bytes": c * out_rows * out_width}
