@@ -9,8 +9,9 @@ frame on the golden backend (the executable built with ``reuse=False``, which ke
 tensor) and compares with ONNX Runtime (CPU, default optimizations):
 
 * the network's output with ONNX Runtime's on the model itself;
-* every accelerator layer's output with ONNX Runtime's tensor from the graph it optimized
-  (run at the default level with those tensors as extra graph outputs), after checking that
+* every accelerator layer's output, and every other tensor of the frame (a fused
+  addition's sum among them), with ONNX Runtime's tensor from the graph it optimized (run
+  at the default level with those tensors as extra graph outputs), after checking that
   graph's output equals the model's.
 
 One line per network x format x activation type: equal or not, layers compared, the
@@ -109,14 +110,19 @@ def check(path, seed=1, backend="golden", cfg=None, program_out=None):
     reference = ort_run(model, x)
     output_equal = all(np.array_equal(a, b) for a, b in zip(ours, reference.values()))
     tensors = {n: program.layer_tensors[n] for n in program.layer_outputs}
-    layer_ref = ort_run(program.optimized_model, x, extra_outputs=list(tensors.values()))
+    # every other tensor of the frame the optimized graph names (the fused additions' sums)
+    named = {o for node in program.optimized_model.graph.node for o in node.output}
+    others = [n for n in program.tensors if n in named and n not in tensors.values()]
+    layer_ref = ort_run(program.optimized_model, x, extra_outputs=list(tensors.values()) + others)
     optimized_equal = all(np.array_equal(a, b) for a, b in zip(list(layer_ref.values())[:len(reference)],
                                                                reference.values()))
     mismatched = [n for n, t in tensors.items() if not np.array_equal(program.layer_outputs[n][0], layer_ref[t])]
+    mismatched += [n for n in others if not np.array_equal(program.tensors[n], layer_ref[n])]
     exe = program.build()
     stats = program.stats()
     return {"output_equal": bool(output_equal), "optimized_graph_equal": bool(optimized_equal),
-            "layers_compared": len(tensors), "layers_mismatched": mismatched,
+            "layers_compared": len(tensors), "tensors_compared": len(tensors) + len(others),
+            "layers_mismatched": mismatched,
             "accelerator_layers": stats["accelerator_layers"], "cpu_layers": stats["cpu_layers"],
             "accelerator_share": stats["accelerator_share"], "segments": len(exe.segments),
             "host_ops": dict(Counter(op.kind for op in exe.host_ops)),
@@ -156,7 +162,8 @@ def main(argv=None):
                     good = row["output_equal"] and row["optimized_graph_equal"] and not row["layers_mismatched"]
                     ok &= good
                     print(f"{name:13} {fmt:4} {act}  output {'equal' if row['output_equal'] else 'DIFFERS'}, "
-                          f"{row['layers_compared']} layers compared, {len(row['layers_mismatched'])} differ; "
+                          f"{row['tensors_compared']} tensors compared ({row['layers_compared']} layer outputs), "
+                          f"{len(row['layers_mismatched'])} differ; "
                           f"accelerator {row['accelerator_layers']} layers ({100 * row['accelerator_share']:.1f}% "
                           f"of MACs), host-ORT layers {row['cpu_layers']}, {row['segments']} segments, "
                           f"host ops {row['host_ops']}; compile {row['compile_s']} s, {args.backend} {row['run_s']} s"
@@ -185,8 +192,8 @@ def one_model(args):
         print(f"frame: {program.report.starts} starts, {program.report.cycles} cycles")
     good = row["output_equal"] and row["optimized_graph_equal"] and not row["layers_mismatched"]
     print(f"{args.onnx} on {args.backend} (KP={cfg.kp} YP={cfg.yp}): output "
-          f"{'equal' if row['output_equal'] else 'DIFFERS'} to ONNX Runtime, {row['layers_compared']} layers "
-          f"compared, {len(row['layers_mismatched'])} differ")
+          f"{'equal' if row['output_equal'] else 'DIFFERS'} to ONNX Runtime, {row['tensors_compared']} tensors "
+          f"compared ({row['layers_compared']} layer outputs), {len(row['layers_mismatched'])} differ")
     if args.json:
         args.json.write_text(json.dumps(row, indent=2))
     return 0 if good else 1
