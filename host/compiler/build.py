@@ -511,7 +511,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             timeout += timeout_cycles(cfg, desc, latency) + 10_000
             seg.commands.append({**cmd.info, "input": cmd.input, "output": cmd.output, "tiles": dict(tiles),
                                  "residual": cmd.residual["value"] if cmd.residual else None,
-                                 "dram_bytes": int(sum(n for _, _, n in tiling.transfers(desc))) + TABLE_BYTES})
+                                 "dram_bytes": sum(tiling.transfer_summary(desc)[:2]) + TABLE_BYTES})
         seg.timeout_cycles = timeout
         segments.append(seg)
     static = np.zeros(lists_at + len(records), dtype=np.uint8)

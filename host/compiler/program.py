@@ -346,6 +346,13 @@ class Program:
                                            latency=self.latency, info={"layers": self.layers})
         return self._executables[key]
 
+    @property
+    def fused(self):
+        """``{layer: addition}``: the additions fused into layers (the graph's fusion,
+        whichever executable shows it; built once if none is)."""
+        exe = next(iter(self._executables.values()), None) or self.build()
+        return dict(exe.info.get("fused", {}))
+
     def run(self, *args, backend="golden", record=False, cfg=None, **options):
         """Run the network on ``backend``: what ``model_q(*args)`` returns, bit for bit."""
         torch = _torch()
@@ -461,7 +468,7 @@ def torch_layer_outputs(model_q, program, *args):
     addition have no output of their own: see :func:`reference_tensors`)."""
     torch = _torch()
     outputs, handles = {}, []
-    fused = set(program.build().info.get("fused", {}))
+    fused = set(program.fused)
     for p in program.layers:
         if p["placement"] != "accelerator" or p["name"] in fused:
             continue

@@ -20,7 +20,7 @@ import numpy as np
 from hw.config import CHANNEL_BLOCK, AccelConfig
 from hw.contract import (COMMAND_BYTES, COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, CONTROL_START_QUEUE,
                          PARAM_BYTES, STATUS_BUSY, STATUS_DONE, STATUS_ERROR, TABLE_BYTES, TRACE_BYTES,
-                         CommandOp, CommandRecord, DmaKind, ErrorCode, KernelParams, LayerDescriptor,
+                         CommandOp, CommandRecord, ErrorCode, KernelParams, LayerDescriptor,
                          PoolDescriptor, PoolMode, layer_extents, pack_record, pool_extents, register_map,
                          unpack_record, TraceRecord, weight_size)
 from amaranth.lib import data
@@ -211,14 +211,9 @@ def _pool_counters(p):
 
 
 def _layer_counters(d):
-    read, written = TABLE_BYTES, 0
-    for kind, _, n in tiling.transfers(d):
-        if kind == DmaKind.OUTPUT:
-            written += n
-        else:
-            read += n
+    read, written, _, _ = tiling.transfer_summary(d)
     counters = dict.fromkeys(COUNTERS, 0)
-    counters.update(dram_read_bytes=read, dram_write_bytes=written)
+    counters.update(dram_read_bytes=TABLE_BYTES + read, dram_write_bytes=written)
     return counters
 
 

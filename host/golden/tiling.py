@@ -29,13 +29,14 @@ little-endian bytes the hardware register block holds.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, DmaKind, LayerDescriptor, descriptor_layout
 
 from host.golden.quant import output_size
 
 __all__ = ["descriptor", "pack", "pack_bytes", "output_size", "ceil_div", "flat_tiles", "Step", "steps", "commands",
-           "transfers"]
+           "transfers", "transfer_summary"]
 
 _FIELD_NAMES = [name for name, _ in descriptor_layout()]
 
@@ -274,6 +275,30 @@ def commands(d):
         if c["length"] >= 1 << 32:
             raise ValueError(f"transfer of {c['length']} bytes does not fit the 32-bit length")
     return out
+
+
+def transfer_summary(d, bus_bytes=16):
+    """``(read bytes, written bytes, transfers, bus beats)`` of :func:`transfers` of
+    ``d`` (reads: every kind but OUTPUT; beats: ``ceil(length / bus_bytes)`` each). The
+    lengths do not depend on the addresses, so the sums are kept per descriptor without
+    them."""
+    key = tuple(sorted((k, v) for k, v in d.items() if not k.endswith("_addr")))
+    return _transfer_summary(key, bus_bytes)
+
+
+@lru_cache(maxsize=4096)
+def _transfer_summary(key, bus_bytes):
+    d = dict(key)
+    d.update(input_addr=0, weight_addr=0, params_addr=0, output_addr=0, residual_addr=0)
+    read = written = count = beats = 0
+    for kind, _, length in transfers(d):
+        count += 1
+        beats += ceil_div(length, bus_bytes)
+        if kind == DmaKind.OUTPUT:
+            written += length
+        else:
+            read += length
+    return read, written, count, beats
 
 
 def transfers(d):

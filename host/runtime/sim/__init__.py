@@ -54,7 +54,8 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     steps = tiling.ceil_div(d["kernels"], d["tile_k"]) * tiles_xy * tiling.ceil_div(d["channels"], d["tile_c"])
     bus = cfg.axi_data_width // 8
     slot = 2 * (latency + 16) / cfg.max_outstanding_reads
-    dma = sum(slot + 2 * tiling.ceil_div(length, bus) for _, _, length in tiling.transfers(desc))
+    _, _, count, beats = tiling.transfer_summary(desc, bus)
+    dma = slot * count + 2 * beats
     # the stationary buffer takes one beat per cycle, and every output tile loads all the
     # layer's weights: a 3x3 slice (one kernel, one channel) per beat, or for a 1x1 layer
     # the KP x 9 weights of one kernel group and channel block
