@@ -12,6 +12,8 @@ CLOCK_MHZ ?= 200
 MODEL  ?= resnet50
 N      ?= 100
 SEED   ?= 1
+# more configuration options for `make network` and `make fuzz`, e.g. CONFIG="--dsp-packing 1"
+CONFIG ?=
 
 # one stamp per extra of pyproject.toml: each target installs what it needs
 STAMP = $(VENV)/.installed-$(1)
@@ -46,7 +48,7 @@ network: $(call STAMP,test)
 ifneq ($(filter %.onnx,$(MODEL)),)
 	$(PY) -m bench.onnx_networks --onnx $(MODEL) --backend rtl --kp $(KP) --yp $(YP)
 else
-	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP)
+	$(PY) -m bench.network --model $(MODEL) --kp $(KP) --yp $(YP) $(CONFIG)
 endif
 
 # the reference networks through the ONNX path at 224 x 224 (both formats, both activation
@@ -67,7 +69,7 @@ test: $(call STAMP,test)
 	$(PY) -m pytest -n $(JOBS) --dist worksteal -q
 
 fuzz: $(call STAMP,test)
-	$(PY) -m host.tools.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS)
+	$(PY) -m host.tools.fuzz -n $(N) --seed $(SEED) --jobs $(JOBS) --kp $(KP) --yp $(YP) $(CONFIG)
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import AccelConfig
+import gen
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "inception_block", "shufflenet_block",
           "resnext_block", "inception_v3_block")
@@ -77,8 +77,7 @@ def main(argv=None):
     parser.add_argument("--model", default="resnet18", choices=MODELS)
     parser.add_argument("--mode", default="eager", choices=("eager", "fx"))
     parser.add_argument("--size", type=int, default=224, help="input height and width")
-    parser.add_argument("--kp", type=int, default=AccelConfig.kp)
-    parser.add_argument("--yp", type=int, default=AccelConfig.yp)
+    gen.add_config_arguments(parser)        # --kp, --yp, --dsp-packing, every buffer depth
     parser.add_argument("--latency", type=int, default=50, help="DRAM read latency, cycles")
     parser.add_argument("--frames", type=int, default=5, help="frames on the fake board")
     parser.add_argument("--out", default="build/network")
@@ -90,7 +89,7 @@ def main(argv=None):
     from host.compiler.program import compile, reference_tensors, torch_layer_outputs
 
     torch.backends.quantized.engine = "qnnpack"
-    cfg = AccelConfig(kp=args.kp, yp=args.yp)
+    cfg = gen.config_from_arguments(parser, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -104,7 +103,7 @@ def main(argv=None):
     path = exe.save(out / f"{args.model}.dpeg")
     checked = program.build(cfg, reuse=False)
     st = program.stats()
-    print(f"{args.model} ({args.mode}) at {args.size}x{args.size}, KP={cfg.kp} YP={cfg.yp}: "
+    print(f"{args.model} ({args.mode}) at {args.size}x{args.size}, KP={cfg.kp} YP={cfg.yp}{' packed' if cfg.dsp_packing else ''}: "
           f"{st['accelerator_layers']} accelerator layers ({st['accelerator_macs'] / 1e9:.2f} GMAC), "
           f"{st['cpu_layers']} CPU layers; quantized and compiled in {t_compile:.1f} s, executable built "
           f"in {t_build:.1f} s (planner included, {exe.info['planned_shapes']} layer shapes)")
@@ -203,7 +202,7 @@ def main(argv=None):
               "run_seconds": t_run, "compile_seconds": t_compile, "stats": st}
     (out / f"{args.model}.json").write_text(json.dumps(result, indent=2, default=str))
     _plot(rows, out / f"{args.model}_utilization.png",
-          f"{args.model} {args.size}x{args.size} on KP={cfg.kp} YP={cfg.yp}: "
+          f"{args.model} {args.size}x{args.size} on KP={cfg.kp} YP={cfg.yp}{' packed' if cfg.dsp_packing else ''}: "
           f"{100 * utilization:.1f}% overall, {report.cycles / 1e6:.1f}M cycles")
     print(f"wrote {out / (args.model + '.json')}, {path} and {out / (args.model + '_utilization.png')}")
     return 0 if all_exact and board_exact else 1

@@ -26,7 +26,7 @@ BLOCKS = {
     "accelerator": Accelerator,
     "core": ComputeCore,
     "dpe": lambda cfg: DPE(),
-    "dpe_array": lambda cfg: DPEArray(kp=cfg.kp, yp=cfg.yp),
+    "dpe_array": lambda cfg: DPEArray(kp=cfg.kp, yp=cfg.yp, dsp_packing=cfg.dsp_packing),
     "line_buffer": lambda cfg: LineBuffer(yp=cfg.yp, max_row=cfg.line_buffer_depth,
                                           lanes=cfg.depthwise_lanes),
     "pointwise_reader": lambda cfg: PointwiseReader(yp=cfg.yp, max_words=cfg.streaming_buffer_words),

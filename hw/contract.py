@@ -49,7 +49,7 @@ from hw.config import CHANNEL_BLOCK, AccelConfig
 __all__ = ["LayerDescriptor", "descriptor_layout", "KernelParams", "PARAM_BYTES", "pack_params",
            "CommandRecord", "COMMAND_BYTES", "CommandOp", "PoolMode", "PoolDescriptor", "pool_extents", "TraceRecord", "TRACE_BYTES", "pack_record",
            "unpack_record", "CONTROL_START_QUEUE",
-           "DmaKind", "CHANNEL_BLOCK", "pointwise_weights", "weight_size", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
+           "DmaKind", "CHANNEL_BLOCK", "conv_weights", "pointwise_weights", "weight_size", "TABLE_BYTES", "layer_extents", "COUNTERS", "Register", "RegisterMap", "register_map",
            "ErrorCode", "MAGIC", "VERSION", "CONTROL_START", "CONTROL_SOFT_RESET", "STATUS_BUSY",
            "STATUS_DONE", "STATUS_ERROR"]
 
@@ -61,8 +61,9 @@ class LayerDescriptor(data.Struct):
     """One convolution layer as the Tiler (and the register map) sees it.
 
     Addresses are byte addresses of: ``input_addr`` (u8 NCHW, rows ``in_pitch`` bytes apart,
-    channels ``height * in_pitch`` apart), ``weight_addr`` (s8 (K, C, 3, 3) contiguous; for
-    ``kernel_size`` 1, channel-blocked (ceil(C / 9), K, 9): :func:`pointwise_weights`),
+    channels ``height * in_pitch`` apart), ``weight_addr`` (s8, unit-major: 3x3 channel-major
+    (C, K, 9) (:func:`conv_weights`); for ``kernel_size`` 1, channel-blocked (ceil(C / 9),
+    K, 9) (:func:`pointwise_weights`); depthwise (K, 9)),
     ``params_addr`` (``PARAM_BYTES`` per kernel), ``output_addr`` (u8 NCHW, rows
     ``out_pitch`` bytes apart, channels ``XO * out_pitch`` apart). ``channels`` C,
     ``height`` X, ``width`` Y, ``kernels`` K; ``kernel_size`` 1 or 3, ``stride`` 1 or 2,
@@ -129,6 +130,16 @@ class KernelParams(data.Struct):
 PARAM_BYTES = data.Layout.cast(KernelParams).size // 8
 
 
+def conv_weights(weight):
+    """A 3x3 layer's weights as the accelerator reads them (register map 1.6): s8 (K, C, 3,
+    3) -> (C, K, 9) bytes, channel-major: channel ``c`` of kernel ``k`` holds its 9 taps at
+    ``(c * K + k) * 9``. One channel of ``T_K`` kernels is then one contiguous run, written
+    into the stationary buffer a whole ``KP x 9`` word per beat, as 1x1 weights are."""
+    weight = np.asarray(weight, dtype=np.int8)
+    k, c = weight.shape[:2]
+    return weight.reshape(k, c, -1).transpose(1, 0, 2).reshape(-1).view(np.uint8)
+
+
 def pointwise_weights(weight):
     """A 1x1 layer's weights as the accelerator reads them: s8 (K, C) (or (K, C, 1, 1)) ->
     (ceil(C / 9), K, 9) bytes, block ``b`` of kernel ``k`` holding channels ``9b .. 9b + 8``,
@@ -186,14 +197,16 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010005        # 1.5 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
+VERSION = 0x00010006        # 1.6 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
                             # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE,
                             # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE;
                             # 1.4: the command queue: QUEUE_*, TRACE_ADDR, CONTROL_START_QUEUE,
                             # BAD_QUEUE, QUEUE_OUTSIDE_WINDOW, BAD_COMMAND, CFG_MAX_QUEUE_LENGTH;
                             # 1.5: a fused residual addition: DESC_RESIDUAL, DESC_RESIDUAL_ADDR,
                             # DESC_ADD_*, the RESIDUAL DMA kind; queued pooling passes: op POOL,
-                            # BAD_POOL)
+                            # BAD_POOL;
+                            # 1.6: 3x3 weights channel-major (C, K, 9), whole KP x 9 words per beat;
+                            # CFG_DSP_PACKING (two products per DSP))
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -557,6 +570,9 @@ def register_map(cfg: AccelConfig = AccelConfig()):
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     # 1.5: the descriptor's fused residual addition
     _descriptor_registers(rm, DESCRIPTOR_FIELDS_1_5)
+    # 1.6: configuration fields added since, after every 1.5 register (a flag reads 0 / 1)
+    for name in CFG_FIELDS_1_6:
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=int(getattr(cfg, name)))
     return rm
 
 
@@ -572,5 +588,7 @@ CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_dep
                   "csr_addr_width")
 # ... since 1.3
 CFG_FIELDS_1_3 = ("drain_words",)
-# ... and since 1.4
+# ... since 1.4
 CFG_FIELDS_1_4 = ("max_queue_length",)
+# ... and since 1.6
+CFG_FIELDS_1_6 = ("dsp_packing",)

@@ -1,5 +1,5 @@
-"""cocotb testbench of hw.datapath.stationary_buffer.StationaryBuffer: 3x3 and pointwise (1x1)
-weight tiles in, weight sets out."""
+"""cocotb testbench of hw.datapath.stationary_buffer.StationaryBuffer: unit-major weight
+tiles in (3x3 channels, 1x1 channel blocks, a depthwise tile), weight sets out."""
 
 import cocotb
 import numpy as np
@@ -11,43 +11,34 @@ from host.runtime.sim.streams import (StreamSink, StreamSource, TransferLog, fin
                               seeded_rng, start_clock_and_reset)
 
 
-def tile_3x3(nrng, kp, depth):
-    """(K, C, 3, 3) slices, kernel-major, one 9-byte beat each (bytes past 9 are junk)."""
+def weight_tile(nrng, kp, depth):
+    """Unit-major (units, K, 9) weights (3x3: (C, K, 9); 1x1: (ceil(C / 9), K, 9);
+    depthwise: one unit): each unit one row of K x 9 bytes, cut into beats of a kernel
+    group's KP x 9 weights (the last group's beat short when KP does not divide K), every
+    lane of a beat stored (lanes past K carry what the beat carries)."""
     while True:
-        kernels, channels = int(nrng.integers(1, 3 * kp + 2)), int(nrng.integers(1, 9))
-        if -(-kernels // kp) * channels <= depth:
+        kernels, units = int(nrng.integers(1, 3 * kp + 2)), int(nrng.integers(1, 9))
+        if -(-kernels // kp) * units <= depth:
             break
     groups = -(-kernels // kp)
-    w = nrng.integers(-128, 128, size=(kernels, channels, 9))
-    load = {"kernels": kernels, "channels": channels, "kernel_groups": groups, "pointwise": 0}
-    writes = [{"data": (w[k, c] & 0xFF).tolist() + nrng.integers(0, 256, size=9 * (kp - 1)).tolist(),
-               "count": 9, "last": 1} for k in range(kernels) for c in range(channels)]
-    expected = [{lane: w[g * kp + lane, c].tolist() for lane in range(kp) if g * kp + lane < kernels}
-                for g in range(groups) for c in range(channels)]
-    return load, writes, {"kernel_groups": groups, "channels": channels}, expected
-
-
-def tile_1x1(nrng, kp, depth):
-    """(blocks, K, 9) weights, block-major: one beat of KP x 9 weights per (block, kernel
-    group), every lane of it stored (lanes past K carry the beat's bytes)."""
-    while True:
-        kernels, blocks = int(nrng.integers(1, 3 * kp + 2)), int(nrng.integers(1, 9))
-        if -(-kernels // kp) * blocks <= depth:
-            break
-    groups = -(-kernels // kp)
-    w = nrng.integers(-128, 128, size=(blocks, groups, kp, 9))
-    load = {"kernels": kernels, "channels": blocks, "kernel_groups": groups, "pointwise": 1}
-    writes = [{"data": (w[b, g] & 0xFF).reshape(-1).tolist(), "count": 9 * kp, "last": int(g == groups - 1)}
-              for b in range(blocks) for g in range(groups)]
-    expected = [{lane: w[b, g, lane].tolist() for lane in range(kp)}
-                for g in range(groups) for b in range(blocks)]
-    return load, writes, {"kernel_groups": groups, "channels": blocks}, expected
+    w = nrng.integers(-128, 128, size=(units, groups * kp, 9))
+    load = {"kernels": kernels, "channels": units, "kernel_groups": groups}
+    writes = []
+    for u in range(units):
+        for g in range(groups):
+            lanes = min(kp, kernels - g * kp)
+            data = (w[u, g * kp:g * kp + lanes] & 0xFF).reshape(-1).tolist()
+            writes.append({"data": data + [0] * (9 * (kp - lanes)), "count": 9 * lanes,
+                           "last": int(g == groups - 1)})
+    expected = [{lane: w[u, g * kp + lane].tolist() for lane in range(min(kp, kernels - g * kp))}
+                for g in range(groups) for u in range(units)]
+    return load, writes, {"kernel_groups": groups, "channels": units}, expected
 
 
 @cocotb.test()
 async def weight_tiles(dut):
-    """Random 3x3 and 1x1 (pointwise) tiles, in turn or at random, replayed in the array's
-    order, with random pauses on every stream."""
+    """Random tiles of 1 .. 3 KP + 1 kernels (the last kernel group full or not), replayed
+    in the array's order, with random pauses on every stream."""
     p = params()
     kp, depth = p["kp"], p["depth"]
     st = StationaryBuffer(kp=kp, depth=depth)
@@ -55,8 +46,7 @@ async def weight_tiles(dut):
     nrng = np.random.default_rng(p.get("seed", 1))
     loads, writes, replays, expected = [], [], [], []
     for _ in range(p["tiles"]):
-        make = tile_1x1 if nrng.random() < 0.5 else tile_3x3
-        load, beats, replay, sets = make(nrng, kp, depth)
+        load, beats, replay, sets = weight_tile(nrng, kp, depth)
         loads.append(load)
         writes += beats
         replays.append(replay)
@@ -89,9 +79,9 @@ async def latency(dut):
     sink = StreamSink(dut, "weights", st.weights_layout)
     task = sink.start(1)
     await StreamSource(dut, "load", st.load_layout).send(
-        [{"kernels": st.kp, "channels": 1, "kernel_groups": 1, "pointwise": 0}])
+        [{"kernels": st.kp, "channels": 1, "kernel_groups": 1}])
     await StreamSource(dut, "write", st.write_layout).send(
-        [{"data": [k + 1] * 9, "count": 9, "last": 1} for k in range(st.kp)])
+        [{"data": [k // 9 + 1 for k in range(9 * st.kp)], "count": 9 * st.kp, "last": 1}])
     await ClockCycles(dut.clk, 5)
     await StreamSource(dut, "replay", st.replay_layout).send([{"kernel_groups": 1, "channels": 1}])
     await finish([task], dut.clk, 100)

@@ -1,12 +1,13 @@
 """The compute core end to end (no DRAM): layers' tiles against QuantConv, several layers
-per simulation."""
+per simulation. Its array packs two products per DSP (``dsp_packing``); the accelerator's
+tests run the default, unpacked one."""
 
 from hw.config import AccelConfig
 from hw.datapath.core import ComputeCore
 from host.runtime.sim import runner
 
 CFG = dict(kp=3, yp=4, line_buffer_depth=64, streaming_buffer_depth=4096,
-           stationary_buffer_depth=256, output_buffer_depth=2048)
+           stationary_buffer_depth=256, output_buffer_depth=2048, dsp_packing=True)
 
 LAYERS = {
     # a whole L3 tile: C=16, K=8, 12x12, stride 1, padding 1

@@ -36,8 +36,31 @@ def test_single_beat_weight_sets():
              params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
 
 
+@pytest.mark.parametrize("kp,yp", [(3, 4), (4, 2)])
+@pytest.mark.parametrize("pause", [0.0, 0.25])
+def test_packed_dpe_array(kp, yp, pause):
+    """Two products per multiplication (``dsp_packing``): the same sums as the golden model,
+    extreme operands included, under random gaps and backpressure."""
+    lanes = lanes_of(kp, yp)
+    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes, dsp_packing=True),
+               name=f"dpe_array_{kp}x{yp}_lanes{lanes}_packed", test_module="sim_tests.dpe_array_tb",
+               params={"kp": kp, "yp": yp, "lanes": lanes, "dsp_packing": True,
+                       "seed": kp * 100 + yp + int(pause * 4) + 50, "sets": 6, "beats_per_set": 5,
+                       "pause": pause})
+
+
+@pytest.mark.parametrize("depthwise", [0, 1])
+def test_packed_lanes(depthwise):
+    """The packed array's rows take their own lanes in depthwise mode, as the DPEs do."""
+    runner.run(DPEArray(kp=4, yp=2, tag_width=8, lanes=3, dsp_packing=True),
+               name="dpe_array_4x2_lanes3_packed", test_module="sim_tests.dpe_array_tb",
+               params={"kp": 4, "yp": 2, "lanes": 3, "dsp_packing": True, "depthwise": depthwise,
+                       "seed": 19 + depthwise, "sets": 5, "beats_per_set": 4, "pause": 0.2})
+
+
 @pytest.mark.parametrize("kwargs", [{"kp": 0, "yp": 1}, {"kp": 1, "yp": 65}, {"kp": 1, "yp": 1, "tag_width": 0},
                                     {"kp": 2, "yp": 1, "lanes": 3}])
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="must be in"):
         DPEArray(**kwargs)
+

@@ -5,7 +5,7 @@ from host.runtime.sim import runner
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3])
-def test_3x3_and_pointwise_tiles(pause):
+def test_unit_major_tiles(pause):
     runner.run(StationaryBuffer(kp=3, depth=32), name="stationary_buffer_3_32",
              test_module="sim_tests.stationary_buffer_tb",
              params={"kp": 3, "depth": 32, "tiles": 16, "pause": pause, "seed": 5 + int(pause * 10)})

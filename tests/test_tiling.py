@@ -75,8 +75,8 @@ def test_coverage(index):
         assert (box >= reads).all() and (reads >= need).all()
         assert read.sum() == tc * (rows.size and (rows.max() - rows.min() + 1)) * \
             (cols.size and (cols.max() - cols.min() + 1))
-        # weights: exactly kernels [k0, k0+tk) x channels [c0, c0+tc): (K, C, R, S); a 1x1
-        # layer's (ceil(C / 9), K, 9) whole channel blocks; a depthwise layer's (K, 1, 3, 3)
+        # weights: exactly kernels [k0, k0+tk) x channels [c0, c0+tc) of the 3x3 (C, K, 9);
+        # a 1x1 layer's (ceil(C / 9), K, 9) whole channel blocks; a depthwise layer's (K, 9)
         if d["depthwise"]:
             wneed = np.zeros((K, R * R), dtype=int)
             wneed[k0:k0 + tk] = 1
@@ -85,8 +85,8 @@ def test_coverage(index):
             wneed = np.zeros((ceil_div(C, CHANNEL_BLOCK), K, CHANNEL_BLOCK), dtype=int)
             wneed[c0 // CHANNEL_BLOCK:ceil_div(c0 + tc, CHANNEL_BLOCK), k0:k0 + tk] = 1
         else:
-            wneed = np.zeros((K, C, R * R), dtype=int)
-            wneed[k0:k0 + tk, c0:c0 + tc] = 1
+            wneed = np.zeros((C, K, R * R), dtype=int)
+            wneed[c0:c0 + tc, k0:k0 + tk] = 1
         assert wneed.size == weight_size(K, C, R, d["depthwise"])
         wread = np.zeros(wneed.size, dtype=int)
         for c in step:
@@ -124,8 +124,12 @@ def test_merging():
     assert [(c["addr"], c["length"]) for c in outs] == [(d["output_addr"], 5 * 4 * 5)]   # K x XO x YO, 3x3 no padding
     d = case_descriptor(CASES[3])        # same shape, pitched: per row
     assert sum(c["kind"] == DmaKind.IACT for c in commands(d)) == 4 * 6
-    w = [c for c in commands(case_descriptor(CASES[7])) if c["kind"] == DmaKind.WEIGHT]
-    assert all(c["length"] in (4 * 7 * 9, 2 * 7 * 9) for c in w)   # T_C == C: one per k-tile
+    # 3x3 weights, channel-major (C, K, 9): T_K == K merges a step's channels into one run
+    w = [c for c in commands(case_descriptor(CASES[2])) if c["kind"] == DmaKind.WEIGHT]
+    assert [c["length"] for c in w] == [2 * 5 * 9] * 2
+    d = case_descriptor(CASES[7])        # T_K < K: one run of T_K x 9 bytes per channel
+    w = [c for c in commands(d) if c["kind"] == DmaKind.WEIGHT]
+    assert sorted({c["length"] for c in w}) == [2 * 9, 4 * 9] and len(w) == 7 * len(list(tiling.steps(d)))
 
 
 def test_pointwise_weight_transfers():

@@ -238,7 +238,7 @@ def _reads(d, tk, tc, rows, merge_rows, merge_all):
     elif d["kernel_size"] == 1:
         n_weight = 1 if tk == d["kernels"] else ceil_div(tc, CHANNEL_BLOCK)
     else:
-        n_weight = 1 if tc == d["channels"] else tk
+        n_weight = 1 if tk == d["kernels"] else tc
     return n_iact, n_weight
 
 

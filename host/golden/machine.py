@@ -82,7 +82,7 @@ def _weights(view, d):
     if r == 1:      # channel-blocked (ceil(C / 9), K, 9): hw.contract.pointwise_weights
         w = raw.reshape(-1, k, CHANNEL_BLOCK).transpose(1, 0, 2).reshape(k, -1)[:, :c]
         return w.reshape(k, c, 1, 1)
-    return raw.reshape(k, c, r, r)
+    return raw.reshape(c, k, r, r).transpose(1, 0, 2, 3)   # (C, K, 9): hw.contract.conv_weights
 
 
 def _params(view, d):

@@ -113,7 +113,7 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
         cmds["iact_replay"] = {"words": words, "replays": 1, "pointwise": 1, "blocks": groups_k,
                                "rows": st.rows_in, "row_words": row_words, "row_step": row_words,
                                "block_words": block_words}
-        cmds["weight_rows"] = {"rows": st.tk, "row_bytes": R * R}
+        cmds["weight_rows"] = {"rows": 1, "row_bytes": st.tk * R * R}
         cmds["lb_cmd"] = {"channels": groups_k, "rows_in": st.rows_in, "cols_in": st.cols_in,
                           "out_rows": st.txo, "groups": groups, "pad_top": st.pad_top,
                           "pad_left": st.pad_left, "stride": S, "kernel": R, "zero_point": zero_point}
@@ -145,13 +145,12 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
         cmds["iact_load"] = {"words": words, "block_words": 1, "block_lanes": CHANNEL_BLOCK}
         cmds["iact_replay"] = {"words": words, "replays": groups_k, "pointwise": 0, "blocks": 0,
                                "rows": 0, "row_words": 0, "row_step": 0, "block_words": 1}
-        cmds["weight_rows"] = {"rows": st.tk * st.tc, "row_bytes": R * R}
+        cmds["weight_rows"] = {"rows": st.tc, "row_bytes": st.tk * R * R}
         cmds["lb_cmd"] = {"channels": st.tc * groups_k, "rows_in": st.rows_in,
                           "cols_in": st.cols_in, "out_rows": st.txo, "groups": groups,
                           "pad_top": st.pad_top, "pad_left": st.pad_left, "stride": S,
                           "kernel": R, "zero_point": zero_point}
-    cmds["weight_load"] = {"kernels": st.tk, "channels": channels, "kernel_groups": groups_k,
-                           "pointwise": int(R == 1 and not desc.get("depthwise"))}
+    cmds["weight_load"] = {"kernels": st.tk, "channels": channels, "kernel_groups": groups_k}
     cmds["weight_replay"] = {"kernel_groups": groups_k, "channels": channels}
     if st.first_c:
         cmds["params_rows"] = {"rows": st.tk, "row_bytes": PARAM_BYTES}

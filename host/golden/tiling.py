@@ -17,8 +17,9 @@ tell whether the step is the first / last channel tile, ``end`` marks the layer'
 command. ``transfers(desc)`` is the ``(kind, addr, length)`` projection.
 
 DRAM layouts (:class:`hw.contract.LayerDescriptor`): input u8 NCHW with row pitch
-``in_pitch`` (channel stride ``height * in_pitch``); weights s8 (K, C, 3, 3) contiguous,
-or, for 1x1 kernels, channel-blocked (ceil(C / 9), K, 9) (:func:`hw.contract.pointwise_weights`);
+``in_pitch`` (channel stride ``height * in_pitch``); weights s8 unit-major: 3x3
+channel-major (C, K, 9) (:func:`hw.contract.conv_weights`), 1x1 channel-blocked
+(ceil(C / 9), K, 9) (:func:`hw.contract.pointwise_weights`), depthwise (K, 9);
 params ``PARAM_BYTES`` per kernel, kernel-major; output u8 NCHW with row pitch
 ``out_pitch`` (channel stride ``XO * out_pitch``). Padding is produced on chip and never
 read.
@@ -248,12 +249,12 @@ def commands(d):
             else:
                 weights = [(wbase + b * K * CHANNEL_BLOCK, st.tk * CHANNEL_BLOCK)
                            for b in range(st.blocks)]
-        else:
-            wbase = d["weight_addr"] + st.k0 * C * RS + st.c0 * RS
-            if st.tc == C:
-                weights = [(wbase, st.tk * C * RS)]
+        else:                 # (C, K, 9): T_K kernels' 9 taps per channel
+            wbase = d["weight_addr"] + (st.c0 * K + st.k0) * RS
+            if st.tk == K:
+                weights = [(wbase, st.tc * K * RS)]
             else:
-                weights = [(wbase + k * C * RS, st.tc * RS) for k in range(st.tk)]
+                weights = [(wbase + c * K * RS, st.tk * RS) for c in range(st.tc)]
         group(DmaKind.WEIGHT, weights, st.first_c, st.last_c)
         if st.first_c:
             group(DmaKind.PARAMS, [(d["params_addr"] + st.k0 * PARAM_BYTES, st.tk * PARAM_BYTES)],

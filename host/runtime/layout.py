@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hw.contract import PARAM_BYTES, pack_params, pointwise_weights
+from hw.contract import PARAM_BYTES, conv_weights, pack_params, pointwise_weights
 
 from host.golden import tiling
 
@@ -17,11 +17,14 @@ def param_block(conv):
 
 
 def weight_bytes(conv):
-    """Weights as stored in DRAM: (K, C, 3, 3) s8 kernel-major, or for a 1x1 kernel the
-    channel-blocked (ceil(C / 9), K, 9) of :func:`hw.contract.pointwise_weights`."""
+    """Weights as stored in DRAM: a 3x3 kernel's channel-major (C, K, 9) of
+    :func:`hw.contract.conv_weights`, a 1x1 kernel's channel-blocked (ceil(C / 9), K, 9) of
+    :func:`hw.contract.pointwise_weights`, a depthwise kernel's (K, 9)."""
     if conv.kernel_size == 1:
         return pointwise_weights(conv.weight)
-    return conv.weight.astype(np.int8).view(np.uint8).reshape(-1)
+    if conv.depthwise:
+        return conv.weight.astype(np.int8).view(np.uint8).reshape(-1)
+    return conv_weights(conv.weight)
 
 
 class DramImage:

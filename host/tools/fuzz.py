@@ -579,13 +579,10 @@ def main(argv=None):
     parser.add_argument("--minimize", type=int, default=3, metavar="N",
                         help="shrink the first N failures to the smallest case that still "
                              "fails (default 3)")
-    parser.add_argument("--kp", type=int, default=AccelConfig.kp)
-    parser.add_argument("--yp", type=int, default=AccelConfig.yp)
+    import gen
+    gen.add_config_arguments(parser)        # --kp, --yp, --dsp-packing, every buffer depth
     args = parser.parse_args(argv)
-    try:
-        cfg = AccelConfig(kp=args.kp, yp=args.yp)
-    except ValueError as exc:
-        parser.error(str(exc))
+    cfg = gen.config_from_arguments(parser, args)
 
     def progress(report):
         print(f"  {report.cases} cases, {report.exact} exact, {len(report.failures)} failures",

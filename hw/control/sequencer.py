@@ -102,10 +102,10 @@ class Sequencer(wiring.Component):
                             "row_step": Mux(kernel1 & ~flat, Mux(d.stride == 2, row_words << 1, row_words),
                                             Mux(depthwise, row_words, 0)),
                             "block_words": block_words},
-            "weight_rows": {"rows": Mux(kernel1, st.blocks, Mux(depthwise, tk, tk * tc)),
-                            "row_bytes": Mux(kernel1, tk * CHANNEL_BLOCK, d.kernel_size * d.kernel_size)},
-            "weight_load": {"kernels": tk, "channels": channels, "kernel_groups": groups_k,
-                            "pointwise": kernel1},
+            # one row of T_K kernels' 9 weights per channel block (1x1), channel (3x3) or
+            # for the whole tile (depthwise)
+            "weight_rows": {"rows": channels, "row_bytes": tk * CHANNEL_BLOCK},
+            "weight_load": {"kernels": tk, "channels": channels, "kernel_groups": groups_k},
             "weight_replay": {"kernel_groups": groups_k, "channels": channels},
             "params_rows": {"rows": tk, "row_bytes": PARAM_BYTES},
             "lb_cmd": {"channels": Mux(depthwise, groups_k, tc * groups_k), "rows_in": rows_in, "cols_in": cols_in,

@@ -43,8 +43,8 @@ class Tiler(wiring.Component):
     Per step (output tile ``k0, x0, y0``, channel tile ``c0``): iAct tile (one command per
     input row segment per channel, rows merged when the tile spans whole rows and
     ``in_pitch == width``, channels merged when it also spans all rows), weight tile (one
-    command per kernel, merged when ``tile_c >= channels``; a 1x1 layer: one per channel
-    block, merged when ``tile_k >= kernels``; a depthwise layer: one), the params block (first channel
+    command per unit, a channel (3x3) or a channel block (1x1), merged when ``tile_k >=
+    kernels``; a depthwise layer: one), the params block (first channel
     tile only) and, after the last channel tile, the output tile (merged like the input).
     The layer's last step's last command has ``end``.
 
@@ -72,12 +72,11 @@ class Tiler(wiring.Component):
         RS = Signal(4)
         ch_in = Signal(64)          # height * in_pitch
         ch_out = Signal(64)         # XO * out_pitch
-        crs = Signal(32)            # channels * R * S
-        block_bytes = Signal(32)    # a 1x1 layer: kernels * CHANNEL_BLOCK, one channel block
+        unit_bytes = Signal(32)     # kernels * 9: one unit (3x3 channel, 1x1 channel block) of weights
         m.d.comb += RS.eq(Mux(d.kernel_size == 3, 9, 1))
         m.d.sync += [XO.eq(output_size(d, d.height)), YO.eq(output_size(d, d.width)),
                      ch_in.eq(d.height * d.in_pitch), ch_out.eq(XO * d.out_pitch),
-                     crs.eq(d.channels * RS), block_bytes.eq(d.kernels * CHANNEL_BLOCK)]
+                     unit_bytes.eq(d.kernels * CHANNEL_BLOCK)]
         st = Signal(step_layout)
         phases = Signal(data.ArrayLayout(_phase_layout, 4))
         phase = Signal(2)
@@ -110,22 +109,19 @@ class Tiler(wiring.Component):
                     pi.length.eq(Mux(merge_all, tc * ch_in,
                                      Mux(merge_rows, rows_u * d.width, cols_u))),
                 ]
-                merge_w = tc == d.channels
-                with m.If(d.depthwise):             # (K, 1, 3, 3)
+                with m.If(d.depthwise):             # (K, 9)
                     m.d.sync += [pw.base.eq(d.weight_addr + st.k0 * RS), pw.n_outer.eq(1),
                                  pw.s_outer.eq(0), pw.length.eq(tk * RS)]
-                with m.Elif(d.kernel_size == 1):    # (ceil(C / 9), K, 9); c0 % 9 == 0
-                    merge_b = tk == d.kernels
+                with m.Else():                      # unit-major (units, K, 9): T_K kernels per unit
+                    # 1x1: units are channel blocks (c0 % 9 == 0: block c0 / 9 at c0 * K);
+                    # 3x3: units are channels
+                    merge_k = tk == d.kernels
+                    units = Mux(d.kernel_size == 1, st.blocks, tc)
+                    unit0 = Mux(d.kernel_size == 1, st.c0 * d.kernels, st.c0 * unit_bytes)
                     m.d.sync += [
-                        pw.base.eq(d.weight_addr + st.c0 * d.kernels + st.k0 * CHANNEL_BLOCK),
-                        pw.n_outer.eq(Mux(merge_b, 1, st.blocks)), pw.s_outer.eq(block_bytes),
-                        pw.length.eq(Mux(merge_b, st.blocks * block_bytes, tk * CHANNEL_BLOCK)),
-                    ]
-                with m.Else():
-                    m.d.sync += [
-                        pw.base.eq(d.weight_addr + st.k0 * crs + st.c0 * RS),
-                        pw.n_outer.eq(Mux(merge_w, 1, tk)), pw.s_outer.eq(crs),
-                        pw.length.eq(Mux(merge_w, tk * crs, tc * RS)),
+                        pw.base.eq(d.weight_addr + unit0 + st.k0 * CHANNEL_BLOCK),
+                        pw.n_outer.eq(Mux(merge_k, 1, units)), pw.s_outer.eq(unit_bytes),
+                        pw.length.eq(Mux(merge_k, units * unit_bytes, tk * CHANNEL_BLOCK)),
                     ]
                 m.d.sync += [pw.en.eq(1), pw.n_inner.eq(1), pw.s_inner.eq(0)]
                 m.d.sync += [

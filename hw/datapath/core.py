@@ -27,9 +27,9 @@ class ComputeCore(wiring.Component):
 
     Data in (bus-wide byte streams, as :class:`AxiReader` delivers them):
     ``iact_in`` (iAct tile rows, cut into row-aligned words by ``iact_rows`` commands
-    ``{rows, row_bytes}``) -> :class:`StreamingBuffer`; ``weight_in`` (weight slices,
-    cut by ``weight_rows`` commands with ``row_bytes`` 9, or ``T_K * 9`` per channel block
-    for 1x1 kernels, into ``KP * 9``-byte words) -> :class:`StationaryBuffer`; ``params_in`` (``PARAM_BYTES`` per kernel) -> the
+    ``{rows, row_bytes}``) -> :class:`StreamingBuffer`; ``weight_in`` (unit-major weights,
+    cut by ``weight_rows`` commands into rows of ``T_K * 9`` bytes per unit, a 3x3 channel
+    or a 1x1 channel block, and those into ``KP * 9``-byte words) -> :class:`StationaryBuffer`; ``params_in`` (``PARAM_BYTES`` per kernel) -> the
     :class:`OutputBuffer`'s parameters; ``table`` -> the requantizers' activation table.
 
     Compute: :class:`StreamingBuffer` ``read`` -> :class:`LineBuffer` (3x3 kernels) or,
@@ -71,7 +71,8 @@ class ComputeCore(wiring.Component):
                                                 max_rows=cfg.max_tile_rows,
                                                 max_groups=cfg.max_output_dim,
                                                 max_channels=cfg.max_channel_images)
-        self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1, lanes=cfg.depthwise_lanes)
+        self.array = DPEArray(kp=cfg.kp, yp=cfg.yp, tag_width=1, lanes=cfg.depthwise_lanes,
+                              dsp_packing=cfg.dsp_packing)
         # Output tile dimensions up to AccelConfig.max_output_dim.
         out_words = cfg.output_buffer_depth // (cfg.kp * cfg.yp)
         self.output = OutputBuffer(kp=cfg.kp, yp=cfg.yp, depth=max(1, out_words),
@@ -80,7 +81,7 @@ class ComputeCore(wiring.Component):
         self.iact_packer = Repacker(in_bytes=bus, out_bytes=self.word_bytes,
                                     max_row=max(cfg.line_buffer_depth,
                                                 cfg.streaming_buffer_words * self.word_bytes))
-        # a 3x3 slice, or one channel block of T_K <= stationary depth kernels (1x1)
+        # one unit (3x3 channel, 1x1 channel block, depthwise tile) of T_K kernels
         self.weight_packer = Repacker(in_bytes=bus, out_bytes=CHANNEL_BLOCK * cfg.kp,
                                       max_row=CHANNEL_BLOCK * cfg.stationary_buffer_depth)
         self.params_packer = Repacker(in_bytes=bus, out_bytes=PARAM_BYTES, max_row=PARAM_BYTES)

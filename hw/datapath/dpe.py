@@ -4,7 +4,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["DPE", "TAPS", "PRODUCT_SHAPE", "RESULT_SHAPE", "dpe_input_layout"]
+__all__ = ["DPE", "TAPS", "PRODUCT_SHAPE", "RESULT_SHAPE", "dpe_input_layout", "adder_tree"]
 
 TAPS = 9
 PRODUCT_SHAPE = signed(17)            # u8 x s8
@@ -15,6 +15,19 @@ ACTIVATIONS = data.ArrayLayout(unsigned(8), TAPS)
 WEIGHTS = data.ArrayLayout(signed(8), TAPS)
 
 dpe_input_layout = data.StructLayout({"activations": ACTIVATIONS, "weights": WEIGHTS})
+
+
+def adder_tree(m, products, *, enable, prefix=""):
+    """The DPE's last two pipeline stages, added to ``m``: three sums of three of the
+    ``TAPS`` ``products``, then their sum, each registered while ``enable``. Returns the
+    ``RESULT_SHAPE`` total (two cycles after ``products``)."""
+    partials = [Signal(PARTIAL_SHAPE, name=f"{prefix}partial{g}") for g in range(3)]
+    total = Signal(RESULT_SHAPE, name=f"{prefix}total")
+    with m.If(enable):
+        for g in range(3):
+            m.d.sync += partials[g].eq(products[3 * g] + products[3 * g + 1] + products[3 * g + 2])
+        m.d.sync += total.eq(partials[0] + partials[1] + partials[2])
+    return total
 
 
 class DPE(wiring.Component):
@@ -46,15 +59,11 @@ class DPE(wiring.Component):
 
         valid = Signal(self.LATENCY)
         products = [Signal(PRODUCT_SHAPE, name=f"product{t}") for t in range(TAPS)]
-        partials = [Signal(PARTIAL_SHAPE, name=f"partial{g}") for g in range(3)]
-        total = Signal(RESULT_SHAPE)
         with m.If(advance):
             m.d.sync += valid.eq((valid << 1) | self.i.valid)
             for t in range(TAPS):
                 m.d.sync += products[t].eq(self.i.payload.activations[t] * self.i.payload.weights[t])
-            for g in range(3):
-                m.d.sync += partials[g].eq(products[3 * g] + products[3 * g + 1] + products[3 * g + 2])
-            m.d.sync += total.eq(partials[0] + partials[1] + partials[2])
+        total = adder_tree(m, products, enable=advance)
 
         m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(total)]
         return m

@@ -4,8 +4,9 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import AccelConfig, check_range
+from hw.config import AccelConfig, check_dsp_packing, check_flag, check_range
 from hw.datapath.dpe import DPE, ACTIVATIONS, WEIGHTS, RESULT_SHAPE
+from hw.datapath.dpe_pair import DPEPair
 
 __all__ = ["DPEArray"]
 
@@ -25,15 +26,23 @@ class DPEArray(wiring.Component):
     ``sums``: stream of ``{sums: KP x YP signed 20-bit, tag}``; ``sums[k][j]`` is kernel
     ``k`` on window ``j``. ``tag`` travels with its beat unchanged.
 
-    Latency: ``1 + DPE.LATENCY`` = 4 cycles from ``windows`` to ``sums``.
+    ``dsp_packing`` (``AccelConfig.dsp_packing``; ``yp`` even): row ``k``'s columns ``2i``
+    and ``2i + 1`` are one :class:`DPEPair` (two products per multiplication) instead of
+    two :class:`DPE`; the same interfaces, latency and sums.
+
+    Latency: one input register stage and the DPE (or DPE pair), 1 + 3 = 4 cycles from
+    ``windows`` to ``sums``, packed or not.
     """
 
-    def __init__(self, *, kp, yp, tag_width=1, lanes=1):
+    def __init__(self, *, kp, yp, tag_width=1, lanes=1, dsp_packing=False):
         check_range("kp", kp, *AccelConfig.LIMITS["kp"])
         check_range("yp", yp, *AccelConfig.LIMITS["yp"])
         check_range("tag_width", tag_width, 1, 64)
         check_range("lanes", lanes, 1, kp)
+        dsp_packing = check_flag("dsp_packing", dsp_packing)
+        check_dsp_packing(yp, dsp_packing)
         self.kp, self.yp, self.tag_width, self.lanes = kp, yp, tag_width, lanes
+        self.dsp_packing = dsp_packing
         self.weights_layout = data.ArrayLayout(WEIGHTS, kp)
         self.windows_layout = data.StructLayout({
             "windows": data.ArrayLayout(data.ArrayLayout(ACTIVATIONS, yp), lanes),
@@ -53,7 +62,7 @@ class DPEArray(wiring.Component):
 
     @property
     def latency(self):
-        return 1 + DPE.LATENCY
+        return 1 + (DPEPair if self.dsp_packing else DPE).LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -68,20 +77,32 @@ class DPEArray(wiring.Component):
         window_valid = Signal()
         tags = [Signal(self.tag_width, name=f"tag{s}") for s in range(self.latency)]
 
-        dpes = [[DPE() for _ in range(yp)] for _ in range(kp)]
+        def row_window(k, j):
+            """Row ``k``'s window ``j``: lane 0's, or in depthwise mode lane ``k``'s."""
+            if 0 < k < self.lanes:
+                return Mux(self.depthwise, window[k][j], window[0][j])
+            return window[0][j]
+
+        # engines[k]: row k's DPEs, or its DPE pairs (columns 2i, 2i + 1) when packing
+        columns = 2 if self.dsp_packing else 1
+        engines = [[DPEPair() if self.dsp_packing else DPE() for _ in range(yp // columns)]
+                   for _ in range(kp)]
         for k in range(kp):
-            for j in range(yp):
-                m.submodules[f"dpe_{k}_{j}"] = dpe = dpes[k][j]
+            for e, engine in enumerate(engines[k]):
+                m.submodules[f"dpe_{k}_{e}" if columns == 1 else f"dpe_pair_{k}_{e}"] = engine
                 m.d.comb += [
-                    dpe.i.valid.eq(window_valid),
-                    dpe.i.payload.activations.eq(
-                        Mux(self.depthwise, window[k][j], window[0][j]) if 0 < k < self.lanes
-                        else window[0][j]),
-                    dpe.i.payload.weights.eq(active[k]),
-                    dpe.o.ready.eq(self.sums.ready),
-                    self.sums.payload.sums[k][j].eq(dpe.o.payload),
+                    engine.i.valid.eq(window_valid),
+                    engine.i.payload.weights.eq(active[k]),
+                    engine.o.ready.eq(self.sums.ready),
                 ]
-        lead = dpes[0][0]       # every DPE advances in lockstep
+                if columns == 1:
+                    m.d.comb += [engine.i.payload.activations.eq(row_window(k, e)),
+                                 self.sums.payload.sums[k][e].eq(engine.o.payload)]
+                else:
+                    for w in range(2):
+                        m.d.comb += [engine.i.payload.activations[w].eq(row_window(k, 2 * e + w)),
+                                     self.sums.payload.sums[k][2 * e + w].eq(engine.o.payload[w])]
+        lead = engines[0][0]    # every engine advances in lockstep
         advance = lead.i.ready | ~window_valid
 
         blocked = self.windows.payload.swap & ~shadow_full

@@ -38,7 +38,7 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     The sum of: 8x the layer's MAC-bound time; per step (channel tile of an output tile)
     64 cycles of pipeline turn-around; per DMA transfer twice the time a transfer holds
     one of the engine's outstanding slots (``latency`` + 16 cycles, ``max_outstanding_reads``
-    slots) plus two cycles per bus beat; twice the weight slices the stationary buffer
+    slots) plus two cycles per bus beat; twice the weight words the stationary buffer
     takes at one per cycle; 200,000 cycles of slack. Random AXI pauses of
     probability ``pause`` stretch it by ``1 / (1 - pause)^2``. Tilings one or two output
     columns wide read one short transfer per input row and are bound by DRAM latency, not
@@ -57,13 +57,11 @@ def timeout_cycles(cfg, desc, latency=50, pause=0.0):
     _, _, count, beats = tiling.transfer_summary(desc, bus)
     dma = slot * count + 2 * beats
     # the stationary buffer takes one beat per cycle, and every output tile loads all the
-    # layer's weights: a 3x3 slice (one kernel, one channel) per beat, or for a 1x1 layer
-    # the KP x 9 weights of one kernel group and channel block
-    if R == 1:
-        weight_slices = tiles_xy * tiling.ceil_div(d["kernels"], cfg.kp) * tiling.ceil_div(d["channels"], CHANNEL_BLOCK)
-    else:
-        weight_slices = tiles_xy * d["kernels"] * d["channels"]
-    cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_slices
+    # layer's weights: the KP x 9 weights of one kernel group and unit (a 3x3 channel, a
+    # 1x1 channel block) per beat
+    units = tiling.ceil_div(d["channels"], CHANNEL_BLOCK) if R == 1 else d["channels"]
+    weight_words = tiles_xy * tiling.ceil_div(d["kernels"], cfg.kp) * units
+    cycles = 8 * macs / cfg.macs_per_cycle + 64 * steps + dma + 2 * weight_words
     return int(cycles / (1.0 - min(pause, 0.9)) ** 2) + 200_000
 
 

@@ -49,7 +49,7 @@ TILER_CASES = [
     dict(channels=3, height=8, width=8, kernels=4, tile_k=2, tile_c=3, tile_xo=3, tile_yo=8,
          stride=1, padding=1),                        # full output rows: rows merge
     dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
-         stride=1, padding=0),                        # whole tile: channels merge
+         stride=1, padding=0),                        # whole tile: channels merge; T_K == K: weights merge
     dict(channels=4, height=6, width=7, kernels=5, tile_k=5, tile_c=2, tile_xo=6, tile_yo=7,
          stride=1, padding=0, in_pitch=9, out_pitch=8),   # pitched rows: nothing merges
     dict(channels=6, height=10, width=13, kernels=3, tile_k=2, tile_c=4, tile_xo=3, tile_yo=4,
@@ -59,7 +59,7 @@ TILER_CASES = [
     dict(channels=3, height=5, width=6, kernels=2, tile_k=1, tile_c=3, tile_xo=1, tile_yo=2,
          kernel_size=1, stride=1, padding=1),         # 1x1 with padding: empty iAct tiles
     dict(channels=7, height=12, width=9, kernels=6, tile_k=4, tile_c=7, tile_xo=5, tile_yo=9,
-         stride=2, padding=1),                        # stride 2, full rows, T_C == C
+         stride=2, padding=1),                        # stride 2, full rows, T_C == C, T_K < K
     dict(channels=1, height=3, width=3, kernels=1, tile_k=1, tile_c=1, tile_xo=1, tile_yo=1,
          stride=1, padding=0),                        # 1x1 output
     dict(channels=4, height=9, width=9, kernels=3, tile_k=2, tile_c=3, tile_xo=9, tile_yo=9,
