@@ -12,7 +12,7 @@ CLOCK_MHZ ?= 200
 MODEL  ?= resnet50
 N      ?= 100
 SEED   ?= 1
-# more configuration options for `make network` and `make fuzz`, e.g. CONFIG="--dsp-packing 1"
+# more configuration options for `make report`, `make network` and `make fuzz`, e.g. CONFIG="--dsp-packing 1"
 CONFIG ?=
 
 # one stamp per extra of pyproject.toml: each target installs what it needs
@@ -33,7 +33,7 @@ lint: verilog $(call STAMP,sim)
 	$(PY) -m gen.lint $(OUT)
 
 report: $(call STAMP,report)
-	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT)
+	$(PY) -m gen.report --kp $(KP) --yp $(YP) --out $(REPORT) $(CONFIG)
 
 sim: $(call STAMP,sim)
 	$(PY) -m host.runtime.sim --kp $(KP) --yp $(YP) $(if $(filter 1,$(WAVES)),--waves)

@@ -19,11 +19,13 @@ def test_search_equals_exhaustive_on_reduced_space():
     shapes = [s for s in layers if s.height <= 14]
     space = {"kp": (2, 4, 8), "yp": (2, 4), "streaming_buffer_depth": (1 << 16,),
              "stationary_buffer_depth": (1 << 10, 1 << 12), "output_buffer_depth": (1 << 12, 1 << 14),
-             "line_buffer_depth": (256,)}
+             "line_buffer_depth": (256,), "dsp_packing": (False, True)}
     budget = {"LUT": 230_400, "FF": 460_800, "DSP": 400, "BRAM36": 312, "URAM": 96}
     got, ref = dse.search(shapes, space, budget), dse.exhaustive_search(shapes, space, budget)
     assert got["cycles"] == ref["cycles"]
     assert got["config"] == ref["config"]
+    # 400 DSPs hold a KP 8 x YP 4 array only with two products per DSP
+    assert (got["config"].kp, got["config"].yp, got["config"].dsp_packing) == (8, 4, True)
 
 
 def test_resource_model_matches_calibration():
@@ -38,6 +40,19 @@ def test_resource_model_matches_calibration():
         model = dse.resources(cfg)
         for name, value in zip(("LUT", "FF", "DSP"), synthesized):
             assert abs(model[name] - value) <= 0.001 * value, (cfg, name, model[name], value)
+
+
+def test_packed_resource_model():
+    """With ``dsp_packing`` the array takes half the DSPs (one per pair of products), and
+    its logic reproduces the packed arrays' yosys estimates."""
+    packed = dse.resources(AccelConfig(kp=8, yp=8, dsp_packing=True))
+    assert packed["DSP"] == 288 + 2 * 8 + dse.FIXED["DSP"]
+    assert round(dse.PACKED_LUT_ARRAY_BASE + dse.PACKED_LUT_PER_DPE * 12) == 1699
+    assert round(dse.PACKED_LUT_ARRAY_BASE + dse.PACKED_LUT_PER_DPE * 64) == 9031
+    assert round(dse.PACKED_FF_ARRAY_BASE + dse.PACKED_FF_PER_DPE * 64) == 16166
+    plain = dse.resources(AccelConfig(kp=8, yp=8))
+    assert plain["DSP"] - packed["DSP"] == 288
+    assert packed["BRAM36"] == plain["BRAM36"]
 
 
 def test_block_ram_of_the_buffers():

@@ -36,13 +36,17 @@ from host.golden.schedule import BufferOverflow
 
 __all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "runs", "layer_macs", "evaluate",
            "network_report",
-           "search", "exhaustive_search", "summary", "SPACE", "DPU_FPS", "main"]
+           "search", "exhaustive_search", "summary", "SPACE", "NETWORKS", "DPU_FPS", "main"]
 
 DEVICES = {"zu7ev": BUDGET}
 CLOCK_MHZ = 200
-# Published frames per second of the Xilinx DPU (2 x B4096 at 300 MHz on the ZCU104,
-# ZU7EV), beside which ``--summary`` prints the modelled ones
-DPU_FPS = {"resnet50": 75, "resnet18": 190, "mobilenet_v2": 255}
+# The networks ``--summary`` reports
+NETWORKS = ("resnet50", "resnet18", "mobilenet_v2")
+# The Xilinx DPU on the ZCU104 (2 x B4096 at 300 MHz, ZU7EV), frames per second single
+# thread / multithread, from the Vitis AI 3.0 model zoo's ZCU104 tables: pt_resnet50
+# (ResNet-50; tf_resnetv1_50: 96.0 / 183.3) and MobileNetV2 1.0. The zoo lists no
+# ImageNet ResNet-18 for the ZCU104.
+DPU_FPS = {"resnet50": (84.7, 161.9), "mobilenet_v2": (284.7, 621.0)}
 
 # Resource model, calibrated on yosys synth_xilinx (xcup) of the blocks:
 # dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP;
@@ -52,6 +56,12 @@ FF_PER_DPE = (15878 - 3378) / (64 - 12)
 LUT_ARRAY_BASE = 1603 - LUT_PER_DPE * 12
 FF_ARRAY_BASE = 3378 - FF_PER_DPE * 12
 REQUANT = {"LUT": 629, "FF": 408, "DSP": 2}
+# dsp_packing (two products per DSP48E2, DPE pairs): dpe_array (3, 4): 1,699 LUT / 3,432 FF
+# / 54 DSP; (8, 8): 9,031 LUT / 16,166 FF / 288 DSP
+PACKED_LUT_PER_DPE = (9031 - 1699) / (64 - 12)
+PACKED_FF_PER_DPE = (16166 - 3432) / (64 - 12)
+PACKED_LUT_ARRAY_BASE = 1699 - PACKED_LUT_PER_DPE * 12
+PACKED_FF_ARRAY_BASE = 3432 - PACKED_FF_PER_DPE * 12
 # Everything outside the array and the requantizers (DMA, tiler, sequencer, controller,
 # CSRs, buffers' logic, line buffer), calibrated on the yosys estimate of the whole default
 # accelerator (KP=3, YP=4): 28,277 LUT, 15,911 FF, 172 DSP, 104.5 BRAM36.
@@ -75,6 +85,7 @@ SPACE = {
     "stationary_buffer_depth": (1 << 12, 1 << 14),
     "output_buffer_depth": (1 << 14, 1 << 16, 1 << 18),
     "line_buffer_depth": (256,),
+    "dsp_packing": (False, True),
 }
 
 
@@ -87,18 +98,23 @@ def resources(cfg: AccelConfig):
     """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration."""
     n = cfg.kp * cfg.yp
     word = word_bytes_for(cfg.yp)
+    if cfg.dsp_packing:
+        lut_base, lut_dpe, ff_base, ff_dpe = (PACKED_LUT_ARRAY_BASE, PACKED_LUT_PER_DPE,
+                                              PACKED_FF_ARRAY_BASE, PACKED_FF_PER_DPE)
+    else:
+        lut_base, lut_dpe, ff_base, ff_dpe = LUT_ARRAY_BASE, LUT_PER_DPE, FF_ARRAY_BASE, FF_PER_DPE
     res = {
-        "DSP": 9 * n + REQUANT["DSP"] * cfg.yp + FIXED["DSP"],
-        "LUT": round(LUT_ARRAY_BASE + (LUT_PER_DPE + SYSTEM_PER_DPE["LUT"]) * n
+        "DSP": 9 * n // (2 if cfg.dsp_packing else 1) + REQUANT["DSP"] * cfg.yp + FIXED["DSP"],
+        "LUT": round(lut_base + (lut_dpe + SYSTEM_PER_DPE["LUT"]) * n
                      + REQUANT["LUT"] * cfg.yp + FIXED["LUT"]),
-        "FF": round(FF_ARRAY_BASE + (FF_PER_DPE + SYSTEM_PER_DPE["FF"]) * n
+        "FF": round(ff_base + (ff_dpe + SYSTEM_PER_DPE["FF"]) * n
                     + REQUANT["FF"] * cfg.yp + FIXED["FF"]),
     }
     # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
     kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
     out_words = cfg.output_buffer_depth // n
     # streaming buffer: words of CHANNEL_BLOCK row words; stationary buffer: words of KP
-    # slices of 9 weights (written a slice at a time for 3x3, whole for 1x1)
+    # slices of 9 weights (written whole)
     bram = (_memory(2 * cfg.streaming_buffer_words, CHANNEL_BLOCK * word * 8) +
             _memory(2 * kernel_groups_words, cfg.kp * CHANNEL_BLOCK * 8) + FIXED_BRAM36)
     # per-kernel parameters (88 bits) of both halves, in the output buffer
@@ -296,12 +312,13 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
 def configurations(space, budget):
     """Configurations of ``space`` whose modelled resources fit ``budget``."""
     out = []
-    for kp, yp, sb, st, ob, lb in itertools.product(
+    for kp, yp, sb, st, ob, lb, packing in itertools.product(
             space["kp"], space["yp"], space["streaming_buffer_depth"],
-            space["stationary_buffer_depth"], space["output_buffer_depth"], space["line_buffer_depth"]):
+            space["stationary_buffer_depth"], space["output_buffer_depth"], space["line_buffer_depth"],
+            space.get("dsp_packing", (False,))):
         try:
             cfg = AccelConfig(kp=kp, yp=yp, streaming_buffer_depth=sb, stationary_buffer_depth=st,
-                              output_buffer_depth=ob, line_buffer_depth=lb)
+                              output_buffer_depth=ob, line_buffer_depth=lb, dsp_packing=packing)
         except ValueError:
             continue
         if fits(resources(cfg), budget):
@@ -315,7 +332,7 @@ def _dominated(cfg, others):
     names = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
              "line_buffer_depth")
     for o in others:
-        if o is cfg or (o.kp, o.yp) != (cfg.kp, cfg.yp):
+        if o is cfg or (o.kp, o.yp, o.dsp_packing) != (cfg.kp, cfg.yp, cfg.dsp_packing):
             continue
         if all(getattr(o, n) >= getattr(cfg, n) for n in names) and \
                 any(getattr(o, n) > getattr(cfg, n) for n in names):
@@ -397,7 +414,7 @@ def plot(result, path):
     plt.close(fig)
 
 
-def summary(device="zu7ev", clock_mhz=CLOCK_MHZ, names=tuple(DPU_FPS)):
+def summary(device="zu7ev", clock_mhz=CLOCK_MHZ, names=NETWORKS):
     """The networks on the default configuration, on the configuration the search picks
     for ResNet-50 on ``device`` and on each network's own pick: modelled utilization and
     frames per second."""
@@ -420,7 +437,9 @@ def print_summary(s):
     for label, cfg in s["configs"].items():
         print(f"{label}: KP={cfg['kp']} YP={cfg['yp']} ({9 * cfg['kp'] * cfg['yp']} MACs/cycle), depths "
               f"stream {cfg['streaming_buffer_depth']} stat {cfg['stationary_buffer_depth']} "
-              f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}")
+              f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}"
+              f"{', two MACs per DSP' if cfg.get('dsp_packing') else ''}; modelled "
+              f"{resources(AccelConfig(**cfg))['DSP']} DSP")
     print(f"{'':14} {'utilization (without depthwise)':^50} {'fps at ' + str(clock) + ' MHz':^24} "
           f"{'depthwise':>10}")
     print(f"{'network':14} {'default':>16} {device + ' (R50 pick)':>16} {'own pick':>16} "
@@ -429,11 +448,12 @@ def print_summary(s):
         cells = [f"{100 * r[c]['utilization']:5.1f}% ({100 * r[c]['without_depthwise']:5.1f}%)"
                  for c in ("default", device, "own")]
         print(f"{name:14} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {r[device]['fps']:>7.1f} "
-              f"{r['own']['fps']:>7.1f} {DPU_FPS.get(name, float('nan')):>7} "
+              f"{r['own']['fps']:>7.1f} {DPU_FPS.get(name, (float('nan'),))[0]:>7} "
               f"{r['default']['depthwise_macs'] / 1e9:>10.3f}")
     print("utilization: the network's MACs over the accelerator's cycles x MACs per cycle; depthwise "
           "layers run on the array (whole where KP <= 9, else one channel at a time), the figure in "
-          "brackets leaves them out; fps counts the accelerator's cycles. DPU: 2 x B4096 at 300 MHz.")
+          "brackets leaves them out; fps counts the accelerator's cycles. DPU: 2 x B4096 at 300 MHz, "
+          "single thread (Vitis AI 3.0, ZCU104).")
 
 
 def main(argv=None):
