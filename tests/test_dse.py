@@ -19,7 +19,7 @@ def test_search_equals_exhaustive_on_reduced_space():
     shapes = [s for s in layers if s.height <= 14]
     space = {"kp": (2, 4, 8), "yp": (2, 4), "streaming_buffer_depth": (1 << 16,),
              "stationary_buffer_depth": (1 << 10, 1 << 12), "output_buffer_depth": (1 << 12, 1 << 14),
-             "line_buffer_depth": (256,), "dsp_packing": (False, True)}
+             "line_buffer_depth": (256,), "dsp_packing": (False, True), "drain_words": (1, 2)}
     budget = {"LUT": 230_400, "FF": 460_800, "DSP": 400, "BRAM36": 312, "URAM": 96}
     got, ref = dse.search(shapes, space, budget), dse.exhaustive_search(shapes, space, budget)
     assert got["cycles"] == ref["cycles"]
@@ -30,13 +30,14 @@ def test_search_equals_exhaustive_on_reduced_space():
 
 def test_resource_model_matches_calibration():
     """The logic model reproduces the yosys estimates it was calibrated on: the (8, 8)
-    array's DSPs plus the requantizers and the fixed logic, and the whole default
-    accelerator (the calibration predates the pointwise reader)."""
+    array's DSPs plus the requantizers (``drain_words * yp``) and the fixed logic, and the
+    whole accelerator at KP=3, YP=4 and KP=16, YP=11 (the calibration predates the
+    pointwise reader, and its output buffer drained one word per cycle: ``drain_words`` 1)."""
     r = dse.resources(AccelConfig(kp=8, yp=8))
-    assert r["DSP"] == 576 + 2 * 8 + dse.FIXED["DSP"]
+    assert r["DSP"] == 576 + 2 * 2 * 8 + dse.FIXED["DSP"]
     assert round(dse.LUT_ARRAY_BASE + dse.LUT_PER_DPE * 12) == 1603
-    for cfg, synthesized in ((AccelConfig(), (28_277, 15_911, 172)),
-                             (AccelConfig(kp=16, yp=11), (93_728, 73_593, 1_662))):
+    for cfg, synthesized in ((AccelConfig(drain_words=1), (28_277, 15_911, 172)),
+                             (AccelConfig(kp=16, yp=11, drain_words=1), (93_728, 73_593, 1_662))):
         model = dse.resources(cfg)
         for name, value in zip(("LUT", "FF", "DSP"), synthesized):
             assert abs(model[name] - value) <= 0.001 * value, (cfg, name, model[name], value)
@@ -46,13 +47,20 @@ def test_packed_resource_model():
     """With ``dsp_packing`` the array takes half the DSPs (one per pair of products), and
     its logic reproduces the packed arrays' yosys estimates."""
     packed = dse.resources(AccelConfig(kp=8, yp=8, dsp_packing=True))
-    assert packed["DSP"] == 288 + 2 * 8 + dse.FIXED["DSP"]
+    assert packed["DSP"] == 288 + 2 * 2 * 8 + dse.FIXED["DSP"]
     assert round(dse.PACKED_LUT_ARRAY_BASE + dse.PACKED_LUT_PER_DPE * 12) == 1699
     assert round(dse.PACKED_LUT_ARRAY_BASE + dse.PACKED_LUT_PER_DPE * 64) == 9031
     assert round(dse.PACKED_FF_ARRAY_BASE + dse.PACKED_FF_PER_DPE * 64) == 16166
     plain = dse.resources(AccelConfig(kp=8, yp=8))
     assert plain["DSP"] - packed["DSP"] == 288
     assert packed["BRAM36"] == plain["BRAM36"]
+
+
+def test_requantizers_follow_the_drain():
+    """Each further word drained per cycle adds YP requantizers."""
+    one, four = dse.resources(AccelConfig(drain_words=1)), dse.resources(AccelConfig(drain_words=4))
+    for name in ("LUT", "FF", "DSP"):
+        assert four[name] - one[name] == 3 * 4 * dse.REQUANT[name]
 
 
 def test_block_ram_of_the_buffers():

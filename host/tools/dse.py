@@ -50,7 +50,8 @@ DPU_FPS = {"resnet50": (84.7, 161.9), "mobilenet_v2": (284.7, 621.0)}
 
 # Resource model, calibrated on yosys synth_xilinx (xcup) of the blocks:
 # dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP;
-# requant: 629 LUT / 408 FF / 2 DSP (one per array column).
+# requant: 629 LUT / 408 FF / 2 DSP, one per array column in the calibrated designs (they
+# drained one word of a row per cycle: ``drain_words`` 1); ``drain_words * yp`` of them.
 LUT_PER_DPE = (8519 - 1603) / (64 - 12)
 FF_PER_DPE = (15878 - 3378) / (64 - 12)
 LUT_ARRAY_BASE = 1603 - LUT_PER_DPE * 12
@@ -86,6 +87,7 @@ SPACE = {
     "output_buffer_depth": (1 << 14, 1 << 16, 1 << 18),
     "line_buffer_depth": (256,),
     "dsp_packing": (False, True),
+    "drain_words": (1, 2, 4),
 }
 
 
@@ -98,17 +100,18 @@ def resources(cfg: AccelConfig):
     """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration."""
     n = cfg.kp * cfg.yp
     word = word_bytes_for(cfg.yp)
+    requantizers = cfg.drain_words * cfg.yp
     if cfg.dsp_packing:
         lut_base, lut_dpe, ff_base, ff_dpe = (PACKED_LUT_ARRAY_BASE, PACKED_LUT_PER_DPE,
                                               PACKED_FF_ARRAY_BASE, PACKED_FF_PER_DPE)
     else:
         lut_base, lut_dpe, ff_base, ff_dpe = LUT_ARRAY_BASE, LUT_PER_DPE, FF_ARRAY_BASE, FF_PER_DPE
     res = {
-        "DSP": 9 * n // (2 if cfg.dsp_packing else 1) + REQUANT["DSP"] * cfg.yp + FIXED["DSP"],
+        "DSP": 9 * n // (2 if cfg.dsp_packing else 1) + REQUANT["DSP"] * requantizers + FIXED["DSP"],
         "LUT": round(lut_base + (lut_dpe + SYSTEM_PER_DPE["LUT"]) * n
-                     + REQUANT["LUT"] * cfg.yp + FIXED["LUT"]),
+                     + REQUANT["LUT"] * requantizers + FIXED["LUT"]),
         "FF": round(ff_base + (ff_dpe + SYSTEM_PER_DPE["FF"]) * n
-                    + REQUANT["FF"] * cfg.yp + FIXED["FF"]),
+                    + REQUANT["FF"] * requantizers + FIXED["FF"]),
     }
     # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
     kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
@@ -312,13 +315,14 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
 def configurations(space, budget):
     """Configurations of ``space`` whose modelled resources fit ``budget``."""
     out = []
-    for kp, yp, sb, st, ob, lb, packing in itertools.product(
+    for kp, yp, sb, st, ob, lb, packing, drain in itertools.product(
             space["kp"], space["yp"], space["streaming_buffer_depth"],
             space["stationary_buffer_depth"], space["output_buffer_depth"], space["line_buffer_depth"],
-            space.get("dsp_packing", (False,))):
+            space.get("dsp_packing", (False,)), space.get("drain_words", (AccelConfig.drain_words,))):
         try:
             cfg = AccelConfig(kp=kp, yp=yp, streaming_buffer_depth=sb, stationary_buffer_depth=st,
-                              output_buffer_depth=ob, line_buffer_depth=lb, dsp_packing=packing)
+                              output_buffer_depth=ob, line_buffer_depth=lb, dsp_packing=packing,
+                              drain_words=drain)
         except ValueError:
             continue
         if fits(resources(cfg), budget):
@@ -330,7 +334,7 @@ def _dominated(cfg, others):
     """A fitting configuration with the same array and every depth at least as large
     (at least one larger) plans every layer at least as fast."""
     names = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
-             "line_buffer_depth")
+             "line_buffer_depth", "drain_words")
     for o in others:
         if o is cfg or (o.kp, o.yp, o.dsp_packing) != (cfg.kp, cfg.yp, cfg.dsp_packing):
             continue
