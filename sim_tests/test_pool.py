@@ -39,6 +39,11 @@ def passes(x):
         (pool(PoolMode.MAX, 3, 2, 0), ops.max_pool2d(x, 3, 2, 0, ceil_mode=True)[0]),
         (pool(PoolMode.AVG, 3, 1, 1, multiplier=multiplier(9)), ops.avg_pool2d(x, SCALE, ZP, 3, 1, 1)[0]),
         (pool(PoolMode.AVG, 3, 2, 1, multiplier=multiplier(9)), ops.avg_pool2d(x, SCALE, ZP, 3, 2, 1)[0]),
+        # a window as wide as a bus beat's lanes (16): still an output per cycle
+        (pool(PoolMode.MAX, 16, 3, 5), ops.max_pool2d(x, 16, 3, 5)[0]),
+        # wider windows: a column per cycle
+        (pool(PoolMode.MAX, 17, 1, 8), ops.max_pool2d(x, 17, 1, 8)[0]),
+        (pool(PoolMode.AVG, 17, 2, 8, multiplier=multiplier(289)), ops.avg_pool2d(x, SCALE, ZP, 17, 2, 8)[0]),
         (pool(PoolMode.GLOBAL, multiplier=multiplier(h * w)), ops.adaptive_avg_pool2d(x, SCALE, ZP, 1)[0]),
         (pool(PoolMode.COPY), x[0]),
     ]

@@ -4,14 +4,17 @@
 Per channel and output row the engine issues the row's write, reads the input rows its
 windows need (a copy: its own row; global pooling: every row), combines them one bus beat
 per cycle (the vertical pass) and reduces each output from its window's columns one
-column per cycle (the horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
+column (or, for windows of at most a bus beat's lanes, one output) per cycle (the
+horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
 a row takes the longest of:
 
-* its work: a fixed part per mode, its rows' beats as the DMA reader delivers them
-  (realigned to the row's start: ``ceil(width / bus bytes)`` each) and ``out_width *
-  kernel`` horizontal cycles (global pooling: ``width``; a copy: none);
+* its work: a fixed part per mode, its rows' beats as the DRAM returns them (the bus
+  words each row spans; the tensor's base bus-aligned) and its horizontal
+  cycles: ``out_width`` for a window of at most a bus beat's lanes (the engine reduces
+  its two words of lanes at once), else ``out_width * kernel`` (global pooling:
+  ``width``; a copy: none);
 * its reads: ``pool_row_read`` cycles per input row (the DRAM latency over the rows
-  read ahead), a copy one read burst's issue;
+  read ahead) and ``pool_read_beat`` per R beat of them, a copy one read burst's issue;
 * its write's issue (``planner.TIMING["write_slot"]`` over the outstanding writes).
 
 DRAM bytes are exact. The constants in ``POOL_TIMING`` are fitted to the RTL at a DRAM
@@ -27,12 +30,14 @@ from host.compiler.planner import TIMING
 __all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass"]
 
 POOL_TIMING = {
-    "fixed": 128.952,       # per pass: checks, first read's latency, last write's response
-    "copy_row": 3.904,      # per copied row beside its beats: write command, hand-over
-    "max_row": 6.16,        # per max-pooled row beside its beats and columns
-    "avg_row": 11.064,      # per averaged row (window or global): the requantizer's turn
-    "pool_row_read": 7.496,  # per input row of a pooled output row, reads bound
-    "pool_read_row": 1.227,  # per pooled output row, reads bound: the hand-over
+    "fixed": 129.628,  # per pass: checks, first read's latency, last write's response
+    "copy_row": 3.803,  # per copied row beside its beats: write command, hand-over
+    "max_row": 6.499,  # per max-pooled row beside its beats and columns
+    "avg_row": 11.179,  # per averaged row: the requantizer's turn
+    "global_row": 10.841,  # per global average (one row of one output)
+    "pool_row_read": 6.792,  # per input row of a pooled output row, reads bound
+    "pool_read_row": 2.325,  # per pooled output row, reads bound: the hand-over
+    "pool_read_beat": 0.365,  # per R beat of its input rows, reads bound
 }
 
 
@@ -81,22 +86,30 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     t = POOL_TIMING if timing is None else timing
     bus = cfg.axi_data_width // 8
     mode = PoolMode(p["mode"])
-    width = p["width"]
-    row_beats = -(-width // bus)
+    width, pitch = p["width"], p["in_pitch"]
+
+    def row_beats(i):
+        """R beats of input row ``i``: the bus words its bytes span (a bus-aligned tensor)."""
+        return (i * pitch % bus + width + bus - 1) // bus
     copy = mode == PoolMode.COPY
     out_rows = p["height"] if copy else (1 if mode == PoolMode.GLOBAL else p["out_height"])
     out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
     span = width if mode == PoolMode.GLOBAL else p["kernel"]
-    horizontal = 0 if copy else out_width * span
-    fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"]}.get(mode, t["avg_row"])
+    # an output per cycle from a window of at most a bus beat's lanes, else a column per cycle
+    fast = mode in (PoolMode.MAX, PoolMode.AVG) and span <= bus
+    horizontal = 0 if copy else out_width * (1 if fast else span)
+    fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"], PoolMode.AVG: t["avg_row"],
+                 PoolMode.GLOBAL: t["global_row"]}[mode]
     read_issue = TIMING["read_slot"] / cfg.max_outstanding_reads
     write_issue = TIMING["write_slot"] / cfg.max_outstanding_writes
     channel_cycles, rows_read = 0.0, 0
     for r in range(out_rows):
-        rows = len(pool_rows(p, r))
+        in_rows = pool_rows(p, r)
+        rows = len(in_rows)
         rows_read += rows
-        reads = read_issue if copy else rows * t["pool_row_read"] + t["pool_read_row"]
-        channel_cycles += max(fixed_row + rows * row_beats + horizontal, reads, write_issue)
+        beats = sum(row_beats(i) for i in in_rows)
+        reads = read_issue if copy else rows * t["pool_row_read"] + beats * t["pool_read_beat"] + t["pool_read_row"]
+        channel_cycles += max(fixed_row + beats + horizontal, reads, write_issue)
     c = p["channels"]
     return {"cycles": int(round(t["fixed"] + c * channel_cycles)), "dram_read_bytes": c * rows_read * width,
             "dram_write_bytes": c * out_rows * out_width}

@@ -17,6 +17,15 @@ POOL_SUM_BITS = 24          # a column's sum of up to 65535 rows of u8
 ROWS_AHEAD = 8              # input rows read ahead of the pass that takes them
 
 
+def _tree(values, combine):
+    """``values`` reduced pairwise by ``combine``, a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [combine(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
 class PoolEngine(wiring.Component):
     """Runs one :class:`hw.contract.PoolDescriptor` per ``cmd``, DRAM to DRAM.
 
@@ -38,9 +47,11 @@ class PoolEngine(wiring.Component):
     Per output row the input rows it needs are read (the reads run up to
     :data:`ROWS_AHEAD` rows ahead, their data waiting in the DMA reader), combined column
     by column into a row of ``POOL_SUM_BITS``-bit lanes one bus beat per cycle (the
-    vertical pass), then each output is reduced from its columns one column per cycle
-    (the horizontal pass) and the row written. A pooled row holds at most ``max_width``
-    (``AccelConfig.line_buffer_depth``) columns; copies have no limit.
+    vertical pass), then each output is reduced from its columns (the horizontal pass)
+    and the row written. A window of at most ``lanes`` (bus bytes) columns lies in two
+    words of lanes, read at once: one output per cycle (:attr:`fast_kernel`); wider
+    windows and global pooling take one column per cycle. A pooled row holds at most
+    ``max_width`` (``AccelConfig.line_buffer_depth``) columns; copies have no limit.
 
     Before any DRAM access a command is checked (``code``, an :class:`ErrorCode`):
     ``BAD_POOL`` (no channel, row or column; a window of no column, no stride, padding not
@@ -60,6 +71,7 @@ class PoolEngine(wiring.Component):
         self.lanes = cfg.axi_data_width // 8
         self.max_width = cfg.line_buffer_depth
         self.words = -(-self.max_width // self.lanes)
+        self.fast_kernel = self.lanes       # MAX / AVG windows up to this wide: an output per cycle
         aw, dw = cfg.axi_addr_width, cfg.axi_data_width
         self.packer = Repacker(in_bytes=1, out_bytes=self.lanes, max_row=self.max_width)
         self.requant = Requantizer()
@@ -150,6 +162,7 @@ class PoolEngine(wiring.Component):
         m.submodules.sums = sums = Memory(shape=data.ArrayLayout(lane, lanes), depth=words, init=[])
         wp = sums.write_port()
         rp = sums.read_port(transparent_for=(wp,))
+        rp_next = sums.read_port(transparent_for=(wp,))     # the word after rp's: fast windows
 
         # vertical pass, two stages: read the beat's word, then combine and write it back
         beat = self.rd_data.payload
@@ -178,18 +191,37 @@ class PoolEngine(wiring.Component):
         new_count = Signal(17)
         m.d.comb += [new_acc.eq(Mux(is_max, Mux(part > base, part, base), base + part)),
                      new_count.eq(Mux(h_first, 0, count) + h_inside)]
+        # the fast horizontal pass (MAX / AVG, kernel <= lanes), an output per cycle in two
+        # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
+        fast = ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) & (d.kernel <= self.fast_kernel)
+        f_valid, f_lane, f_base = Signal(), Signal(max(lane_bits, 1)), Signal(index)
+        f_word = Signal(range(max(words, 2)))
+        r_valid, r_acc, r_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
+        window_lanes = [rp.data[i] for i in range(lanes)] + [rp_next.data[i] for i in range(lanes)]
+        included = []
+        for i, v in enumerate(window_lanes):
+            column = f_base + i
+            included.append((i >= f_lane) & (i < f_lane + d.kernel) & (column >= 0) &
+                            (column < d.width) & (rows_in != 0))
+        f_max = _tree([Mux(inc, v[:8], 0) for inc, v in zip(included, window_lanes)],
+                      lambda a, b: Mux(a > b, a, b))
+        f_sum = _tree([Mux(inc, v, 0) for inc, v in zip(included, window_lanes)], lambda a, b: a + b)
+        f_count = _tree([inc for inc in included], lambda a, b: a + b)
+
         # an output leaves on its last column: MAX straight, AVG / GLOBAL requantized
         emit = Signal()
         out_ready = Mux(is_max, packer.i.ready, requant.i.ready)
+        out_acc, out_count = Signal(POOL_SUM_BITS), Signal(17)
+        m.d.comb += [out_acc.eq(Mux(fast, r_acc, new_acc)), out_count.eq(Mux(fast, r_count, new_count))]
         m.d.comb += [
             requant.i.valid.eq(emit & ~is_max),
-            requant.i.payload.acc.eq(new_acc),
-            requant.i.payload.bias.eq(-(d.zero_point * (new_count * rows_in))),
+            requant.i.payload.acc.eq(out_acc),
+            requant.i.payload.bias.eq(-(d.zero_point * (out_count * rows_in))),
             requant.i.payload.multiplier.eq(d.multiplier),
             requant.i.payload.zero_point.eq(d.zero_point),
             requant.i.payload.lo.eq(0), requant.i.payload.hi.eq(255),
             packer.i.valid.eq(Mux(is_max, emit, requant.o.valid)),
-            packer.i.payload.data[0].eq(Mux(is_max, new_acc[:8], requant.o.payload)),
+            packer.i.payload.data[0].eq(Mux(is_max, out_acc[:8], requant.o.payload)),
             packer.i.payload.count.eq(1),
             requant.o.ready.eq(packer.i.ready),
         ]
@@ -277,7 +309,7 @@ class PoolEngine(wiring.Component):
                     m.d.comb += [packer.cmd.valid.eq(1), packer.cmd.payload.rows.eq(1),
                                  packer.cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(packer.cmd.ready):
-                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0)]
+                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), r_valid.eq(0)]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
                         with m.Else():
@@ -305,27 +337,48 @@ class PoolEngine(wiring.Component):
             with m.State("SETTLE"):         # the last word is written this cycle
                 m.d.sync += v_valid.eq(0)
                 m.next = "HORIZONTAL"
-            with m.State("HORIZONTAL"):     # each output from its columns, one per cycle
-                stall = h_valid & h_last & ~out_ready
-                issue = ~stall & (o < cols_out)
-                m.d.comb += rp.addr.eq(Mux(stall, h_word, col[lane_bits:lane_bits + 16]))
-                with m.If(h_valid & h_last & out_ready):
-                    m.d.comb += emit.eq(1)
-                with m.If(~stall):
-                    m.d.sync += [h_valid.eq(issue), h_lane.eq(col[:max(lane_bits, 1)]),
-                                 h_word.eq(col[lane_bits:lane_bits + 16]),
-                                 h_inside.eq((col >= 0) & (col < d.width) & (rows_in != 0)),
-                                 h_first.eq(ct == 0), h_last.eq(ct + 1 == span_cols)]
-                    with m.If(h_valid):
-                        m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
-                    with m.If(issue):
-                        with m.If(ct + 1 == span_cols):
-                            m.d.sync += [ct.eq(0), o.eq(o + 1)]
-                        with m.Else():
-                            m.d.sync += ct.eq(ct + 1)
-                with m.If((o == cols_out) & ~stall & ~(h_valid & ~h_last)):
-                    with m.If(~h_valid | out_ready):
+            with m.State("HORIZONTAL"):     # each output from its columns
+                with m.If(fast):
+                    advance = ~r_valid | out_ready
+                    start = Signal(index)
+                    m.d.comb += start.eq(o * d.stride - d.padding)
+                    issue = advance & (o < cols_out)
+                    word0 = start[lane_bits:lane_bits + 16]         # -1 (all outside) wraps
+                    m.d.comb += [rp.addr.eq(Mux(advance, word0, f_word)),
+                                 rp_next.addr.eq(Mux(advance, word0 + 1, f_word + 1))]
+                    with m.If(r_valid & out_ready):
+                        m.d.comb += emit.eq(1)
+                    with m.If(advance):
+                        m.d.sync += [f_valid.eq(issue), f_word.eq(word0),
+                                     f_lane.eq(start[:max(lane_bits, 1)]),
+                                     f_base.eq(start - start[:lane_bits]),
+                                     r_valid.eq(f_valid), r_acc.eq(Mux(is_max, f_max, f_sum)),
+                                     r_count.eq(f_count)]
+                        with m.If(issue):
+                            m.d.sync += o.eq(o + 1)
+                    with m.If((o == cols_out) & ~f_valid & advance):
                         m.next = "NEXT"
+                with m.Else():             # one column per cycle
+                    stall = h_valid & h_last & ~out_ready
+                    issue = ~stall & (o < cols_out)
+                    m.d.comb += rp.addr.eq(Mux(stall, h_word, col[lane_bits:lane_bits + 16]))
+                    with m.If(h_valid & h_last & out_ready):
+                        m.d.comb += emit.eq(1)
+                    with m.If(~stall):
+                        m.d.sync += [h_valid.eq(issue), h_lane.eq(col[:max(lane_bits, 1)]),
+                                     h_word.eq(col[lane_bits:lane_bits + 16]),
+                                     h_inside.eq((col >= 0) & (col < d.width) & (rows_in != 0)),
+                                     h_first.eq(ct == 0), h_last.eq(ct + 1 == span_cols)]
+                        with m.If(h_valid):
+                            m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
+                        with m.If(issue):
+                            with m.If(ct + 1 == span_cols):
+                                m.d.sync += [ct.eq(0), o.eq(o + 1)]
+                            with m.Else():
+                                m.d.sync += ct.eq(ct + 1)
+                    with m.If((o == cols_out) & ~stall & ~(h_valid & ~h_last)):
+                        with m.If(~h_valid | out_ready):
+                            m.next = "NEXT"
                 stop_on_errors()
             with m.State("NEXT"):
                 with m.If(r + 1 < rows_out):
