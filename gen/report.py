@@ -8,6 +8,10 @@ buffers), counts the UltraScale+ primitives and compares them with the ZU7EV
 Each module is reported as a design of its own: ``fits`` is true when every reported
 module fits the device by itself (once the top-level accelerator is a block, report it
 alone for the figure that matters).
+
+Each module's mapped netlist also gets a clock estimate (:mod:`gen.timing`):
+``estimated_clock_mhz``, ``critical_path`` and ``unregistered_primitives`` (DSP48E2 and
+block RAMs that do not use their internal output registers), per module.
 """
 
 import argparse
@@ -19,11 +23,12 @@ import time
 from pathlib import Path
 
 
-__all__ = ["BUDGET", "RESOURCES", "YosysMissing", "yosys_command", "synthesize",
+__all__ = ["BUDGET", "RESOURCES", "TARGET_MHZ", "YosysMissing", "yosys_command", "synthesize",
            "count_resources", "report_verilog", "report", "report_manifest", "report_component",
            "format_table", "main"]
 
 RESOURCES = ("LUT", "FF", "DSP", "BRAM36", "URAM")
+TARGET_MHZ = 200          # the board build's default clock (CLOCK_MHZ)
 
 # Zynq UltraScale+ ZU7EV (DS891): CLB LUTs, CLB flip-flops, DSP48E2 slices,
 # 36 Kb block RAMs and UltraRAM blocks.
@@ -130,13 +135,17 @@ def fits(used, budget=BUDGET):
 
 
 def report_verilog(modules, config, out_dir, flatten=True):
-    """Synthesize ``modules`` ({name: [verilog files]}, name = top module) and write
+    """Synthesize ``modules`` ({name: [verilog files]}, name = top module), estimate each
+    one's clock (:func:`gen.timing.analyze` on its netlist) and write
     ``<out_dir>/resources.json``; return the report."""
+    from . import timing
     out_dir = Path(out_dir)
     result = {"config": config, "device": "xczu7ev-ffvc1156-2-e", "modules": {}, "cells": {},
-              "synth_seconds": {}, "unmapped": {}, "budget": dict(BUDGET), "percent": {}, "fits": True}
+              "synth_seconds": {}, "unmapped": {}, "budget": dict(BUDGET), "percent": {}, "fits": True,
+              "target_mhz": TARGET_MHZ, "estimated_clock_mhz": {}, "critical_path": {},
+              "unregistered_primitives": {}, "timing": {}}
     for name, files in modules.items():
-        cells, seconds = synthesize(files, name, out_dir / "synth", flatten=flatten)
+        cells, seconds = synthesize(files, name, out_dir / "synth", flatten=flatten, netlist=True)
         used = count_resources(cells)
         result["modules"][name] = used
         result["cells"][name] = dict(sorted(cells.items()))
@@ -144,6 +153,12 @@ def report_verilog(modules, config, out_dir, flatten=True):
         if unmapped_cells(cells):
             result["unmapped"][name] = unmapped_cells(cells)
         result["percent"][name] = percentages(used)
+        clock = timing.analyze_file(out_dir / "synth" / f"{name}.netlist.json", top=name, break_loops=True)
+        result["estimated_clock_mhz"][name] = clock["estimated_clock_mhz"]
+        result["critical_path"][name] = clock["critical_path"]
+        result["unregistered_primitives"][name] = clock["primitives"]
+        result["timing"][name] = {"slowest_blocks": dict(list(clock["blocks"].items())[:10]),
+                                  **{k: clock[k] for k in ("unknown_cells", "broken_loops", "seconds")}}
     result["fits"] = all(fits(used) for used in result["modules"].values())
     (out_dir / "resources.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -188,10 +203,28 @@ def format_table(result):
         row += f"{'yes' if fits(used, result['budget']) else 'NO':>6}{result['synth_seconds'][name]:>9.1f}"
         lines.append(row)
     lines.append(f"{'ZU7EV budget':<14}" + "".join(f"{result['budget'][r]:>18}" for r in RESOURCES))
+    target = result.get("target_mhz", TARGET_MHZ)
+    for name, mhz in result.get("estimated_clock_mhz", {}).items():
+        lines.append(_clock_line(name, mhz, result["critical_path"][name],
+                                 result["unregistered_primitives"][name], target))
     for name, cells in result.get("unmapped", {}).items():
         lines.append(f"warning: {name}: cells not counted: {cells}")
     lines.append(f"fits: {'yes' if result['fits'] else 'NO'}")
     return "\n".join(lines)
+
+
+def _clock_line(name, mhz, path, prims, target):
+    """The table's clock line of one module: estimate, critical path, unregistered primitives."""
+    if mhz is None:
+        text = "no register-to-register path"
+    else:
+        verdict = "meets" if mhz >= target else "BELOW"
+        text = (f"~{mhz:.0f} MHz ({verdict} {target} MHz; {path['delay_ns']:.2f} ns, "
+                f"{path['logic_levels']} logic level{'s' * (path['logic_levels'] != 1)}: "
+                f"{path['start_net'] or path['start_type']} -> "
+                f"{path['end_net'] or path['end_type']})")
+    counts = ", ".join(f"{t} {c['unregistered']}/{c['total']}" for t, c in prims.items() if c["total"])
+    return f"clock {name}: {text}" + (f"; no internal output register: {counts}" if counts else "")
 
 
 def main(argv=None):
