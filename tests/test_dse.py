@@ -102,7 +102,8 @@ def test_large_kernels_run_decomposed():
 
 def test_network_report_counts_cpu_layers_apart():
     """Utilization: the accelerator layers' network MACs over their cycles (and the
-    pooling engine's: the 5x5 layer's input rearrangement) x MACs per cycle, also
+    pooling engine's: the 5x5 layer's input rearrangement; and the queue's, per command:
+    4 layers and 4 passes) x MACs per cycle, also
     without the depthwise layer (C / groups = 1 channel per kernel); the 5x5 layer counts
     its own MACs (not the decomposed conv's); the stride-3 layer's MACs are reported
     apart."""
@@ -119,7 +120,9 @@ def test_network_report_counts_cpu_layers_apart():
     cycles = [plan(cfg, s).cycles for s in shapes]
     pools = [pool_model(cfg, p)["cycles"] for _, p in dse.pool_passes(layers)]
     assert len(pools) == 4                   # the 5x5 kernel's 2 x 2 pieces of its input
-    total = sum(cycles) + sum(pools)
+    queue = dse.QUEUE_COMMAND_CYCLES * (len(shapes) + len(pools))
+    assert r["queue_cycles"] == queue
+    total = sum(cycles) + sum(pools) + queue
     assert r["accelerator_macs"] == dense + depthwise and r["cycles"] == total
     assert r["pool_cycles"] == sum(pools) and [p["mode"] for p in r["pools"]] == ["COPY"] * 4
     assert r["depthwise_macs"] == depthwise and r["depthwise_cycles"] == cycles[1]

@@ -40,6 +40,10 @@ __all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "run
 
 DEVICES = {"zu7ev": BUDGET}
 CLOCK_MHZ = 200
+# The command queue's cycles per command (its record's fetch and its trace record's write,
+# about two DRAM latencies), measured through the RTL at a DRAM latency of 50: 8,378 for
+# ResNet-50's 65 commands, 925,460 for MobileNetV2's 7,173 on a KP=24 array
+QUEUE_COMMAND_CYCLES = 129
 # The networks ``--summary`` reports
 NETWORKS = ("resnet50", "resnet18", "mobilenet_v2")
 # The Xilinx DPU on the ZCU104 (2 x B4096 at 300 MHz, ZU7EV), frames per second single
@@ -284,14 +288,16 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
     neither: their MACs are ``cpu_macs``, and ``fps`` at ``clock_mhz`` is the accelerator
     layers' alone (the network's, with the CPU layers' time added, is lower). The
     pooling engine's passes (:func:`pool_report`) count in ``cycles``, ``fps`` and
-    ``utilization`` (``pool_cycles``: theirs)."""
+    ``utilization`` (``pool_cycles``: theirs), and so does the command queue's cost per
+    command (``queue_cycles``: ``QUEUE_COMMAND_CYCLES`` for each layer run and pass)."""
     shapes, cpu = accelerator_layers(layers)
     conv_cycles, plans = evaluate(cfg, shapes, cache=cache, coarse=False)
     if conv_cycles is None:
         raise BufferOverflow(f"a layer does not fit {cfg}")
     pools = pool_report(cfg, layers)
     pool_cycles = sum(p["cycles"] for p in pools)
-    cycles = conv_cycles + pool_cycles
+    queue_cycles = QUEUE_COMMAND_CYCLES * (sum(times for _, times in plans) + len(pools))
+    cycles = conv_cycles + pool_cycles + queue_cycles
     macs = {l["name"]: layer_macs(l) for l in layers if "pool" not in l}
     rows = [{"name": s.name, "depthwise": s.depthwise, "tiles": p.tiles, "runs": times,
              "cycles": p.cycles * times, "macs": macs.get(s.name, s.macs)}
@@ -304,11 +310,13 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
 
     def utilization(rs, extra=0):
         return sum(r["macs"] for r in rs) / ((sum(r["cycles"] for r in rs) + extra) * cfg.macs_per_cycle)
-    return {"cycles": cycles, "pool_cycles": pool_cycles, "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
+    return {"cycles": cycles, "pool_cycles": pool_cycles, "queue_cycles": queue_cycles,
+            "accelerator_macs": acc_macs, "cpu_macs": cpu_macs,
             "cpu_layers": len(cpu), "cpu_mac_share": cpu_macs / (acc_macs + cpu_macs),
             "depthwise_macs": acc_macs - sum(r["macs"] for r in dense),
             "depthwise_cycles": conv_cycles - sum(r["cycles"] for r in dense),
-            "utilization": utilization(rows, pool_cycles), "without_depthwise": utilization(dense, pool_cycles),
+            "utilization": utilization(rows, pool_cycles + queue_cycles),
+            "without_depthwise": utilization(dense, pool_cycles + queue_cycles),
             "fps": clock_mhz * 1e6 / cycles, "layers": rows, "pools": pools}
 
 
