@@ -194,19 +194,17 @@ class PoolEngine(wiring.Component):
         # the fast horizontal pass (MAX / AVG, kernel <= lanes), an output per cycle in two
         # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
         fast = ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) & (d.kernel <= self.fast_kernel)
-        f_valid, f_lane, f_base = Signal(), Signal(max(lane_bits, 1)), Signal(index)
+        # f_lo / f_hi: the window's lanes [f_lo, f_hi) of the two words, inside the tensor
+        f_valid, f_lo, f_hi = Signal(), Signal(range(2 * lanes + 1)), Signal(range(2 * lanes + 1))
         f_word = Signal(range(max(words, 2)))
         r_valid, r_acc, r_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
         window_lanes = [rp.data[i] for i in range(lanes)] + [rp_next.data[i] for i in range(lanes)]
-        included = []
-        for i, v in enumerate(window_lanes):
-            column = f_base + i
-            included.append((i >= f_lane) & (i < f_lane + d.kernel) & (column >= 0) &
-                            (column < d.width) & (rows_in != 0))
+        # f_lo <= lanes: lanes past it are after the window's start
+        included = [((f_lo <= i) if i < lanes else 1) & (i < f_hi) for i in range(2 * lanes)]
         f_max = _tree([Mux(inc, v[:8], 0) for inc, v in zip(included, window_lanes)],
                       lambda a, b: Mux(a > b, a, b))
         f_sum = _tree([Mux(inc, v, 0) for inc, v in zip(included, window_lanes)], lambda a, b: a + b)
-        f_count = _tree([inc for inc in included], lambda a, b: a + b)
+        f_count = Mux(f_hi > f_lo, f_hi - f_lo, 0)
 
         # an output leaves on its last column: MAX straight, AVG / GLOBAL requantized
         emit = Signal()
@@ -348,10 +346,16 @@ class PoolEngine(wiring.Component):
                                  rp_next.addr.eq(Mux(advance, word0 + 1, f_word + 1))]
                     with m.If(r_valid & out_ready):
                         m.d.comb += emit.eq(1)
+                    # the window's lanes: from its first column's (word -1's lanes are
+                    # left of the tensor) to its last's or the row's end
+                    first_lane = start[:max(lane_bits, 1)]
+                    to_end = Signal(index)
+                    m.d.comb += to_end.eq(d.width - (start - first_lane))
+                    end = Mux(to_end < first_lane + d.kernel, Mux(to_end < 0, 0, to_end), first_lane + d.kernel)
                     with m.If(advance):
                         m.d.sync += [f_valid.eq(issue), f_word.eq(word0),
-                                     f_lane.eq(start[:max(lane_bits, 1)]),
-                                     f_base.eq(start - start[:lane_bits]),
+                                     f_lo.eq(Mux(start < 0, lanes, first_lane)),
+                                     f_hi.eq(Mux(rows_in == 0, 0, end)),
                                      r_valid.eq(f_valid), r_acc.eq(Mux(is_max, f_max, f_sum)),
                                      r_count.eq(f_count)]
                         with m.If(issue):
