@@ -9,14 +9,23 @@ def lanes_of(kp, yp):
     return 3 if (kp, yp) == (4, 2) else 1
 
 
-@pytest.mark.parametrize("kp,yp", [(1, 1), (3, 4), (4, 2), (8, 8)])
+def build_name(kp, yp, lanes, packed):
+    return f"dpe_array_{kp}x{yp}_lanes{lanes}" + ("_packed" if packed else "")
+
+
+# with dsp_packing (two products per multiplication): 4 pairs a row at 8 x 8, one at 4 x 2
+@pytest.mark.parametrize("kp,yp,packed", [(1, 1, False), (3, 4, False), (4, 2, False), (8, 8, True),
+                                          (4, 2, True)])
 @pytest.mark.parametrize("pause", [0.0, 0.25])
-def test_dpe_array(kp, yp, pause):
+def test_dpe_array(kp, yp, packed, pause):
+    """Sums equal the golden model's, extreme operands included, under random gaps and
+    backpressure."""
     lanes = lanes_of(kp, yp)
-    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes), name=f"dpe_array_{kp}x{yp}_lanes{lanes}",
-             test_module="sim_tests.dpe_array_tb",
-             params={"kp": kp, "yp": yp, "lanes": lanes, "seed": kp * 100 + yp + int(pause * 4),
-                     "sets": 6, "beats_per_set": 5, "pause": pause})
+    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes, dsp_packing=packed),
+               name=build_name(kp, yp, lanes, packed), test_module="sim_tests.dpe_array_tb",
+               params={"kp": kp, "yp": yp, "lanes": lanes, "dsp_packing": packed,
+                       "seed": kp * 100 + yp + int(pause * 4) + 50 * packed, "sets": 6, "beats_per_set": 5,
+                       "pause": pause})
 
 
 @pytest.mark.parametrize("depthwise", [0, 1])
@@ -34,19 +43,6 @@ def test_single_beat_weight_sets():
     runner.run(DPEArray(kp=3, yp=4, tag_width=8), name="dpe_array_3x4_lanes1",
              test_module="sim_tests.dpe_array_tb",
              params={"kp": 3, "yp": 4, "seed": 5, "sets": 12, "beats_per_set": 1})
-
-
-@pytest.mark.parametrize("kp,yp", [(3, 4), (4, 2)])
-@pytest.mark.parametrize("pause", [0.0, 0.25])
-def test_packed_dpe_array(kp, yp, pause):
-    """Two products per multiplication (``dsp_packing``): the same sums as the golden model,
-    extreme operands included, under random gaps and backpressure."""
-    lanes = lanes_of(kp, yp)
-    runner.run(DPEArray(kp=kp, yp=yp, tag_width=8, lanes=lanes, dsp_packing=True),
-               name=f"dpe_array_{kp}x{yp}_lanes{lanes}_packed", test_module="sim_tests.dpe_array_tb",
-               params={"kp": kp, "yp": yp, "lanes": lanes, "dsp_packing": True,
-                       "seed": kp * 100 + yp + int(pause * 4) + 50, "sets": 6, "beats_per_set": 5,
-                       "pause": pause})
 
 
 @pytest.mark.parametrize("depthwise", [0, 1])
