@@ -24,6 +24,7 @@ held-out passes).
 
 from hw.config import AccelConfig
 from hw.contract import PoolMode
+from hw.datapath.pool_engine import fast_kernel
 
 from host.compiler.planner import TIMING
 
@@ -96,7 +97,7 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
     span = width if mode == PoolMode.GLOBAL else p["kernel"]
     # an output per cycle from a window of at most a bus beat's lanes, else a column per cycle
-    fast = mode in (PoolMode.MAX, PoolMode.AVG) and span <= bus
+    fast = mode in (PoolMode.MAX, PoolMode.AVG) and span <= fast_kernel(cfg)
     horizontal = 0 if copy else out_width * (1 if fast else span)
     fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"], PoolMode.AVG: t["avg_row"],
                  PoolMode.GLOBAL: t["global_row"]}[mode]

@@ -64,7 +64,12 @@ def descriptor_error(cfg, d, table_addr, window):
                        (ErrorCode.OUTPUT_BUFFER_OVERFLOW, "max_output_dim")):
         if needs[name] > buffer_limit(cfg, name):
             return code
-    extents = layer_extents(d, table_addr).values()
+    return _extents_error(cfg, layer_extents(d, table_addr).values(), window)
+
+
+def _extents_error(cfg, extents, window):
+    """``ADDRESS_OVERFLOW`` for a ``(start, end)`` byte range past the address space,
+    ``OUTSIDE_WINDOW`` for one outside ``window`` (base, size), else ``NONE``."""
     if any(end > 1 << cfg.axi_addr_width for _, end in extents):
         return ErrorCode.ADDRESS_OVERFLOW
     base, size = window
@@ -156,13 +161,7 @@ def pool_error(cfg, p, window):
             p["in_pitch"] < p["width"] or p["out_pitch"] < row_bytes or
             mode in (PoolMode.AVG, PoolMode.GLOBAL) and (p["multiplier"] >> 31 or exponent in (0, 0xFF))):
         return ErrorCode.BAD_POOL
-    extents = pool_extents(p).values()
-    if any(end > 1 << cfg.axi_addr_width for _, end in extents):
-        return ErrorCode.ADDRESS_OVERFLOW
-    base, size = window
-    if any(start < base or end > base + size for start, end in extents):
-        return ErrorCode.OUTSIDE_WINDOW
-    return ErrorCode.NONE
+    return _extents_error(cfg, pool_extents(p).values(), window)
 
 
 def execute_pool(view, p):

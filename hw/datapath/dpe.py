@@ -4,6 +4,8 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.datapath.pipeline import stalling_pipeline
+
 __all__ = ["DPE", "TAPS", "PRODUCT_SHAPE", "RESULT_SHAPE", "dpe_input_layout", "adder_tree"]
 
 TAPS = 9
@@ -54,16 +56,10 @@ class DPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-
-        valid = Signal(self.LATENCY)
+        advance = stalling_pipeline(m, i=self.i, o=self.o, latency=self.LATENCY)
         products = [Signal(PRODUCT_SHAPE, name=f"product{t}") for t in range(TAPS)]
         with m.If(advance):
-            m.d.sync += valid.eq((valid << 1) | self.i.valid)
             for t in range(TAPS):
                 m.d.sync += products[t].eq(self.i.payload.activations[t] * self.i.payload.weights[t])
-        total = adder_tree(m, products, enable=advance)
-
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload.eq(total)]
+        m.d.comb += self.o.payload.eq(adder_tree(m, products, enable=advance))
         return m

@@ -20,6 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.datapath.dpe import ACTIVATIONS, PRODUCT_SHAPE, RESULT_SHAPE, TAPS, WEIGHTS, adder_tree
+from hw.datapath.pipeline import stalling_pipeline
 
 __all__ = ["DPEPair", "PACK_SHIFT", "PACKED_SHAPE", "PACKED_PRODUCT_SHAPE", "ROUNDING",
            "pair_input_layout", "pack", "packed_product", "split"]
@@ -82,16 +83,12 @@ class DPEPair(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-
-        valid = Signal(self.LATENCY)
+        advance = stalling_pipeline(m, i=self.i, o=self.o, latency=self.LATENCY)
         packed = [Signal(PACKED_PRODUCT_SHAPE, name=f"packed_product{t}") for t in range(TAPS)]
         lo = [Signal(PRODUCT_SHAPE, name=f"lo_product{t}") for t in range(TAPS)]
         hi = [Signal(PRODUCT_SHAPE, name=f"hi_product{t}") for t in range(TAPS)]
         acts = self.i.payload.activations
         with m.If(advance):
-            m.d.sync += valid.eq((valid << 1) | self.i.valid)
             for t in range(TAPS):
                 operand = Cat(acts[0][t], C(0, PACK_SHIFT - ACTIVATION_BITS), acts[1][t])
                 m.d.sync += packed[t].eq(operand * self.i.payload.weights[t] + ROUNDING)
@@ -102,6 +99,5 @@ class DPEPair(wiring.Component):
         totals = [adder_tree(m, lo, enable=advance, prefix="lo_"),
                   adder_tree(m, hi, enable=advance, prefix="hi_")]
 
-        m.d.comb += [self.o.valid.eq(valid[-1]), self.o.payload[0].eq(totals[0]),
-                     self.o.payload[1].eq(totals[1])]
+        m.d.comb += [self.o.payload[0].eq(totals[0]), self.o.payload[1].eq(totals[1])]
         return m

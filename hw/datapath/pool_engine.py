@@ -11,10 +11,16 @@ from hw.dma import beat_layout, cmd_layout
 from hw.datapath.repacker import Repacker
 from hw.datapath.requant import Requantizer
 
-__all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD"]
+__all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD", "fast_kernel"]
 
 POOL_SUM_BITS = 24          # a column's sum of up to 65535 rows of u8
 ROWS_AHEAD = 8              # input rows read ahead of the pass that takes them
+
+
+def fast_kernel(cfg: AccelConfig):
+    """The widest MAX / AVG window the engine reduces in one cycle (an output per cycle):
+    a bus beat's lanes, as its two words of lanes hold any such window."""
+    return cfg.axi_data_width // 8
 
 
 def _tree(values, combine):
@@ -49,7 +55,7 @@ class PoolEngine(wiring.Component):
     by column into a row of ``POOL_SUM_BITS``-bit lanes one bus beat per cycle (the
     vertical pass), then each output is reduced from its columns (the horizontal pass)
     and the row written. A window of at most ``lanes`` (bus bytes) columns lies in two
-    words of lanes, read at once: one output per cycle (:attr:`fast_kernel`); wider
+    words of lanes, read at once: one output per cycle (:func:`fast_kernel`); wider
     windows and global pooling take one column per cycle. A pooled row holds at most
     ``max_width`` (``AccelConfig.line_buffer_depth``) columns; copies have no limit.
 
@@ -71,7 +77,6 @@ class PoolEngine(wiring.Component):
         self.lanes = cfg.axi_data_width // 8
         self.max_width = cfg.line_buffer_depth
         self.words = -(-self.max_width // self.lanes)
-        self.fast_kernel = self.lanes       # MAX / AVG windows up to this wide: an output per cycle
         aw, dw = cfg.axi_addr_width, cfg.axi_data_width
         self.packer = Repacker(in_bytes=1, out_bytes=self.lanes, max_row=self.max_width)
         self.requant = Requantizer()
@@ -193,7 +198,7 @@ class PoolEngine(wiring.Component):
                      new_count.eq(Mux(h_first, 0, count) + h_inside)]
         # the fast horizontal pass (MAX / AVG, kernel <= lanes), an output per cycle in two
         # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
-        fast = ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) & (d.kernel <= self.fast_kernel)
+        fast = ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) & (d.kernel <= fast_kernel(self.cfg))
         # f_lo / f_hi: the window's lanes [f_lo, f_hi) of the two words, inside the tensor
         f_valid, f_lo, f_hi = Signal(), Signal(range(2 * lanes + 1)), Signal(range(2 * lanes + 1))
         f_word = Signal(range(max(words, 2)))

@@ -5,6 +5,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.datapath.pipeline import stalling_pipeline
+
 __all__ = ["Requantizer", "requant_input_layout"]
 
 requant_input_layout = data.StructLayout({
@@ -53,12 +55,7 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-        valid = Signal(self.LATENCY)
-        with m.If(advance):
-            m.d.sync += valid.eq((valid << 1) | self.i.valid)
-        m.d.comb += self.o.valid.eq(valid[-1])
+        advance = stalling_pipeline(m, i=self.i, o=self.o, latency=self.LATENCY)
 
         def stage(shape, value, name):
             reg = Signal(shape, name=name)
