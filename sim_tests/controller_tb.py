@@ -475,10 +475,11 @@ async def check_refused(bench, code, d, table_addr, window):
     what = f"{ErrorCode(code).name} {d} table {table_addr:#x} window {window}"
     bench.set_layer(d, table_addr, window)
     s0 = await bench.pulse("start")
-    await bench.cycles(6)
+    await bench.cycles(Controller.check_cycles + 3)
     tr = bench.trace
     ends = bench.high("layer_end", s0)
-    assert len(ends) == 1 and ends[0] - s0 <= 3, f"{what}: layer_end at {[e - s0 for e in ends]}"
+    assert len(ends) == 1 and ends[0] - s0 == Controller.check_cycles, \
+        f"{what}: layer_end at {[e - s0 for e in ends]}"
     e = ends[0]
     assert all(tr[i]["busy"] and not tr[i]["done"] and tr[i]["error_code"] == 0
                for i in range(s0 + 1, e + 1)), f"{what}: busy / done / error_code before the end"
@@ -499,10 +500,10 @@ async def check_accepted(bench, d, table_addr, window):
     bench.set_layer(d, table_addr, window)
     bench.rd_enabled = False
     s0 = await bench.pulse("start")
-    await bench.cycles(5)
+    await bench.cycles(Controller.check_cycles + 3)
     tr = bench.trace
     offers = [i for i in range(s0, len(tr)) if tr[i]["rd_cmd.v"]]
-    assert offers and offers[0] - s0 <= 3, f"{what}: no table read"
+    assert offers and offers[0] - s0 <= Controller.check_cycles + 1, f"{what}: no table read"
     assert unpack(bench.layouts["rd_cmd"], bench.dut.rd_cmd__payload.value.to_unsigned()) == \
         {"addr": table_addr & ((1 << bench.cfg.axi_addr_width) - 1), "length": TABLE_BYTES}, what
     for i in range(offers[0], len(tr)):

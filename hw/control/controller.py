@@ -1,17 +1,17 @@
 """Controller: validates a layer, loads its activation table, runs the Tiler's DMA
 commands into the compute core and out to DRAM, and keeps the performance counters."""
 
-from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.config import AccelConfig
 from hw.dma import beat_layout, cmd_layout
-from hw.datapath.line_buffer import word_bytes_for
 from hw.datapath.core import OUT_ROW_MAX
 from hw.datapath.repacker import row_command_layout
 from hw.datapath.requant import table_write_layout
-from hw.contract import COUNTERS, PARAM_BYTES, TABLE_BYTES, DmaKind, ErrorCode, LayerDescriptor
+from hw.contract import COUNTERS, TABLE_BYTES, DmaKind, ErrorCode, LayerDescriptor
+from hw.control.descriptor_check import DescriptorCheck
 from hw.control.tiler import command_layout
 
 __all__ = ["Controller"]
@@ -20,12 +20,13 @@ __all__ = ["Controller"]
 class Controller(wiring.Component):
     """Sequences one layer per ``start`` pulse.
 
-    1. Validates the descriptor (``ErrorCode``): kernel, stride, padding, zero sizes,
-       pitches, every buffer against the largest tile, the tile's rows against
-       ``max_tile_rows``, addresses against the address width, then every byte range the
-       layer reads or writes (``hw.contract.layer_extents``) against the DMA window
-       ``[window_base, window_base + window_size)``. A bad descriptor ends the layer at
-       once with its code; nothing touches DRAM.
+    1. Validates the descriptor (:class:`hw.control.descriptor_check.DescriptorCheck`,
+       ``latency`` cycles): kernel, stride, padding, zero sizes, pitches, every buffer
+       against the largest tile, the tile's rows against ``max_tile_rows``, addresses
+       against the address width, then every byte range the layer reads or writes
+       (``hw.contract.layer_extents``) against the DMA window ``[window_base,
+       window_base + window_size)``. A bad descriptor ends the layer with its code;
+       nothing touches DRAM.
     2. Reads the 256-byte activation table at ``table_addr`` into the requantizers.
     3. Starts the StepWalker (``walker_desc``), whose one walk of the loop nest feeds the
        Tiler and the Sequencer (both read ``active_descriptor`` and ``active_zero_point``,
@@ -52,6 +53,9 @@ class Controller(wiring.Component):
     table and the residual. Stalls count cycles of a running layer in which the array took no window:
     no window available (input), window waiting for weights, array held by the output.
     """
+
+    # cycles from ``start`` to the ``layer_end`` of a refused layer, or to its table read
+    check_cycles = 1 + DescriptorCheck.latency
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
@@ -88,98 +92,6 @@ class Controller(wiring.Component):
             "core_reset": Out(1),
         })
 
-    def validate(self, m, d, table_addr, window_base, window_size):
-        """The descriptor's ErrorCode (combinational)."""
-        cfg = self.cfg
-        word = word_bytes_for(cfg.yp)
-        R, S, P = d.kernel_size, d.stride, d.padding
-        stride2 = S == 2
-        top = Const(1 << cfg.axi_addr_width, cfg.axi_addr_width + 2)
-
-        def out_size(size):
-            span = size + (P << 1) - R
-            return Mux(stride2, span >> 1, span) + 1
-
-        xo, yo = Signal(17), Signal(17)
-        m.d.comb += [xo.eq(out_size(d.height)), yo.eq(out_size(d.width))]
-        kernel1 = R == 1
-        rows = Signal(18)
-        cols = Signal(18)
-
-        def span(tile):         # host.golden.schedule.buffer_needs
-            return Mux(kernel1, Mux(stride2, tile << 1, tile),
-                       Mux(stride2, (tile - 1) << 1, tile - 1) + R)
-        rows_full, cols_full = span(d.tile_xo), span(d.tile_yo)
-        m.d.comb += [rows.eq(Mux(rows_full > d.height, d.height, rows_full)),
-                     cols.eq(Mux(cols_full > d.width, d.width, cols_full))]
-        groups_k = (d.tile_k + cfg.kp - 1) // cfg.kp
-        groups_y = (d.tile_yo + cfg.yp - 1) // cfg.yp
-        blocks = (d.tile_c + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK
-        words = (cols + word - 1) >> (word.bit_length() - 1)
-        row_words = Signal(64)
-        m.d.comb += row_words.eq(rows * words)
-        depthwise = d.depthwise
-        # a flat 1x1 tile (host.golden.tiling.flat_tiles): each channel one row of rows * cols
-        flat = Signal()
-        m.d.comb += flat.eq(kernel1 & ~stride2 & (d.tile_yo >= yo) & (d.in_pitch == d.width) &
-                            (d.out_pitch == yo))
-        flat_words = Signal(64)
-        m.d.comb += flat_words.eq((rows * cols + word - 1) >> (word.bit_length() - 1))
-        streaming = Mux(depthwise, (d.tile_c + cfg.kp - 1) // cfg.kp * row_words,
-                        Mux(kernel1, blocks * Mux(flat, flat_words, row_words),
-                            (d.tile_c * row_words + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK))
-        weight_blocks = Signal(32)      # hw.contract.weight_size
-        m.d.comb += weight_blocks.eq((d.channels + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK)
-        weights = Mux(depthwise, d.kernels * CHANNEL_BLOCK,
-                      Mux(kernel1, weight_blocks * d.kernels * CHANNEL_BLOCK, d.kernels * d.channels * R * R))
-        # (start, end) of every byte range the layer touches (hw.contract.layer_extents)
-        output_bytes = d.kernels * xo * d.out_pitch
-        extents = [(d.input_addr, d.input_addr + d.channels * d.height * d.in_pitch),
-                   (d.weight_addr, d.weight_addr + weights),
-                   (d.params_addr, d.params_addr + d.kernels * PARAM_BYTES),
-                   (d.output_addr, d.output_addr + output_bytes),
-                   (table_addr, table_addr + TABLE_BYTES)]
-        # a fused residual is read as the output is laid out (a layer without one: its
-        # output's range again, which the output's own checks already cover)
-        residual_addr = Mux(d.residual, d.residual_addr, d.output_addr)
-        extents.append((residual_addr, residual_addr + output_bytes))
-        window_end = window_base + window_size
-
-        checks = [
-            (ErrorCode.BAD_KERNEL, (R != 1) & (R != 3)),
-            (ErrorCode.BAD_STRIDE, (S != 1) & (S != 2)),
-            (ErrorCode.BAD_PADDING, P > R - 1),
-            (ErrorCode.ZERO_SIZE, Cat(*(getattr(d, f) == 0 for f in (
-                "channels", "height", "width", "kernels", "tile_k", "tile_c", "tile_xo", "tile_yo"))).any()
-             | (d.height + (P << 1) < R) | (d.width + (P << 1) < R)),
-            (ErrorCode.BAD_PITCH, (d.in_pitch < d.width) | (d.out_pitch < yo)),
-            (ErrorCode.BAD_CHANNEL_TILE,
-             kernel1 & (d.tile_c < d.channels) & (d.tile_c % CHANNEL_BLOCK != 0)),
-            (ErrorCode.BAD_DEPTHWISE,
-             depthwise & ((R != 3) | (d.channels != d.kernels) | (d.tile_c != d.tile_k) |
-                          (0 if cfg.supports_depthwise else 1))),
-            (ErrorCode.LINE_BUFFER_OVERFLOW, ~kernel1 & (cols > cfg.line_buffer_depth)),
-            # the line buffer counts input rows and output rows of a tile up to this
-            (ErrorCode.TILE_ROWS_OVERFLOW,
-             (rows > cfg.max_tile_rows) | (Mux(d.tile_xo < xo, d.tile_xo, xo) > cfg.max_tile_rows)),
-            (ErrorCode.STREAMING_BUFFER_OVERFLOW, streaming > cfg.streaming_buffer_words),
-            (ErrorCode.STATIONARY_BUFFER_OVERFLOW,
-             groups_k * cfg.kp * Mux(depthwise, 1, Mux(kernel1, blocks, d.tile_c))
-             > cfg.stationary_buffer_depth),
-            (ErrorCode.OUTPUT_BUFFER_OVERFLOW,
-             (groups_k * d.tile_xo * groups_y * (cfg.kp * cfg.yp) > cfg.output_buffer_depth) |
-             # a flat 1x1 tile is one row of T_XO * YO columns
-             (flat & (Mux(d.tile_xo < xo, d.tile_xo, xo) * yo > cfg.max_output_dim))),
-            (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > top for _, end in extents)).any()),
-            (ErrorCode.OUTSIDE_WINDOW,
-             Cat(*((start < window_base) | (end > window_end) for start, end in extents)).any()),
-        ]
-        code = Signal(8)
-        for error, condition in reversed(checks):      # the first failing check wins
-            with m.If(condition):
-                m.d.comb += code.eq(error)
-        return code
-
     def elaborate(self, m_platform):
         m = Module()
         cfg = self.cfg
@@ -193,8 +105,10 @@ class Controller(wiring.Component):
         error_code = Signal(8)
         done = Signal()
         m.d.comb += [self.error_code.eq(error_code), self.done.eq(done)]
-        check = Signal(8)
-        m.d.comb += check.eq(self.validate(m, desc, table_addr, window_base, window_size))
+        m.submodules.check = check = DescriptorCheck(self.cfg)
+        m.d.comb += [check.descriptor.eq(desc), check.table_addr.eq(table_addr),
+                     check.window_base.eq(window_base), check.window_size.eq(window_size)]
+        check_wait = Signal(range(check.latency + 1))    # the check's inputs are held from start
 
         # queues: kinds of reads in flight; output writes for the writer and the packer
         route = fifo.SyncFIFOBuffered(width=DmaKind.as_shape().width, depth=cfg.read_route_depth)
@@ -256,17 +170,19 @@ class Controller(wiring.Component):
                     m.d.sync += [desc.eq(self.descriptor), zero_point.eq(self.zero_point),
                                  table_addr.eq(self.table_addr), window_base.eq(self.window_base), window_size.eq(self.window_size),
                                  done.eq(0), error_code.eq(0), writes_issued.eq(0),
-                                 writes_done.eq(0), seen_end.eq(0), table_index.eq(0)]
+                                 writes_done.eq(0), seen_end.eq(0), table_index.eq(0), check_wait.eq(0)]
                     m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]
                     m.next = "VALIDATE"
                 abort_checks(dma_errors=False)
             with m.State("VALIDATE"):
-                with m.If(check != 0):
-                    m.d.sync += [error_code.eq(check), done.eq(1)]
-                    m.d.comb += self.layer_end.eq(1)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.next = "TABLE_CMD"
+                m.d.sync += check_wait.eq(check_wait + 1)
+                with m.If(check_wait == check.latency):
+                    with m.If(check.code != 0):
+                        m.d.sync += [error_code.eq(check.code), done.eq(1)]
+                        m.d.comb += self.layer_end.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "TABLE_CMD"
                 abort_checks(dma_errors=False)
             with m.State("TABLE_CMD"):
                 m.d.comb += [self.rd_cmd.valid.eq(1), self.rd_cmd.payload.addr.eq(table_addr),

@@ -6,10 +6,11 @@ Tiler (DMA commands) and one for the Sequencer (compute core commands), each thr
 own queue, so the two consumers stay in step by construction.
 """
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import ceil_div_const
 from hw.config import CHANNEL_BLOCK, check_range
 from hw.contract import LayerDescriptor
 
@@ -40,7 +41,9 @@ class StepWalker(wiring.Component):
     ``busy`` (Out): a layer is being walked or steps are still queued.
 
     Timing: the output size is derived as the descriptor is accepted; then one step per
-    cycle while both queues have room (the first is readable two cycles after ``desc``).
+    cycle while both queues have room, each through three pipeline stages (the first is
+    readable five cycles after ``desc``). A new ``desc`` is accepted once the last step
+    of the previous one is in the queues.
     """
 
     def __init__(self, *, depth=8):
@@ -73,62 +76,74 @@ class StepWalker(wiring.Component):
 
         kernel1 = d.kernel_size == 1
 
-        def span(origin, count, size, name):
-            """Stored rows (or columns) [lo, hi) of an output span: lo, hi - lo, lo - top.
-            A 1x1 kernel reads ``stride`` rows per output row (host.golden.tiling.iact_tile)."""
-            top = Signal(signed(20), name=f"{name}_top")
-            end = Signal(signed(20), name=f"{name}_end")
-            m.d.comb += [top.eq(Mux(stride2, origin << 1, origin) - d.padding),
-                         end.eq(top + Mux(kernel1, Mux(stride2, count << 1, count),
-                                          Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size))]
-            lo = Mux(top < 0, 0, top)
-            hi = Mux(end > size, size, end)
-            return lo, hi - lo, lo - top
+        # three pipeline stages from the counters to the queues, advancing together while
+        # the last one is empty or both queues take its step
+        valid = Signal(3)
+        room = Signal()
+        advance = Signal()
+        m.d.comb += [room.eq(queues[0].w_rdy & queues[1].w_rdy), advance.eq(~valid[2] | room)]
+        walking = Signal()
 
-        step = Signal(step_layout)
-        txo, tyo = clip(XO, x0, d.tile_xo), clip(YO, y0, d.tile_yo)
-        depthwise = d.depthwise
-        tk = Signal(16)
-        tc = Signal(16)
-        m.d.comb += [tk.eq(clip(d.kernels, k0, d.tile_k)),
-                     tc.eq(Mux(depthwise, tk, clip(d.channels, c0, d.tile_c)))]
-        # host.golden.tiling.flat_tiles: 1x1, stride 1, full-width tiles of contiguous rows
-        flat = Signal()
-        m.d.comb += flat.eq(kernel1 & ~stride2 & (d.tile_yo >= YO) & (d.in_pitch == d.width) &
-                            (d.out_pitch == YO))
-        xi_lo, rows_in, pad_top = span(x0, txo, d.height, "row")
-        yi_lo, cols_in, pad_left = span(y0, tyo, d.width, "col")
-        last_c = depthwise | (c0 + d.tile_c >= d.channels)   # depthwise: one step, c0 = k0
+        # stage 1: the tile's clipped sizes and its place in the loop nest
+        step1 = Signal(step_layout)
+        tk = clip(d.kernels, k0, d.tile_k)
+        last_c = d.depthwise | (c0 + d.tile_c >= d.channels)   # depthwise: one step, c0 = k0
         last_y, last_x = y0 + d.tile_yo >= YO, x0 + d.tile_xo >= XO
         last_k = k0 + d.tile_k >= d.kernels
-        m.d.comb += [
-            step.k0.eq(k0), step.x0.eq(x0), step.y0.eq(y0), step.c0.eq(Mux(depthwise, k0, c0)),
-            step.tk.eq(tk), step.tc.eq(tc),
-            step.txo.eq(txo), step.tyo.eq(tyo),
-            step.xi_lo.eq(xi_lo), step.yi_lo.eq(yi_lo),
-            step.rows_in.eq(rows_in), step.cols_in.eq(cols_in),
-            step.pad_top.eq(pad_top), step.pad_left.eq(pad_left),
-            step.first_c.eq(depthwise | (c0 == 0)), step.last_c.eq(last_c),
-            step.blocks.eq((tc + CHANNEL_BLOCK - 1) // CHANNEL_BLOCK), step.flat.eq(flat),
-            step.last.eq(last_c & last_y & last_x & last_k),
-        ]
-        room = Signal()
-        m.d.comb += room.eq(queues[0].w_rdy & queues[1].w_rdy)
+        # host.golden.tiling.flat_tiles: 1x1, stride 1, full-width tiles of contiguous rows
+        flat = kernel1 & ~stride2 & (d.tile_yo >= YO) & (d.in_pitch == d.width) & (d.out_pitch == YO)
+        with m.If(advance):
+            m.d.sync += [
+                step1.k0.eq(k0), step1.x0.eq(x0), step1.y0.eq(y0), step1.c0.eq(Mux(d.depthwise, k0, c0)),
+                step1.tk.eq(tk), step1.tc.eq(Mux(d.depthwise, tk, clip(d.channels, c0, d.tile_c))),
+                step1.txo.eq(clip(XO, x0, d.tile_xo)), step1.tyo.eq(clip(YO, y0, d.tile_yo)),
+                step1.first_c.eq(d.depthwise | (c0 == 0)), step1.last_c.eq(last_c), step1.flat.eq(flat),
+                step1.last.eq(last_c & last_y & last_x & last_k),
+            ]
+
+        # stage 2: the first and last stored row (column) of each span, unclipped
+        # (a 1x1 kernel reads ``stride`` rows per output row: host.golden.tiling.iact_tile)
+        step2 = Signal(step_layout)
+        spans = {}
+        for name, origin, count in (("row", step1.x0, step1.txo), ("col", step1.y0, step1.tyo)):
+            top = Signal(signed(20), name=f"{name}_top")
+            end = Signal(signed(20), name=f"{name}_end")
+            with m.If(advance):
+                m.d.sync += [top.eq(Mux(stride2, origin << 1, origin) - d.padding),
+                             end.eq(Mux(stride2, origin << 1, origin) - d.padding +
+                                    Mux(kernel1, Mux(stride2, count << 1, count),
+                                        Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size))]
+            spans[name] = top, end
+        with m.If(advance):
+            m.d.sync += [step2.eq(step1), step2.blocks.eq(ceil_div_const(step1.tc, CHANNEL_BLOCK))]
+
+        # stage 3: the stored span [lo, hi): lo, hi - lo, lo - top
+        held_step = Signal(step_layout)
+        with m.If(advance):
+            m.d.sync += held_step.eq(step2)
+            for name, size, lo_field, count_field, pad_field in (
+                    ("row", d.height, "xi_lo", "rows_in", "pad_top"),
+                    ("col", d.width, "yi_lo", "cols_in", "pad_left")):
+                top, end = spans[name]
+                lo = Mux(top < 0, 0, top)
+                hi = Mux(end > size, size, end)
+                m.d.sync += [getattr(held_step, lo_field).eq(lo), getattr(held_step, count_field).eq(hi - lo),
+                             getattr(held_step, pad_field).eq(lo - top)]
+            m.d.sync += valid.eq(Cat(walking, valid[:2]))
         for q in queues:
-            m.d.comb += q.w_data.eq(step.as_value())
+            m.d.comb += [q.w_data.eq(held_step.as_value()), q.w_en.eq(valid[2] & room)]
 
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.desc.ready.eq(1)
+            with m.State("IDLE"):       # a new layer once the pipeline holds no step
+                m.d.comb += self.desc.ready.eq(valid == 0)
                 with m.If(self.desc.valid):
                     p = self.desc.payload
                     m.d.sync += [d.eq(p), XO.eq(output_size(p, p.height)),
                                  YO.eq(output_size(p, p.width)), k0.eq(0), x0.eq(0), y0.eq(0), c0.eq(0)]
                     m.next = "WALK"
             with m.State("WALK"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(room):
-                    m.d.comb += [q.w_en.eq(1) for q in queues]
+                m.d.comb += [self.busy.eq(1), walking.eq(1)]
+                with m.If(advance):
                     # next step: an odometer, c0 innermost, then y0, x0, k0
                     carry = Const(1)
                     for counter, tile, last in ((c0, d.tile_c, last_c), (y0, d.tile_yo, last_y),
@@ -138,6 +153,6 @@ class StepWalker(wiring.Component):
                         carry = carry & last
                     with m.If(carry):
                         m.next = "IDLE"
-        with m.If(queues[0].r_rdy | queues[1].r_rdy):
+        with m.If((valid != 0) | queues[0].r_rdy | queues[1].r_rdy):
             m.d.comb += self.busy.eq(1)
         return m

@@ -1,8 +1,17 @@
-"""The stall control of a fixed-latency stream pipeline, shared by the arithmetic blocks."""
+"""Pipeline helpers shared by the blocks: the stall control of a fixed-latency stream
+pipeline, and a register stage of a value."""
 
-from amaranth import Signal
+from amaranth import Signal, Value
 
-__all__ = ["stalling_pipeline"]
+__all__ = ["registered", "stalling_pipeline"]
+
+
+def registered(m, value, name):
+    """``value`` one cycle later: a register of its whole shape, added to ``m``."""
+    value = Value.cast(value)
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 def stalling_pipeline(m, *, i, o, latency):

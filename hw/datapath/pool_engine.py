@@ -9,12 +9,14 @@ from hw.config import AccelConfig
 from hw.contract import ErrorCode, PoolDescriptor, PoolMode
 from hw.dma import beat_layout, cmd_layout
 from hw.datapath.repacker import Repacker
+from hw.datapath.pipeline import registered
 from hw.datapath.requant import Requantizer
 
 __all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD", "fast_kernel"]
 
 POOL_SUM_BITS = 24          # a column's sum of up to 65535 rows of u8
 ROWS_AHEAD = 8              # input rows read ahead of the pass that takes them
+CHECK_LATENCY = 4           # register stages of a command's checks
 
 
 def fast_kernel(cfg: AccelConfig):
@@ -125,20 +127,36 @@ class PoolEngine(wiring.Component):
         def first_row(row):
             return Mux(copy, row, Mux(is_global, 0, row * d.stride - d.padding))
 
-        # --- the read issuer: each input row of each output row, in order ------------------
+        def first_window_row(desc):
+            """first_row(0) of a MAX / AVG / GLOBAL pass (a copy's is 0)."""
+            return Mux(desc.mode == PoolMode.GLOBAL, 0, -desc.padding)
+
+        # --- the read issuer: each input row of each output row, in order, through three
+        # stages (the row, its offsets, its address), which advance together -----------------
         ic, ir, it = Signal(16), Signal(16), Signal(17)
         issuing = Signal()
         ahead = Signal(range(ROWS_AHEAD + 2))        # rows issued and not yet taken
         issued, taken = Signal(), Signal()
-        in_row = Signal(index)
-        m.d.comb += in_row.eq(first_row(ir) + it)
-        inside = (in_row >= 0) & (in_row < d.height)
-        m.d.comb += [self.rd_cmd.payload.addr.eq(d.input_addr + ic * d.in_channel_pitch + in_row[:32] * d.in_pitch),
-                     self.rd_cmd.payload.length.eq(d.width)]
+        issue_valid = Signal(3)
+        in_row, in_channel = Signal(index), Signal(16)
+        row_inside, channel_offset, row_offset = Signal(), Signal(48), Signal(64)
+        read_inside, read_addr = Signal(), Signal(64)
+        read_out = issue_valid[2] & (~read_inside | self.rd_cmd.ready & (ahead < ROWS_AHEAD))
+        issue_advance = ~issue_valid[2] | read_out
+        m.d.comb += [self.rd_cmd.valid.eq(issue_valid[2] & read_inside & (ahead < ROWS_AHEAD)),
+                     self.rd_cmd.payload.addr.eq(read_addr), self.rd_cmd.payload.length.eq(d.width),
+                     issued.eq(read_out & read_inside)]
+        with m.If(issue_advance):
+            m.d.sync += [issue_valid.eq(Cat(issuing, issue_valid[:2])),
+                         in_row.eq(first_row(ir) + it), in_channel.eq(ic),
+                         row_inside.eq((in_row >= 0) & (in_row < d.height)),
+                         channel_offset.eq(in_channel * d.in_channel_pitch),
+                         row_offset.eq(in_row[:32] * d.in_pitch),
+                         read_inside.eq(row_inside), read_addr.eq(d.input_addr + channel_offset + row_offset)]
+        with m.If(~running):
+            m.d.sync += issue_valid.eq(0)
         with m.If(issuing):
-            m.d.comb += self.rd_cmd.valid.eq(inside & (ahead < ROWS_AHEAD))
-            with m.If(~inside | self.rd_cmd.ready & (ahead < ROWS_AHEAD)):
-                m.d.comb += issued.eq(inside)
+            with m.If(issue_advance):
                 with m.If(it + 1 < span_rows):
                     m.d.sync += it.eq(it + 1)
                 with m.Else():
@@ -155,12 +173,15 @@ class PoolEngine(wiring.Component):
 
         # --- the output row in hand -----------------------------------------------------------
         c, r = Signal(16), Signal(16)
-        top = Signal(index)
-        m.d.comb += top.eq(first_row(r))
+        top = Signal(index)                          # first_row(r), stepped with r
+        top_step = Mux(copy, 1, Mux(is_global, 0, d.stride))
         lo = Mux(top < 0, 0, top)
         hi = Mux(top + span_rows > d.height, d.height, top + span_rows)
         rows_in = Signal(17)                         # window rows inside the tensor
-        m.d.comb += rows_in.eq(Mux(hi > lo, hi - lo, 0))
+        zero_rows = Signal(25)                       # zero_point * rows_in
+        write_addr, channel_write_addr = Signal(64), Signal(64)     # the row's, the channel's
+        # top changes in NEXT; rows_in (and zero_rows) follow by ROW_DATA (and the first output)
+        m.d.sync += [rows_in.eq(Mux(hi > lo, hi - lo, 0)), zero_rows.eq(d.zero_point * rows_in)]
 
         # the column sums (or maxima): one word of lanes per bus beat
         lane = unsigned(POOL_SUM_BITS)
@@ -183,8 +204,9 @@ class PoolEngine(wiring.Component):
 
         # horizontal pass, two stages: address a column's word, then reduce its lane
         o, ct = Signal(16), Signal(17)
+        start = Signal(index)                        # the first column of output o's window
         col = Signal(index)
-        m.d.comb += col.eq(Mux(is_global, 0, o * d.stride - d.padding) + ct)
+        m.d.comb += col.eq(start + ct)
         h_valid, h_inside, h_first, h_last = Signal(), Signal(), Signal(), Signal()
         h_lane, h_word = Signal(range(lanes)), Signal(range(max(words, 2)))
         acc, count = Signal(POOL_SUM_BITS), Signal(17)
@@ -206,25 +228,42 @@ class PoolEngine(wiring.Component):
         window_lanes = [rp.data[i] for i in range(lanes)] + [rp_next.data[i] for i in range(lanes)]
         # f_lo <= lanes: lanes past it are after the window's start
         included = [((f_lo <= i) if i < lanes else 1) & (i < f_hi) for i in range(2 * lanes)]
-        f_max = _tree([Mux(inc, v[:8], 0) for inc, v in zip(included, window_lanes)],
-                      lambda a, b: Mux(a > b, a, b))
-        f_sum = _tree([Mux(inc, v, 0) for inc, v in zip(included, window_lanes)], lambda a, b: a + b)
+        # the reduction in two stages: groups of four lanes (q_*), then the groups (r_*)
+        maximum = lambda a, b: Mux(a > b, a, b)
+        group = 4
+        f_max = [_tree([Mux(inc, v[:8], 0) for inc, v in zip(included[g:g + group], window_lanes[g:g + group])],
+                       maximum) for g in range(0, 2 * lanes, group)]
+        f_sum = [_tree([Mux(inc, v, 0) for inc, v in zip(included[g:g + group], window_lanes[g:g + group])],
+                       lambda a, b: a + b) for g in range(0, 2 * lanes, group)]
         f_count = Mux(f_hi > f_lo, f_hi - f_lo, 0)
+        q_valid, q_count = Signal(), Signal(17)
+        q_parts = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), len(f_sum)))
+        q_max = _tree([q_parts[i][:8] for i in range(len(f_sum))], maximum)
+        q_sum = _tree([q_parts[i] for i in range(len(f_sum))], lambda a, b: a + b)
 
-        # an output leaves on its last column: MAX straight, AVG / GLOBAL requantized
+        # an output leaves on its last column (``emit``) into a register (``held_*``, with the
+        # row's zero_point * rows_in), then MAX straight, AVG / GLOBAL requantized
         emit = Signal()
-        out_ready = Mux(is_max, packer.i.ready, requant.i.ready)
-        out_acc, out_count = Signal(POOL_SUM_BITS), Signal(17)
-        m.d.comb += [out_acc.eq(Mux(fast, r_acc, new_acc)), out_count.eq(Mux(fast, r_count, new_count))]
+        held, held_acc, held_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
+        held_zero_rows = Signal.like(zero_rows)
+        sink_ready = Mux(is_max, packer.i.ready, requant.i.ready)
+        out_ready = ~held | sink_ready
+        with m.If(held & sink_ready):
+            m.d.sync += held.eq(0)
+        with m.If(emit):
+            m.d.sync += [held.eq(1), held_acc.eq(Mux(fast, r_acc, new_acc)),
+                         held_count.eq(Mux(fast, r_count, new_count)), held_zero_rows.eq(zero_rows)]
+        with m.If(~running):
+            m.d.sync += held.eq(0)
         m.d.comb += [
-            requant.i.valid.eq(emit & ~is_max),
-            requant.i.payload.acc.eq(out_acc),
-            requant.i.payload.bias.eq(-(d.zero_point * (out_count * rows_in))),
+            requant.i.valid.eq(held & ~is_max),
+            requant.i.payload.acc.eq(held_acc),
+            requant.i.payload.bias.eq(-(held_zero_rows * held_count)),
             requant.i.payload.multiplier.eq(d.multiplier),
             requant.i.payload.zero_point.eq(d.zero_point),
             requant.i.payload.lo.eq(0), requant.i.payload.hi.eq(255),
-            packer.i.valid.eq(Mux(is_max, emit, requant.o.valid)),
-            packer.i.payload.data[0].eq(Mux(is_max, out_acc[:8], requant.o.payload)),
+            packer.i.valid.eq(Mux(is_max, held, requant.o.valid)),
+            packer.i.payload.data[0].eq(Mux(is_max, held_acc[:8], requant.o.payload)),
             packer.i.payload.count.eq(1),
             requant.o.ready.eq(packer.i.ready),
         ]
@@ -254,16 +293,22 @@ class PoolEngine(wiring.Component):
                 m.d.comb += [self.done.eq(1), self.code.eq(dma_code)]      # valid with done
                 m.next = "IDLE"
 
-        # the command's checks, in the contract's order (host.golden.machine.pool_error)
+        # the command's checks, in the contract's order (host.golden.machine.pool_error), in
+        # CHECK_LATENCY register stages: products, extents, ends, comparisons
         check = Signal(8)
+        check_wait = Signal(range(CHECK_LATENCY + 1))
         averages = (d.mode == PoolMode.AVG) | is_global
         windowed = (d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)
         exponent = d.multiplier[23:31]
         row_bytes = Mux(copy, d.width, cols_out)
-        extent_in = (d.channels - 1) * d.in_channel_pitch + (d.height - 1) * d.in_pitch + d.width
-        extent_out = (d.channels - 1) * d.out_channel_pitch + (rows_out - 1) * d.out_pitch + row_bytes
-        ends = [(d.input_addr, d.input_addr + extent_in), (d.output_addr, d.output_addr + extent_out)]
-        window_end = self.window_base + self.window_size
+        extent_in = (registered(m, (d.channels - 1) * d.in_channel_pitch, "in_channels_bytes") +
+                     registered(m, (d.height - 1) * d.in_pitch, "in_rows_bytes") + d.width)
+        extent_out = (registered(m, (d.channels - 1) * d.out_channel_pitch, "out_channels_bytes") +
+                      registered(m, (rows_out - 1) * d.out_pitch, "out_rows_bytes") + row_bytes)
+        extent_in, extent_out = registered(m, extent_in, "extent_in"), registered(m, extent_out, "extent_out")
+        ends = [(d.input_addr, registered(m, d.input_addr + extent_in, "end_in")),
+                (d.output_addr, registered(m, d.output_addr + extent_out, "end_out"))]
+        window_end = registered(m, self.window_base + self.window_size, "window_end")
         bad_pool = ((d.channels == 0) | (d.height == 0) | (d.width == 0) |
                     (windowed & ((d.kernel == 0) | (d.stride == 0) | (d.padding >= d.kernel) |
                                  (d.out_height == 0) | (d.out_width == 0) | (d.out_width > self.max_width))) |
@@ -274,6 +319,7 @@ class PoolEngine(wiring.Component):
                   (ErrorCode.ADDRESS_OVERFLOW, Cat(*(end > (1 << self.cfg.axi_addr_width) for _, end in ends)).any()),
                   (ErrorCode.OUTSIDE_WINDOW, Cat(*((start < self.window_base) | (end > window_end)
                                                    for start, end in ends)).any())]
+        checks = [(error, registered(m, condition, f"check_{error.name.lower()}")) for error, condition in checks]
         m.d.comb += check.eq(0)
         for error, condition in reversed(checks):       # the first failing check wins
             with m.If(condition):
@@ -283,23 +329,28 @@ class PoolEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [d.eq(self.cmd.payload), running.eq(1), code.eq(0),
+                    p = self.cmd.payload
+                    m.d.sync += [d.eq(p), running.eq(1), code.eq(0), check_wait.eq(0),
                                  ic.eq(0), ir.eq(0), it.eq(0), ahead.eq(0),
                                  c.eq(0), r.eq(0), writes_issued.eq(0), writes_done.eq(0),
+                                 top.eq(Mux(p.mode == PoolMode.COPY, 0, first_window_row(p))),
+                                 write_addr.eq(p.output_addr), channel_write_addr.eq(p.output_addr),
                                  self.cycles.eq(0), self.dram_read_bytes.eq(0),
                                  self.dram_write_bytes.eq(0)]
                     m.next = "CHECK"
             with m.State("CHECK"):          # no DRAM access before the checks pass
-                with m.If(check != 0):
-                    m.d.sync += [code.eq(check), running.eq(0)]
-                    m.d.comb += [self.done.eq(1), self.code.eq(check)]         # valid with done
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.sync += issuing.eq(1)
-                    m.next = "ROW"
+                m.d.sync += check_wait.eq(check_wait + 1)
+                with m.If(check_wait == CHECK_LATENCY):
+                    with m.If(check != 0):
+                        m.d.sync += [code.eq(check), running.eq(0)]
+                        m.d.comb += [self.done.eq(1), self.code.eq(check)]      # valid with done
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += issuing.eq(1)
+                        m.next = "ROW"
             with m.State("ROW"):            # the row's write command
                 m.d.comb += [self.wr_cmd.valid.eq(1),
-                             self.wr_cmd.payload.addr.eq(d.output_addr + c * d.out_channel_pitch + r * d.out_pitch),
+                             self.wr_cmd.payload.addr.eq(write_addr),
                              self.wr_cmd.payload.length.eq(Mux(copy, d.width, cols_out))]
                 with m.If(self.wr_cmd.ready):
                     m.d.sync += [writes_issued.eq(writes_issued + 1), word.eq(0), row_t.eq(0)]
@@ -312,7 +363,8 @@ class PoolEngine(wiring.Component):
                     m.d.comb += [packer.cmd.valid.eq(1), packer.cmd.payload.rows.eq(1),
                                  packer.cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(packer.cmd.ready):
-                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), r_valid.eq(0)]
+                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), q_valid.eq(0),
+                                     r_valid.eq(0), start.eq(Mux(is_global, 0, first_window_row(d)))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
                         with m.Else():
@@ -343,8 +395,6 @@ class PoolEngine(wiring.Component):
             with m.State("HORIZONTAL"):     # each output from its columns
                 with m.If(fast):
                     advance = ~r_valid | out_ready
-                    start = Signal(index)
-                    m.d.comb += start.eq(o * d.stride - d.padding)
                     issue = advance & (o < cols_out)
                     word0 = start[lane_bits:lane_bits + 16]         # -1 (all outside) wraps
                     m.d.comb += [rp.addr.eq(Mux(advance, word0, f_word)),
@@ -361,11 +411,14 @@ class PoolEngine(wiring.Component):
                         m.d.sync += [f_valid.eq(issue), f_word.eq(word0),
                                      f_lo.eq(Mux(start < 0, lanes, first_lane)),
                                      f_hi.eq(Mux(rows_in == 0, 0, end)),
-                                     r_valid.eq(f_valid), r_acc.eq(Mux(is_max, f_max, f_sum)),
-                                     r_count.eq(f_count)]
+                                     q_valid.eq(f_valid), q_count.eq(f_count),
+                                     r_valid.eq(q_valid), r_acc.eq(Mux(is_max, q_max, q_sum)),
+                                     r_count.eq(q_count)]
+                        for i in range(len(f_sum)):
+                            m.d.sync += q_parts[i].eq(Mux(is_max, f_max[i], f_sum[i]))
                         with m.If(issue):
-                            m.d.sync += o.eq(o + 1)
-                    with m.If((o == cols_out) & ~f_valid & advance):
+                            m.d.sync += [o.eq(o + 1), start.eq(start + d.stride)]
+                    with m.If((o == cols_out) & ~f_valid & ~q_valid & advance):
                         m.next = "NEXT"
                 with m.Else():             # one column per cycle
                     stall = h_valid & h_last & ~out_ready
@@ -382,7 +435,7 @@ class PoolEngine(wiring.Component):
                             m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
                         with m.If(issue):
                             with m.If(ct + 1 == span_cols):
-                                m.d.sync += [ct.eq(0), o.eq(o + 1)]
+                                m.d.sync += [ct.eq(0), o.eq(o + 1), start.eq(start + d.stride)]
                             with m.Else():
                                 m.d.sync += ct.eq(ct + 1)
                     with m.If((o == cols_out) & ~stall & ~(h_valid & ~h_last)):
@@ -391,16 +444,18 @@ class PoolEngine(wiring.Component):
                 stop_on_errors()
             with m.State("NEXT"):
                 with m.If(r + 1 < rows_out):
-                    m.d.sync += r.eq(r + 1)
+                    m.d.sync += [r.eq(r + 1), top.eq(top + top_step), write_addr.eq(write_addr + d.out_pitch)]
                     m.next = "ROW"
                 with m.Elif(c + 1 < d.channels):
-                    m.d.sync += [r.eq(0), c.eq(c + 1)]
+                    m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(Mux(copy, 0, first_window_row(d))),
+                                 channel_write_addr.eq(channel_write_addr + d.out_channel_pitch),
+                                 write_addr.eq(channel_write_addr + d.out_channel_pitch)]
                     m.next = "ROW"
                 with m.Else():
                     m.next = "FINISH"
                 stop_on_errors()
             with m.State("FINISH"):         # every byte out and every write's B response in
-                with m.If((writes_done == writes_issued) & ~packer.o.valid & ~requant.o.valid &
+                with m.If((writes_done == writes_issued) & ~held & ~packer.o.valid & ~requant.o.valid &
                           ~packer.i.valid):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += running.eq(0)

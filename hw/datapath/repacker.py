@@ -66,39 +66,45 @@ class Repacker(wiring.Component):
         cmd = Signal(self.cmd_layout)
         active = Signal()
         rows_left = Signal(32)
-        row_left = Signal.like(cmd.row_bytes)       # 0: a new row starts
+        # the row's bytes not yet out, the next o word's bytes and whether it ends the row:
+        # registers, loaded with each word out and each command
         left = Signal.like(cmd.row_bytes)
-        m.d.comb += left.eq(Mux(row_left == 0, cmd.row_bytes, row_left))
-
         take = Signal(range(self.out_bytes + 1))
-        m.d.comb += take.eq(Mux(left < self.out_bytes, left, self.out_bytes))
+        ends_row = Signal()
+
+        def load_left(value):
+            m.d.sync += [left.eq(value), take.eq(Mux(value < self.out_bytes, value, self.out_bytes)),
+                         ends_row.eq(value <= self.out_bytes)]
+
         m.d.comb += [
             self.o.valid.eq(active & (fill >= take)),
             self.o.payload.data.eq(buf[:8 * self.out_bytes]),
             self.o.payload.count.eq(take),
-            self.o.payload.last.eq(take == left),
+            self.o.payload.last.eq(ends_row),
         ]
         out_fire = self.o.valid & self.o.ready
-        kept = Signal(range(cap + 1))
-        m.d.comb += kept.eq(fill - Mux(out_fire, take, 0))
-        m.d.comb += self.i.ready.eq(kept + self.in_bytes <= cap)
+        # what stays of the buffer, with and without a word out: both ready before o.ready
+        kept_after_out = Signal(range(cap + 1))
+        m.d.comb += kept_after_out.eq(fill - take)
+        kept = Mux(out_fire, kept_after_out, fill)
+        m.d.comb += self.i.ready.eq(Mux(out_fire, kept_after_out + self.in_bytes <= cap,
+                                        fill + self.in_bytes <= cap))
         in_fire = self.i.valid & self.i.ready
 
-        shifted = Signal(8 * cap)
-        m.d.comb += shifted.eq(Mux(out_fire, buf >> (take * 8), buf))
+        shifted = Mux(out_fire, buf >> (take * 8), buf)
         # bytes past ``count`` are dropped, so the buffer above ``fill`` stays zero
         valid_bytes = Cat(Mux(b < self.i.payload.count, self.i.payload.data[b], 0)
                           for b in range(self.in_bytes))
-        incoming = Signal(8 * cap)
-        m.d.comb += incoming.eq(valid_bytes << (kept * 8))
+        incoming = Mux(out_fire, valid_bytes << (kept_after_out * 8), valid_bytes << (fill * 8))
         with m.If(in_fire):
             m.d.sync += [buf.eq(shifted | incoming), fill.eq(kept + self.i.payload.count)]
         with m.Else():
             m.d.sync += [buf.eq(shifted), fill.eq(kept)]
         finishing = Signal()
         with m.If(out_fire):
-            m.d.sync += row_left.eq(left - take)
-            with m.If(take == left):
+            rest = left - take
+            load_left(Mux(rest == 0, cmd.row_bytes, rest))
+            with m.If(ends_row):
                 m.d.sync += rows_left.eq(rows_left - 1)
                 with m.If(rows_left == 1):
                     m.d.sync += active.eq(0)
@@ -107,5 +113,6 @@ class Repacker(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~active | finishing)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [cmd.eq(self.cmd.payload), rows_left.eq(self.cmd.payload.rows),
-                         row_left.eq(0), active.eq(self.cmd.payload.rows != 0)]
+                         active.eq(self.cmd.payload.rows != 0)]
+            load_left(self.cmd.payload.row_bytes)
         return m

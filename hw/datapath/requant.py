@@ -37,10 +37,11 @@ class Requantizer(wiring.Component):
 
     ``i``: stream of ``requant_input_layout``; ``o``: stream of u8.
     ``table``: stream of ``{addr, data}`` writes into the table, always ready.
-    Latency: 8 cycles. The pipeline stalls while ``o`` is valid and not ready.
+    Latency: 11 cycles, no stage with more than one wide addition or shift. The pipeline
+    stalls while ``o`` is valid and not ready.
     """
 
-    LATENCY = 8
+    LATENCY = 11
 
     def __init__(self):
         super().__init__({
@@ -88,22 +89,24 @@ class Requantizer(wiring.Component):
         lz1 = stage(range(33), lz, "lz1")
         mult1 = stage(32, mult0, "mult1")
         # zero point and clamp bounds, needed at stage 6
-        zp5, lo5, hi5 = (delay(field, 8, 5, name) for field, name in
-                         ((zp0, "zp"), (lo0, "lo"), (hi0, "hi")))
+        zp6, lo7, hi7 = (delay(field, 8, stages, name) for field, name, stages in
+                         ((zp0, "zp", 7), (lo0, "lo", 8), (hi0, "hi", 8)))
 
-        # Stage 2: int32 -> float32 (24-bit mantissa, round half to even).
-        normal = Signal(32)
-        m.d.comb += normal.eq(mag1 << lz1)
+        # Stage 2: int32 -> float32 (24-bit mantissa, round half to even): normalize, then
+        # round
+        normal = stage(32, mag1 << lz1, "normal")
+        lz2 = stage(range(33), lz1, "lz2")
+        sign_n, mult_n = stage(1, sign1, "sign_n"), stage(32, mult1, "mult_n")
         mant = normal[8:32]
         rounded = Signal(25)
         m.d.comb += rounded.eq(mant + _round_half_even(mant, normal[7], normal[0:7].any()))
         exp_a = Signal(signed(8))
-        m.d.comb += exp_a.eq(31 - lz1 + rounded[24])
+        m.d.comb += exp_a.eq(31 - lz2 + rounded[24])
         mant_a = stage(24, Mux(rounded[24], rounded[1:25], rounded[0:24]), "mant_a")
         exp_a2 = stage(signed(8), exp_a, "exp_a2")
-        zero2 = stage(1, lz1 == 32, "zero2")
-        sign2 = stage(1, sign1, "sign2")
-        mult2 = stage(32, mult1, "mult2")
+        zero2 = stage(1, lz2 == 32, "zero2")
+        sign2 = stage(1, sign_n, "sign2")
+        mult2 = stage(32, mult_n, "mult2")
 
         # Stage 3: 24 x 24 mantissa product and exponent sum.
         mant_m = Cat(mult2[0:23], Const(1, 1))
@@ -126,30 +129,34 @@ class Requantizer(wiring.Component):
         exp4 = stage(signed(10), exp_p, "exp4")
         zero4, sign4 = stage(1, zero3, "zero4"), stage(1, sign3, "sign4")
 
-        # Stage 5: float32 -> integer, round half to even; |p| >= 2**31 saturates.
+        # Stage 5: float32 -> integer, round half to even; |p| >= 2**31 saturates: the
+        # shift, then the rounding.
         # value = mant4 * 2**(exp4 - 23) = (mant4 << 7) * 2**(exp4 - 30)
         right = Signal(range(32))
         m.d.comb += right.eq(30 - exp4)
         wide = Signal(62)
         m.d.comb += wide.eq(Cat(Const(0, 38), mant4) >> right)
-        integer = wide[31:62]
+        integer = stage(31, wide[31:62], "integer")
+        guard_i, sticky_i = stage(1, wide[30], "guard_i"), stage(1, wide[0:30].any(), "sticky_i")
+        small = stage(1, zero4 | (exp4 < -1), "small")
+        saturate_i = stage(1, ~zero4 & (exp4 > 30), "saturate_i")
+        sign_i = stage(1, sign4, "sign_i")
         rounded_i = Signal(32)
-        m.d.comb += rounded_i.eq(integer + _round_half_even(integer, wide[30], wide[0:30].any()))
-        small = zero4 | (exp4 < -1)
-        saturate5 = stage(1, ~zero4 & (exp4 > 30), "saturate5")
+        m.d.comb += rounded_i.eq(integer + _round_half_even(integer, guard_i, sticky_i))
+        saturate5 = stage(1, saturate_i, "saturate5")
         int5 = stage(32, Mux(small, 0, rounded_i), "int5")
-        sign5 = stage(1, sign4, "sign5")
+        sign5 = stage(1, sign_i, "sign5")
 
-        # Stage 6: apply the sign, add the zero point, clamp.
-        value = Signal(signed(34))
-        m.d.comb += value.eq(Mux(sign5, -int5.as_signed(), int5.as_signed()) + zp5)
+        # Stage 6: apply the sign and add the zero point, then clamp.
+        value = stage(signed(34), Mux(sign5, -int5.as_signed(), int5.as_signed()) + zp6, "value")
+        saturate6, sign6 = stage(1, saturate5, "saturate6"), stage(1, sign5, "sign6")
         clamped = Signal(8)
-        with m.If(saturate5):
-            m.d.comb += clamped.eq(Mux(sign5, lo5, hi5))
-        with m.Elif(value < lo5):
-            m.d.comb += clamped.eq(lo5)
-        with m.Elif(value > hi5):
-            m.d.comb += clamped.eq(hi5)
+        with m.If(saturate6):
+            m.d.comb += clamped.eq(Mux(sign6, lo7, hi7))
+        with m.Elif(value < lo7):
+            m.d.comb += clamped.eq(lo7)
+        with m.Elif(value > hi7):
+            m.d.comb += clamped.eq(hi7)
         with m.Else():
             m.d.comb += clamped.eq(value[0:8])
         q6 = stage(8, clamped, "q6")
