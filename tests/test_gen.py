@@ -68,14 +68,14 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
             assert isinstance(value, int) and value > 0, (name, value)
     assert modules["line_buffer"]["latency"] == LineBuffer.LATENCY == 3
     assert modules["pointwise_reader"]["latency"] == PointwiseReader.LATENCY == 2
-    assert modules["axi_reader"]["latency"] == AxiReader.LATENCY == 3
-    assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 1
+    assert modules["axi_reader"]["latency"] == AxiReader.LATENCY == 4
+    assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 2
     assert modules["core"]["latency"] == {
-        "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 12,
+        "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 15,
         "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1,
         "residual_add": ResidualAdd.LATENCY}
     assert modules["accelerator"]["latency"] == {**modules["core"]["latency"],
-                                                  "axi_reader": 3, "axi_writer": 1}
+                                                  "axi_reader": 4, "axi_writer": 2}
     assert json.loads((tmp_path / "manifest.json").read_text())["modules"] == modules
 
 

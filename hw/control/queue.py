@@ -142,6 +142,8 @@ class CommandQueue(wiring.Component):
 
         index = Signal(32)
         m.d.comb += self.index.eq(index)
+        last_index = Signal()           # index is the list's last: registered, as index moves
+        m.d.sync += last_index.eq(index + 1 == length)      # only between commands
         fetch_addr = Signal(64)
         trace_write_addr = Signal(64)
         m.d.comb += [fetch_addr.eq(queue_addr + index * COMMAND_BYTES),
@@ -280,7 +282,7 @@ class CommandQueue(wiring.Component):
                 m.d.comb += [self.dma_owner.eq(1), self.wr_done.ready.eq(1)]
                 with m.If(self.wr_done.valid):
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index + 1 == length):
+                    with m.If(last_index):
                         finish(ErrorCode.NONE)
                     with m.Else():
                         m.next = "FETCH_CMD"

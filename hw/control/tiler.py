@@ -80,6 +80,7 @@ class Tiler(wiring.Component):
         st = Signal(step_layout)
         phases = Signal(data.ArrayLayout(_phase_layout, 4))
         phase = Signal(2)
+        end_inner, end_outer = Signal(16), Signal(16)      # the phase's last ii, io
         ptr_outer, ptr = Signal(64), Signal(64)
         io, ii = Signal(16), Signal(16)
 
@@ -144,7 +145,8 @@ class Tiler(wiring.Component):
             with m.State("PLOAD"):
                 cur = phases[phase]
                 with m.If(cur.en):
-                    m.d.sync += [ptr_outer.eq(cur.base), ptr.eq(cur.base), io.eq(0), ii.eq(0)]
+                    m.d.sync += [ptr_outer.eq(cur.base), ptr.eq(cur.base), io.eq(0), ii.eq(0),
+                                 end_inner.eq(cur.n_inner - 1), end_outer.eq(cur.n_outer - 1)]
                     m.next = "EMIT"
                 with m.Elif(phase == DmaKind.OUTPUT):
                     m.next = "IDLE"
@@ -152,8 +154,8 @@ class Tiler(wiring.Component):
                     m.d.sync += phase.eq(phase + 1)
             with m.State("EMIT"):
                 cur = phases[phase]
-                inner_last = ii == cur.n_inner - 1
-                group_last = (io == cur.n_outer - 1) & inner_last
+                inner_last = ii == end_inner
+                group_last = (io == end_outer) & inner_last
                 with m.If(advance):
                     m.d.sync += [
                         cmd.valid.eq(1), cmd.payload.kind.eq(phase), cmd.payload.addr.eq(ptr),

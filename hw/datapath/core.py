@@ -5,6 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from hw.config import CHANNEL_BLOCK, AccelConfig
+from hw.skid_buffer import SkidBuffer
 from hw.datapath.dpe_array import DPEArray
 from hw.datapath.line_buffer import LineBuffer, word_bytes_for
 from hw.datapath.output_buffer import OutputBuffer, output_params_layout
@@ -192,7 +193,9 @@ class ComputeCore(wiring.Component):
 
         # output: YP-byte beats -> bus words, one write command per out_rows row -> the
         # fused residual addition, its residual bytes queued
-        connect(m, self.output.out, self.out_packer.i)
+        m.submodules.out_buffer = out_buffer = SkidBuffer(self.output.out_layout)     # cuts the ready path
+        connect(m, self.output.out, out_buffer.i)
+        connect(m, out_buffer.o, self.out_packer.i)
         m.submodules.residual_queue = queue = fifo.SyncFIFOBuffered(
             width=len(self.residual_in.payload.as_value()),
             depth=max(2, self.cfg.output_buffer_depth // self.bus_bytes))

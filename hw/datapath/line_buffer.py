@@ -117,14 +117,17 @@ class LineBuffer(wiring.Component):
         w_word = Signal(range(self.bank_depth * 2 + 1))
         w_row = Signal(range(self.max_rows + 1))
         w_chan = Signal(range(self.max_channels + 1))
-        words_per_row = Signal(range(self.bank_depth * 2 + 1))
-        m.d.comb += words_per_row.eq((wcmd.cols_in + B - 1) // B)
+        # the counters' last values, registered with the command
+        w_end_word = Signal(range(self.bank_depth * 2 + 1))
+        w_end_row, w_end_chan = Signal.like(wcmd.rows_in), Signal.like(wcmd.channels)
 
         with m.If(~wcmd_valid):
             m.d.comb += [self.cmd.ready.eq(gen_queue.w_rdy)]
             with m.If(self.cmd.valid & gen_queue.w_rdy):
-                m.d.sync += [wcmd.eq(self.cmd.payload), wcmd_valid.eq(1),
-                             w_word.eq(0), w_row.eq(0), w_chan.eq(0)]
+                p = self.cmd.payload
+                m.d.sync += [wcmd.eq(p), wcmd_valid.eq(1), w_word.eq(0), w_row.eq(0), w_chan.eq(0),
+                             w_end_word.eq(((p.cols_in + B - 1) >> (B.bit_length() - 1)) - 1),
+                             w_end_row.eq(p.rows_in - 1), w_end_chan.eq(p.channels - 1)]
         m.d.comb += [gen_queue.w_data.eq(self.cmd.payload),
                      gen_queue.w_en.eq(self.cmd.valid & self.cmd.ready)]
 
@@ -145,11 +148,11 @@ class LineBuffer(wiring.Component):
 
         with m.If(self.rows.valid & self.rows.ready):
             m.d.sync += w_word.eq(w_word + 1)
-            with m.If(w_word + 1 == words_per_row):
+            with m.If(w_word == w_end_word):
                 m.d.sync += [w_word.eq(0), w_row.eq(w_row + 1), rows_written.eq(rows_written + 1)]
-                with m.If(w_row + 1 == wcmd.rows_in):
+                with m.If(w_row == w_end_row):
                     m.d.sync += [w_row.eq(0), w_chan.eq(w_chan + 1)]
-                    with m.If(w_chan + 1 == wcmd.channels):
+                    with m.If(w_chan == w_end_chan):
                         m.d.sync += wcmd_valid.eq(0)
 
         # ---- window generator ----------------------------------------------------------
@@ -164,19 +167,31 @@ class LineBuffer(wiring.Component):
 
         kernel1 = gcmd.kernel == 1
         stride2 = gcmd.stride == 2
-        # Offset of the window's top-left tap from stored (0, 0): kernel 1 centres the window.
-        pad_top = Signal(signed(4))
-        pad_left = Signal(signed(4))
-        m.d.comb += [pad_top.eq(gcmd.pad_top + kernel1), pad_left.eq(gcmd.pad_left + kernel1)]
 
-        top_row = Signal(signed(row_bits))         # stored row of tap row 0
-        m.d.comb += top_row.eq(Mux(stride2, g_xo << 1, g_xo) - pad_top)
-        first_col = Signal(signed(col_bits))       # stored column of window 0, tap column 0
-        m.d.comb += first_col.eq(Mux(stride2, g_grp * (2 * yp), g_grp * yp) - pad_left)
-
-        # rows this beat reads: stored rows top_row .. top_row + 2, clipped to the image
+        # The window's place, in registers stepped with the counters (no multiplication
+        # or wide comparison between the counters and the fire decision):
+        # top_row: stored row of tap row 0, xo * stride - pad_top (kernel 1 centres the
+        # window: pad + 1); first_col: stored column of window 0's tap column 0,
+        # g * yp * stride - pad_left; last_needed: the last stored row the beat reads,
+        # top_row + 2 clipped to the image; next_top: the next output row's top_row, and
+        # the rows before it (clipped) that its predecessors free.
+        top_row = Signal(signed(row_bits))
+        first_col = Signal(signed(col_bits))
         last_needed = Signal(signed(row_bits + 1))
-        m.d.comb += last_needed.eq(Mux(top_row + 2 >= gcmd.rows_in, gcmd.rows_in - 1, top_row + 2))
+        next_top = Signal(signed(row_bits + 1))
+
+        def start_row(cmd):
+            return -(cmd.pad_top + (cmd.kernel == 1))
+
+        def start_col(cmd):
+            return -(cmd.pad_left + (cmd.kernel == 1))
+
+        def place_rows(cmd, top):
+            """Load top_row with ``top`` and the registers that follow from it."""
+            step = Mux(cmd.stride == 2, 2, 1)
+            m.d.sync += [top_row.eq(top), next_top.eq(top + step),
+                         last_needed.eq(Mux(top + 2 >= cmd.rows_in, cmd.rows_in - 1, top + 2))]
+
         rows_ready = Signal()
         m.d.comb += rows_ready.eq((rows_written - chan_base)[0:32].as_signed() > last_needed)
 
@@ -186,16 +201,17 @@ class LineBuffer(wiring.Component):
         m.d.comb += fire.eq(gcmd_valid & rows_ready & advance)
 
         finishing = Signal()
-        last_grp = g_grp + 1 == gcmd.groups
-        last_row = g_xo + 1 == gcmd.out_rows
-        last_chan = g_chan + 1 == gcmd.channels
+        g_ends = {name: Signal.like(getattr(gcmd, name), name=f"g_end_{name}")
+                  for name in ("groups", "out_rows", "channels")}
+        last_grp = g_grp == g_ends["groups"]
+        last_row = g_xo == g_ends["out_rows"]
+        last_chan = g_chan == g_ends["channels"]
         with m.If(fire):
-            m.d.sync += g_grp.eq(g_grp + 1)
+            m.d.sync += [g_grp.eq(g_grp + 1), first_col.eq(first_col + Mux(stride2, 2 * yp, yp))]
             with m.If(last_grp):
-                m.d.sync += [g_grp.eq(0), g_xo.eq(g_xo + 1)]
+                m.d.sync += [g_grp.eq(0), g_xo.eq(g_xo + 1), first_col.eq(start_col(gcmd))]
+                place_rows(gcmd, next_top)
                 # rows above the next output row's top are never read again
-                next_top = Signal(signed(row_bits + 1))
-                m.d.comb += next_top.eq(top_row + Mux(stride2, 2, 1))
                 with m.If(next_top > 0):
                     m.d.sync += rows_freed.eq(chan_base + Mux(next_top > gcmd.rows_in,
                                                               gcmd.rows_in, next_top))
@@ -203,6 +219,7 @@ class LineBuffer(wiring.Component):
                     m.d.sync += [g_xo.eq(0), g_chan.eq(g_chan + 1),
                                  chan_base.eq(chan_base + gcmd.rows_in),
                                  rows_freed.eq(chan_base + gcmd.rows_in)]
+                    place_rows(gcmd, start_row(gcmd))
                     with m.If(last_chan):
                         m.d.sync += gcmd_valid.eq(0)
                         m.d.comb += finishing.eq(1)
@@ -210,8 +227,11 @@ class LineBuffer(wiring.Component):
         # The next command loads as the last beat of the current one fires: no bubble.
         with m.If((~gcmd_valid | finishing) & gen_queue.r_rdy):
             m.d.comb += gen_queue.r_en.eq(1)
+            new_cmd = data.View(self.command_layout, gen_queue.r_data)
             m.d.sync += [gcmd.eq(gen_queue.r_data), gcmd_valid.eq(1),
-                         g_xo.eq(0), g_grp.eq(0), g_chan.eq(0)]
+                         g_xo.eq(0), g_grp.eq(0), g_chan.eq(0), first_col.eq(start_col(new_cmd)),
+                         *(end.eq(getattr(new_cmd, name) - 1) for name, end in g_ends.items())]
+            place_rows(new_cmd, start_row(new_cmd))
 
         # Stage 1: read words floor(first_col / B) and the next, from every slot.
         word0 = Signal(signed(col_bits))

@@ -193,10 +193,13 @@ class OutputBuffer(wiring.Component):
         accept = Signal()
         m.d.comb += [self.sums.ready.eq(cur_valid),
                      accept.eq(self.sums.valid & self.sums.ready)]
-        last_g = a_g + 1 == cur.groups
-        last_xo = a_xo + 1 == cur.out_rows
-        last_c = a_c + 1 == cur.channels
-        last_kg = a_kg + 1 == cur.kernel_groups
+        # each counter's last value, registered with the command: equalities, no adders
+        ends = {name: Signal.like(getattr(cur, name), name=f"end_{name}")
+                for name in ("groups", "out_rows", "channels", "kernel_groups")}
+        last_g = a_g == ends["groups"]
+        last_xo = a_xo == ends["out_rows"]
+        last_c = a_c == ends["channels"]
+        last_kg = a_kg == ends["kernel_groups"]
         finishing = Signal()
         m.d.comb += finishing.eq(accept & last_g & last_xo & last_c & last_kg)
 
@@ -219,7 +222,8 @@ class OutputBuffer(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             cmd = self.cmd.payload
             m.d.sync += [cur.eq(cmd), cur_valid.eq(1), a_kg.eq(0), a_c.eq(0), a_xo.eq(0),
-                         a_g.eq(0), a_addr.eq(0), a_base.eq(0)]
+                         a_g.eq(0), a_addr.eq(0), a_base.eq(0),
+                         *(end.eq(getattr(cmd, name) - 1) for name, end in ends.items())]
             with m.If(cmd.init):
                 m.d.sync += [acc_half.eq(new_half),
                              busy.bit_select(new_half, 1).eq(1),
@@ -307,6 +311,7 @@ class OutputBuffer(wiring.Component):
         d_addr = Signal(addr_shape)
         d_base = Signal(addr_shape)
         d_rem = Signal(signed(Shape.cast(dim).width + 1))    # out_cols - g * YP
+        d_end_rows, d_end_kernels = Signal(dim), Signal(dim)   # the last d_xo, d_k
 
         d1_valid = Signal()
         d_advance = Signal()
@@ -316,12 +321,13 @@ class OutputBuffer(wiring.Component):
 
         with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
             m.d.sync += [draining.eq(1), d_kernels.eq(t_kernels[dh]), d_rows.eq(t_rows[dh]),
+                         d_end_rows.eq(t_rows[dh] - 1), d_end_kernels.eq(t_kernels[dh] - 1),
                          d_groups.eq(t_groups[dh]), d_cols.eq(t_cols[dh]), d_rem.eq(t_cols[dh]),
                          d_k.eq(0), d_r.eq(0), d_xo.eq(0), d_g.eq(0), d_base.eq(0)]
 
         dl_g = d_g + D >= d_groups
-        dl_xo = d_xo + 1 == d_rows
-        dl_k = d_k + 1 == d_kernels
+        dl_xo = d_xo == d_end_rows
+        dl_k = d_k == d_end_kernels
         # d_addr: word (kg, xo, g) of the beat's first word; d_row: that of (kg, xo, 0);
         # d_base: that of (kg, 0, 0)
         d_row = Signal(addr_shape)

@@ -93,10 +93,13 @@ class PointwiseReader(wiring.Component):
         stride2 = cmd.stride == 2
         step = Mux(stride2, 2 * yp, yp)           # columns per beat, at most B / 2
 
-        last_g = g + 1 == cmd.groups
-        last_row = row + 1 == cmd.out_rows
-        last_chan = chan + 1 == cmd.channels
-        second = (pos + step > B) & (word + 1 < cmd.row_words)
+        # each counter's last value, registered with the command: equalities, no adders
+        ends = {name: Signal.like(getattr(cmd, name), name=f"end_{name}")
+                for name in ("groups", "out_rows", "channels", "row_words")}
+        last_g = g == ends["groups"]
+        last_row = row == ends["out_rows"]
+        last_chan = chan == ends["channels"]
+        second = (pos + step > B) & (word < ends["row_words"])
         need = Mux(last_g, cmd.row_words - word, 1 + second)
         advance = Signal()
         m.d.comb += advance.eq(~self.windows.valid | self.windows.ready)
@@ -125,7 +128,8 @@ class PointwiseReader(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~cmd_valid | finishing)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [cmd.eq(self.cmd.payload), cmd_valid.eq(1), g.eq(0), row.eq(0),
-                         chan.eq(0), word.eq(0), pos.eq(0)]
+                         chan.eq(0), word.eq(0), pos.eq(0),
+                         *(end.eq(getattr(self.cmd.payload, name) - 1) for name, end in ends.items())]
 
         # window j, tap t: byte pos + j * stride of lane t of entries 0 and 1
         first = data.View(self.rows_layout, entries[0])

@@ -112,6 +112,12 @@ class PoolEngine(wiring.Component):
         cols_out = Mux(is_global, 1, d.out_width)
         span_rows = Mux(copy, 1, Mux(is_global, d.height, d.kernel))     # input rows per output row
         span_cols = Mux(is_global, d.width, d.kernel)
+        # the counters' last values, registered (the command's, a cycle after it is taken):
+        # equalities and comparisons with no adder before them
+        end_span_rows, end_rows_out, end_channels, end_span_cols = (
+            registered(m, value - 1, f"end_{name}") for value, name in (
+                (span_rows, "span_rows"), (rows_out, "rows_out"), (d.channels, "channels"),
+                (span_cols, "span_cols")))
 
         running = Signal()
         code = Signal(8)
@@ -157,15 +163,15 @@ class PoolEngine(wiring.Component):
             m.d.sync += issue_valid.eq(0)
         with m.If(issuing):
             with m.If(issue_advance):
-                with m.If(it + 1 < span_rows):
+                with m.If(it < end_span_rows):
                     m.d.sync += it.eq(it + 1)
                 with m.Else():
                     m.d.sync += it.eq(0)
-                    with m.If(ir + 1 < rows_out):
+                    with m.If(ir < end_rows_out):
                         m.d.sync += ir.eq(ir + 1)
                     with m.Else():
                         m.d.sync += ir.eq(0)
-                        with m.If(ic + 1 < d.channels):
+                        with m.If(ic < end_channels):
                             m.d.sync += ic.eq(ic + 1)
                         with m.Else():
                             m.d.sync += issuing.eq(0)
@@ -180,8 +186,11 @@ class PoolEngine(wiring.Component):
         rows_in = Signal(17)                         # window rows inside the tensor
         zero_rows = Signal(25)                       # zero_point * rows_in
         write_addr, channel_write_addr = Signal(64), Signal(64)     # the row's, the channel's
-        # top changes in NEXT; rows_in (and zero_rows) follow by ROW_DATA (and the first output)
-        m.d.sync += [rows_in.eq(Mux(hi > lo, hi - lo, 0)), zero_rows.eq(d.zero_point * rows_in)]
+        # top changes in NEXT; rows_in follows by ROW_DATA, zero_rows and end_rows_in (its
+        # last row_t) by the first output and VERTICAL
+        end_rows_in = Signal(17)
+        m.d.sync += [rows_in.eq(Mux(hi > lo, hi - lo, 0)), zero_rows.eq(d.zero_point * rows_in),
+                     end_rows_in.eq(rows_in - 1)]
 
         # the column sums (or maxima): one word of lanes per bus beat
         lane = unsigned(POOL_SUM_BITS)
@@ -384,7 +393,7 @@ class PoolEngine(wiring.Component):
                     with m.If(beat.last):
                         m.d.comb += taken.eq(1)
                         m.d.sync += [word.eq(0), row_t.eq(row_t + 1)]
-                        with m.If(row_t + 1 == rows_in):
+                        with m.If(row_t == end_rows_in):
                             m.next = "SETTLE"
                     with m.Else():
                         m.d.sync += word.eq(word + 1)
@@ -430,11 +439,11 @@ class PoolEngine(wiring.Component):
                         m.d.sync += [h_valid.eq(issue), h_lane.eq(col[:max(lane_bits, 1)]),
                                      h_word.eq(col[lane_bits:lane_bits + 16]),
                                      h_inside.eq((col >= 0) & (col < d.width) & (rows_in != 0)),
-                                     h_first.eq(ct == 0), h_last.eq(ct + 1 == span_cols)]
+                                     h_first.eq(ct == 0), h_last.eq(ct == end_span_cols)]
                         with m.If(h_valid):
                             m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
                         with m.If(issue):
-                            with m.If(ct + 1 == span_cols):
+                            with m.If(ct == end_span_cols):
                                 m.d.sync += [ct.eq(0), o.eq(o + 1), start.eq(start + d.stride)]
                             with m.Else():
                                 m.d.sync += ct.eq(ct + 1)
@@ -443,10 +452,10 @@ class PoolEngine(wiring.Component):
                             m.next = "NEXT"
                 stop_on_errors()
             with m.State("NEXT"):
-                with m.If(r + 1 < rows_out):
+                with m.If(r < end_rows_out):
                     m.d.sync += [r.eq(r + 1), top.eq(top + top_step), write_addr.eq(write_addr + d.out_pitch)]
                     m.next = "ROW"
-                with m.Elif(c + 1 < d.channels):
+                with m.Elif(c < end_channels):
                     m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(Mux(copy, 0, first_window_row(d))),
                                  channel_write_addr.eq(channel_write_addr + d.out_channel_pitch),
                                  write_addr.eq(channel_write_addr + d.out_channel_pitch)]

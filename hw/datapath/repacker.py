@@ -60,59 +60,81 @@ class Repacker(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cap = self.in_bytes + self.out_bytes
+        out_bytes = self.out_bytes
+        cap = self.in_bytes + out_bytes
         buf = Signal(8 * cap)
-        fill = Signal(range(cap + 1))
         cmd = Signal(self.cmd_layout)
-        active = Signal()
-        rows_left = Signal(32)
-        # the row's bytes not yet out, the next o word's bytes and whether it ends the row:
-        # registers, loaded with each word out and each command
-        left = Signal.like(cmd.row_bytes)
-        take = Signal(range(self.out_bytes + 1))
-        ends_row = Signal()
 
-        def load_left(value):
-            m.d.sync += [left.eq(value), take.eq(Mux(value < self.out_bytes, value, self.out_bytes)),
-                         ends_row.eq(value <= self.out_bytes)]
+        # Registers, each loaded with its next value (``nxt``, combinational), so that no
+        # comparison or subtraction stands between them and the handshakes:
+        # fill: bytes in buf; active: a command's rows are being cut; rows_left, one_row:
+        # its rows not yet out, just one; left: the row's bytes not yet out; take: the next
+        # o word's bytes (min(left, out_bytes)); ends_row: that word ends the row;
+        # word_ready: buf holds it; fill_after: fill - take; rest, rest_take, rest_ends:
+        # left - take and its take and ends_row (the next word of the row); row_take,
+        # row_ends: those of a whole row (the next row's first word).
+        regs = {"fill": range(cap + 1), "active": 1, "rows_left": 32, "one_row": 1,
+                "left": cmd.row_bytes.shape(), "take": range(out_bytes + 1), "ends_row": 1,
+                "word_ready": 1, "fill_after": range(cap + 1), "rest": cmd.row_bytes.shape(),
+                "rest_take": range(out_bytes + 1), "rest_ends": 1,
+                "row_take": range(out_bytes + 1), "row_ends": 1}
+        r = {name: Signal(shape, name=name) for name, shape in regs.items()}
+        nxt = {name: Signal(shape, name=f"{name}_next") for name, shape in regs.items()}
+        for name in ("fill", "active", "rows_left", "left", "take", "ends_row", "row_take", "row_ends"):
+            m.d.comb += nxt[name].eq(r[name])       # held unless changed below
+        rest = nxt["left"] - nxt["take"]
+        m.d.comb += [
+            nxt["one_row"].eq(nxt["rows_left"] == 1),
+            nxt["word_ready"].eq(nxt["active"] & (nxt["fill"] >= nxt["take"])),
+            nxt["fill_after"].eq(nxt["fill"] - nxt["take"]),
+            nxt["rest"].eq(rest),
+            nxt["rest_take"].eq(Mux(rest < out_bytes, rest, out_bytes)),
+            nxt["rest_ends"].eq(rest <= out_bytes),
+        ]
+        m.d.sync += [r[name].eq(nxt[name]) for name in regs]
 
         m.d.comb += [
-            self.o.valid.eq(active & (fill >= take)),
-            self.o.payload.data.eq(buf[:8 * self.out_bytes]),
-            self.o.payload.count.eq(take),
-            self.o.payload.last.eq(ends_row),
+            self.o.valid.eq(r["word_ready"]),
+            self.o.payload.data.eq(buf[:8 * out_bytes]),
+            self.o.payload.count.eq(r["take"]),
+            self.o.payload.last.eq(r["ends_row"]),
         ]
+        fill, fill_after = r["fill"], r["fill_after"]
         out_fire = self.o.valid & self.o.ready
-        # what stays of the buffer, with and without a word out: both ready before o.ready
-        kept_after_out = Signal(range(cap + 1))
-        m.d.comb += kept_after_out.eq(fill - take)
-        kept = Mux(out_fire, kept_after_out, fill)
-        m.d.comb += self.i.ready.eq(Mux(out_fire, kept_after_out + self.in_bytes <= cap,
+        kept = Mux(out_fire, fill_after, fill)
+        m.d.comb += self.i.ready.eq(Mux(out_fire, fill_after + self.in_bytes <= cap,
                                         fill + self.in_bytes <= cap))
         in_fire = self.i.valid & self.i.ready
 
-        shifted = Mux(out_fire, buf >> (take * 8), buf)
+        shifted = Mux(out_fire, buf >> (r["take"] * 8), buf)
         # bytes past ``count`` are dropped, so the buffer above ``fill`` stays zero
         valid_bytes = Cat(Mux(b < self.i.payload.count, self.i.payload.data[b], 0)
                           for b in range(self.in_bytes))
-        incoming = Mux(out_fire, valid_bytes << (kept_after_out * 8), valid_bytes << (fill * 8))
+        incoming = Mux(out_fire, valid_bytes << (fill_after * 8), valid_bytes << (fill * 8))
         with m.If(in_fire):
-            m.d.sync += [buf.eq(shifted | incoming), fill.eq(kept + self.i.payload.count)]
+            m.d.sync += buf.eq(shifted | incoming)
+            m.d.comb += nxt["fill"].eq(kept + self.i.payload.count)
         with m.Else():
-            m.d.sync += [buf.eq(shifted), fill.eq(kept)]
+            m.d.sync += buf.eq(shifted)
+            m.d.comb += nxt["fill"].eq(kept)
         finishing = Signal()
         with m.If(out_fire):
-            rest = left - take
-            load_left(Mux(rest == 0, cmd.row_bytes, rest))
-            with m.If(ends_row):
-                m.d.sync += rows_left.eq(rows_left - 1)
-                with m.If(rows_left == 1):
-                    m.d.sync += active.eq(0)
-                    m.d.comb += finishing.eq(1)
+            with m.If(r["ends_row"]):       # a new row
+                m.d.comb += [nxt["left"].eq(cmd.row_bytes), nxt["take"].eq(r["row_take"]),
+                             nxt["ends_row"].eq(r["row_ends"]), nxt["rows_left"].eq(r["rows_left"] - 1)]
+                with m.If(r["one_row"]):
+                    m.d.comb += [nxt["active"].eq(0), finishing.eq(1)]
+            with m.Else():
+                m.d.comb += [nxt["left"].eq(r["rest"]), nxt["take"].eq(r["rest_take"]),
+                             nxt["ends_row"].eq(r["rest_ends"])]
         # the next command loads as the last word of the current one leaves
-        m.d.comb += self.cmd.ready.eq(~active | finishing)
+        m.d.comb += self.cmd.ready.eq(~r["active"] | finishing)
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [cmd.eq(self.cmd.payload), rows_left.eq(self.cmd.payload.rows),
-                         active.eq(self.cmd.payload.rows != 0)]
-            load_left(self.cmd.payload.row_bytes)
+            p = self.cmd.payload
+            row_take = Mux(p.row_bytes < out_bytes, p.row_bytes, out_bytes)
+            row_ends = p.row_bytes <= out_bytes
+            m.d.sync += cmd.eq(p)
+            m.d.comb += [nxt["active"].eq(p.rows != 0), nxt["rows_left"].eq(p.rows),
+                         nxt["left"].eq(p.row_bytes), nxt["take"].eq(row_take), nxt["ends_row"].eq(row_ends),
+                         nxt["row_take"].eq(row_take), nxt["row_ends"].eq(row_ends)]
         return m

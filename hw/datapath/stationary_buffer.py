@@ -77,12 +77,15 @@ class StationaryBuffer(wiring.Component):
         w_group_base = Signal(range(2 * depth + 1))   # word of (kg, 0)
         w_chan = Signal.like(w_cmd.channels)
         w_kernel = Signal.like(w_cmd.kernels)          # the kernel group
+        # the last kernel group and channel, registered with the command
+        w_last_kernel, w_last_chan = Signal.like(w_cmd.kernel_groups), Signal.like(w_cmd.channels)
         with m.If(~w_active):
             m.d.comb += self.load.ready.eq(~full.bit_select(w_half, 1))
             with m.If(self.load.valid & self.load.ready):
                 p = self.load.payload
                 m.d.sync += [w_cmd.eq(p), w_active.eq(1), w_chan.eq(0), w_kernel.eq(0),
-                             w_group_base.eq(0)]
+                             w_group_base.eq(0), w_last_kernel.eq(p.kernel_groups - 1),
+                             w_last_chan.eq(p.channels - 1)]
                 with m.If((p.kernels == 0) | (p.channels == 0) | (p.kernel_groups == 0)):
                     m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]
                     m.d.comb += set_full.eq(1 << w_half)
@@ -94,9 +97,9 @@ class StationaryBuffer(wiring.Component):
                      wp.en.eq(write)]
         with m.If(write):
             m.d.sync += [w_kernel.eq(w_kernel + 1), w_group_base.eq(w_group_base + w_cmd.channels)]
-            with m.If(w_kernel + 1 == w_cmd.kernel_groups):
+            with m.If(w_kernel == w_last_kernel):
                 m.d.sync += [w_kernel.eq(0), w_group_base.eq(0), w_chan.eq(w_chan + 1)]
-                with m.If(w_chan + 1 == w_cmd.channels):
+                with m.If(w_chan == w_last_chan):
                     m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]
                     m.d.comb += set_full.eq(1 << w_half)
 
@@ -104,7 +107,7 @@ class StationaryBuffer(wiring.Component):
         r_half = Signal()
         r_active = Signal()
         r_addr = Signal(range(2 * depth + 1))
-        r_words = Signal(range(2 * depth + 1))
+        r_last = Signal(range(2 * depth + 1))          # the last word's r_addr
         advance = Signal()
         m.d.comb += advance.eq(~self.weights.valid | self.weights.ready)
         with m.If(~r_active):
@@ -112,7 +115,7 @@ class StationaryBuffer(wiring.Component):
             with m.If(self.replay.valid & self.replay.ready):
                 p = self.replay.payload
                 words = p.kernel_groups * p.channels
-                m.d.sync += [r_active.eq(1), r_addr.eq(0), r_words.eq(words)]
+                m.d.sync += [r_active.eq(1), r_addr.eq(0), r_last.eq(words - 1)]
                 with m.If(words == 0):
                     m.d.sync += [r_active.eq(0), r_half.eq(~r_half)]
                     m.d.comb += clear_full.eq(1 << r_half)
@@ -121,7 +124,7 @@ class StationaryBuffer(wiring.Component):
                      rp.en.eq(advance)]
         with m.If(fire):
             m.d.sync += r_addr.eq(r_addr + 1)
-            with m.If(r_addr + 1 == r_words):
+            with m.If(r_addr == r_last):
                 m.d.sync += [r_active.eq(0), r_half.eq(~r_half)]
                 m.d.comb += clear_full.eq(1 << r_half)
         weights_valid = Signal()

@@ -88,11 +88,15 @@ class StreamingBuffer(wiring.Component):
         w_off, w_base = Signal(addr), Signal(addr)
         w_lane = Signal(range(lanes))
         set_full = Signal(2)
+        # each counter's last value, registered with the command: equalities, no adders
+        w_ends = {name: Signal.like(getattr(w_cmd, name), name=f"w_end_{name}")
+                  for name in ("words", "block_words", "block_lanes")}
         with m.If(~w_active):
             m.d.comb += self.load.ready.eq(~full.bit_select(w_half, 1))
             with m.If(self.load.valid & self.load.ready):
                 m.d.sync += [w_active.eq(1), w_cmd.eq(self.load.payload), w_n.eq(0), w_off.eq(0),
-                             w_base.eq(0), w_lane.eq(0)]
+                             w_base.eq(0), w_lane.eq(0),
+                             *(end.eq(getattr(self.load.payload, name) - 1) for name, end in w_ends.items())]
                 with m.If((self.load.payload.words == 0) | (self.load.payload.block_words == 0) |
                           (self.load.payload.block_lanes == 0)):
                     m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]
@@ -106,11 +110,11 @@ class StreamingBuffer(wiring.Component):
         ]
         with m.If(write):
             m.d.sync += [w_n.eq(w_n + 1), w_off.eq(w_off + 1)]
-            with m.If(w_off + 1 == w_cmd.block_words):
+            with m.If(w_off == w_ends["block_words"]):
                 m.d.sync += [w_off.eq(0), w_lane.eq(w_lane + 1)]
-                with m.If(w_lane + 1 >= w_cmd.block_lanes):
+                with m.If(w_lane >= w_ends["block_lanes"]):
                     m.d.sync += [w_lane.eq(0), w_base.eq(w_base + w_cmd.block_words)]
-            with m.If(w_n + 1 == w_cmd.words):
+            with m.If(w_n == w_ends["words"]):
                 m.d.sync += [w_active.eq(0), w_half.eq(~w_half)]
                 m.d.comb += set_full.eq(1 << w_half)
 
@@ -127,6 +131,8 @@ class StreamingBuffer(wiring.Component):
         r_block = Signal.like(r_cmd.blocks)
         r_block_base = Signal(addr)
         clear_full = Signal(2)
+        r_ends = {name: Signal.like(getattr(r_cmd, name), name=f"r_end_{name}")
+                  for name in ("words", "row_words", "rows", "blocks", "block_words")}
         advance = Signal()
         m.d.comb += advance.eq(~self.read.valid | self.read.ready)
 
@@ -138,7 +144,8 @@ class StreamingBuffer(wiring.Component):
             m.d.comb += self.replay.ready.eq(full.bit_select(r_half, 1))
             with m.If(self.replay.valid & self.replay.ready):
                 p = self.replay.payload
-                m.d.sync += [r_active.eq(1), r_cmd.eq(p), r_left.eq(p.replays - 1), *restart()]
+                m.d.sync += [r_active.eq(1), r_cmd.eq(p), r_left.eq(p.replays - 1), *restart(),
+                             *(end.eq(getattr(p, name) - 1) for name, end in r_ends.items())]
                 empty = Mux(p.pointwise, (p.blocks == 0) | (p.rows == 0) | (p.row_words == 0),
                             (p.words == 0) | (p.block_words == 0))
                 with m.If(empty | (p.replays == 0)):
@@ -154,20 +161,20 @@ class StreamingBuffer(wiring.Component):
         with m.If(fire):
             with m.If(r_cmd.pointwise):
                 m.d.sync += r_off.eq(r_off + 1)
-                with m.If(r_off + 1 == r_cmd.row_words):
+                with m.If(r_off == r_ends["row_words"]):
                     m.d.sync += [r_off.eq(0), r_row.eq(r_row + 1), r_base.eq(r_base + r_cmd.row_step)]
-                    with m.If(r_row + 1 == r_cmd.rows):
+                    with m.If(r_row == r_ends["rows"]):
                         m.d.sync += [r_row.eq(0), r_block.eq(r_block + 1),
                                      r_block_base.eq(r_block_base + r_cmd.block_words),
                                      r_base.eq(r_block_base + r_cmd.block_words)]
-                        m.d.comb += pass_end.eq(r_block + 1 == r_cmd.blocks)
+                        m.d.comb += pass_end.eq(r_block == r_ends["blocks"])
             with m.Else():
                 m.d.sync += [r_n.eq(r_n + 1), r_off.eq(r_off + 1)]
-                with m.If(r_off + 1 == r_cmd.block_words):
+                with m.If(r_off == r_ends["block_words"]):
                     m.d.sync += [r_off.eq(0), r_lane.eq(r_lane + 1)]
                     with m.If(r_lane == lanes - 1):
                         m.d.sync += [r_lane.eq(0), r_base.eq(r_base + r_cmd.block_words)]
-                m.d.comb += pass_end.eq(r_n + 1 == r_cmd.words)
+                m.d.comb += pass_end.eq(r_n == r_ends["words"])
             with m.If(pass_end):
                 m.d.sync += [r_left.eq(r_left - 1), *restart()]
                 with m.If(r_left == 0):

@@ -6,6 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.config import check_power_of_two
+from hw.skid_buffer import SkidBuffer
 from hw.dma.axi import AXI4Signature, AXI_BURST_INCR
 from hw.dma.bursts import (LENGTH_WIDTH, MAX_BURST_BEATS, BurstSplitter, beat_layout, check_widths,
                            cmd_layout, core_domain)
@@ -30,13 +31,16 @@ class AxiReader(wiring.Component):
     beat per cycle once the data flows; each command whose address is not word-aligned costs
     one extra cycle.
 
-    Latency: 3 cycles from a command's first R beat to its first ``data`` beat (word-aligned
-    ``addr``, ``data`` ready; 4 when unaligned): :attr:`latency`. ARVALID rises 2 cycles
+    ``cmd`` and ``data`` each pass a :class:`hw.skid_buffer.SkidBuffer`, so no
+    combinational path runs between the engine and its clients.
+
+    Latency: 4 cycles from a command's first R beat to its first ``data`` beat (word-aligned
+    ``addr``, ``data`` ready; 5 when unaligned): :attr:`latency`. ARVALID rises 3 cycles
     after ``cmd`` is accepted (:attr:`ar_latency`).
     """
 
-    LATENCY = 3
-    AR_LATENCY = 2
+    LATENCY = 4
+    AR_LATENCY = 3
 
     @property
     def latency(self):
@@ -91,8 +95,15 @@ class AxiReader(wiring.Component):
         m.submodules.cq = cq = DomainRenamer(dom)(
             SyncFIFOBuffered(width=queue_layout.size, depth=self.max_outstanding + 8))
 
+        # commands through a skid buffer (none taken while a clear is pending)
+        m.submodules.cmd_buffer = cmd_buffer = DomainRenamer(dom)(SkidBuffer(self.cmd_layout))
+        m.d.comb += [cmd_buffer.i.valid.eq(self.cmd.valid & ~clear_pending),
+                     cmd_buffer.i.payload.eq(self.cmd.payload),
+                     self.cmd.ready.eq(cmd_buffer.i.ready & ~clear_pending)]
+        cmd = cmd_buffer.o
+
         # AR issue.
-        split = BurstSplitter(m, dom, self.cmd, lanes, shift, self.addr_width)
+        split = BurstSplitter(m, dom, cmd, lanes, shift, self.addr_width)
         arvalid = Signal()
         m.d.comb += [
             axi.arvalid.eq(arvalid), axi.arid.eq(0), axi.arsize.eq(shift),
@@ -109,10 +120,10 @@ class AxiReader(wiring.Component):
             m.d[dom] += arvalid.eq(0)
         can_take = ~split.active | (split.load & split.last_burst)
         m.d.comb += [
-            self.cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
-            split.accept.eq(self.cmd.valid & self.cmd.ready & ~err.any()),
+            cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
+            split.accept.eq(cmd.valid & cmd.ready & ~err.any()),
             cq.w_en.eq(split.accept),
-            cq.w_data.eq(Cat(split.offset, self.cmd.payload.length)),
+            cq.w_data.eq(Cat(split.offset, cmd.payload.length)),
         ]
 
         # R channel.
@@ -149,7 +160,9 @@ class AxiReader(wiring.Component):
             need_next.eq(head.offset + count > lanes),
             shifted.eq(Cat(hold, word) >> Cat(Const(0, 3), head.offset)),
         ]
-        out = self.data
+        m.submodules.data_buffer = data_buffer = DomainRenamer(dom)(SkidBuffer(self.beat_layout))
+        wiring.connect(m, data_buffer.o, wiring.flipped(self.data))
+        out = data_buffer.i
         advance = ~out.valid | out.ready
         with m.If(advance):
             m.d[dom] += out.valid.eq(0)
@@ -181,6 +194,6 @@ class AxiReader(wiring.Component):
         m.d.comb += [
             srst.eq(clear_pending & (outstanding == 0) & ~arvalid),
             self.busy.eq(split.active | arvalid | (outstanding != 0) | cq.r_rdy | rbuf.r_rdy |
-                         out.valid),
+                         out.valid | cmd.valid | self.data.valid),
         ]
         return m

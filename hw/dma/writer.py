@@ -6,6 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.dma.axi import AXI4Signature, AXI_BURST_INCR
+from hw.skid_buffer import SkidBuffer
 from hw.dma.bursts import LENGTH_WIDTH, BurstSplitter, beat_layout, check_widths, cmd_layout, core_domain
 
 __all__ = ["AxiWriter"]
@@ -28,13 +29,16 @@ class AxiWriter(wiring.Component):
     cross 4 KiB; up to ``max_outstanding`` bursts await their B response. One W beat per
     cycle.
 
-    Latency: 1 cycle from a command's first ``data`` beat to WVALID of its first W beat (its
-    AW issued before): :attr:`latency`. AWVALID rises 2 cycles after ``cmd`` is accepted
+    ``cmd`` and ``data`` each pass a :class:`hw.skid_buffer.SkidBuffer`, so no
+    combinational path runs between the engine and its clients.
+
+    Latency: 2 cycles from a command's first ``data`` beat to WVALID of its first W beat (its
+    AW issued before): :attr:`latency`. AWVALID rises 3 cycles after ``cmd`` is accepted
     (:attr:`aw_latency`).
     """
 
-    LATENCY = 1
-    AW_LATENCY = 2
+    LATENCY = 2
+    AW_LATENCY = 3
 
     @property
     def latency(self):
@@ -91,8 +95,18 @@ class AxiWriter(wiring.Component):
         m.submodules.bq = bq = DomainRenamer(dom)(
             SyncFIFOBuffered(width=1, depth=self.max_outstanding))
 
+        # commands and data through skid buffers (no command taken while a clear is pending)
+        m.submodules.cmd_buffer = cmd_buffer = DomainRenamer(dom)(SkidBuffer(self.cmd_layout))
+        m.d.comb += [cmd_buffer.i.valid.eq(self.cmd.valid & ~clear_pending),
+                     cmd_buffer.i.payload.eq(self.cmd.payload),
+                     self.cmd.ready.eq(cmd_buffer.i.ready & ~clear_pending)]
+        cmd = cmd_buffer.o
+        m.submodules.data_buffer = data_buffer = DomainRenamer(dom)(SkidBuffer(self.beat_layout))
+        wiring.connect(m, wiring.flipped(self.data), data_buffer.i)
+        data_in = data_buffer.o
+
         # AW issue.
-        split = BurstSplitter(m, dom, self.cmd, lanes, shift, self.addr_width)
+        split = BurstSplitter(m, dom, cmd, lanes, shift, self.addr_width)
         awvalid = Signal()
         m.d.comb += [
             axi.awvalid.eq(awvalid), axi.awid.eq(0), axi.awsize.eq(shift),
@@ -111,10 +125,10 @@ class AxiWriter(wiring.Component):
         ]
         can_take = ~split.active | (split.load & split.last_burst)
         m.d.comb += [
-            self.cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
-            split.accept.eq(self.cmd.valid & self.cmd.ready & ~err.any()),
+            cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
+            split.accept.eq(cmd.valid & cmd.ready & ~err.any()),
             cq.w_en.eq(split.accept),
-            cq.w_data.eq(Cat(split.offset, self.cmd.payload.length, split.words)),
+            cq.w_data.eq(Cat(split.offset, cmd.payload.length, split.words)),
         ]
 
         # W: align the packed input to the address, strobe head and tail.
@@ -134,7 +148,7 @@ class AxiWriter(wiring.Component):
         strobe = Signal(lanes)
         tail_shift = Signal(range(lanes))
         all_ones = Const((1 << lanes) - 1, lanes)
-        word_in = self.data.payload.data
+        word_in = data_in.payload.data
         m.d.comb += [
             in_now.eq(Mux(started, in_left, head.length)),
             words_now.eq(Mux(started, out_left, head.words)),
@@ -159,15 +173,15 @@ class AxiWriter(wiring.Component):
             m.d.comb += wq.r_en.eq(wlast)
         with m.If(abort):
             # owe W beats for issued bursts: send them with no byte enabled
-            m.d.comb += [w_go.eq(advance & wq.r_rdy), self.data.ready.eq(1)]
+            m.d.comb += [w_go.eq(advance & wq.r_rdy), data_in.ready.eq(1)]
             with m.If(w_go):
                 m.d[dom] += [axi.wdata.eq(0), axi.wstrb.eq(0)]
         with m.Else():
-            m.d.comb += w_go.eq(advance & wq.r_rdy & cq.r_rdy & (~need_in | self.data.valid))
+            m.d.comb += w_go.eq(advance & wq.r_rdy & cq.r_rdy & (~need_in | data_in.valid))
             with m.If(w_go):
                 m.d[dom] += [axi.wdata.eq(aligned[width:]), axi.wstrb.eq(strobe)]
                 with m.If(need_in):
-                    m.d.comb += self.data.ready.eq(1)
+                    m.d.comb += data_in.ready.eq(1)
                     m.d[dom] += [hold.eq(word_in),
                                  in_left.eq(Mux(in_now > lanes, in_now - lanes, 0))]
                 with m.If(last):
@@ -196,6 +210,6 @@ class AxiWriter(wiring.Component):
         m.d.comb += [
             srst.eq(clear_pending & (bq.level == 0) & ~awvalid & ~axi.wvalid),
             self.busy.eq(split.active | awvalid | (bq.level != 0) | cq.r_rdy | axi.wvalid |
-                         done.valid),
+                         done.valid | cmd.valid),
         ]
         return m
