@@ -134,7 +134,8 @@ _M, _A, _G, _C = PoolMode.MAX, PoolMode.AVG, PoolMode.GLOBAL, PoolMode.COPY
 # kernel's rearrangement, a channel shuffle's group)
 POOL_FITTED = [
     _pass(_M, 16, 56, 56, 3, 2, 1), _pass(_M, 8, 30, 30, 3, 1, 1), _pass(_M, 12, 40, 40, 2, 2, 0),
-    _pass(_M, 5, 17, 33, 3, 2, 0, ceil_mode=True), _pass(_A, 16, 28, 28, 3, 1, 1), _pass(_A, 9, 20, 41, 3, 2, 1),
+    _pass(_M, 5, 17, 33, 3, 2, 0, ceil_mode=True), _pass(_M, 10, 15, 21, 3, 2, 0, ceil_mode=True),
+    _pass(_M, 6, 11, 11, 3, 1, 1), _pass(_A, 16, 28, 28, 3, 1, 1), _pass(_A, 9, 20, 41, 3, 2, 1),
     _pass(_A, 6, 15, 15, 2, 2, 0, ceil_mode=True), _pass(_G, 256, 7, 7), _pass(_G, 64, 14, 14), _pass(_G, 32, 3, 3),
     _pass(_G, 100, 1, 1), _pass(_C, 3, 64, 64), _pass(_C, 24, 16, 16), _pass(_C, 1, 120, 200), _pass(_C, 40, 9, 9),
     _pass(_C, 3, 56, 56, in_pitch=60, out_pitch=57, in_channel_pitch=3600, out_channel_pitch=58 * 57),

@@ -139,8 +139,11 @@ class Accelerator(wiring.Component):
         m.d.comb += [pool.window_base.eq(pair("window_base")), pool.window_size.eq(pair("window_size")),
                      queue.pool_done.eq(pool.done), queue.pool_code.eq(pool.code),
                      *(getattr(queue, f"pool_{name}").eq(getattr(pool, name)) for name in POOL_COUNTERS)]
-        owner_queue, owner_pool = queue.dma_owner, ~queue.dma_owner & pool.busy
-        owner_ctl = ~owner_queue & ~owner_pool
+        # the owner is registered (one cycle behind the clients' states, which hold their
+        # requests until served; ownership changes only with nothing in flight)
+        owner_queue, owner_pool, owner_ctl = Signal(), Signal(), Signal(init=1)
+        m.d.sync += [owner_queue.eq(queue.dma_owner), owner_pool.eq(~queue.dma_owner & pool.busy),
+                     owner_ctl.eq(~queue.dma_owner & ~pool.busy)]
         clients = ((owner_queue, queue), (owner_pool, pool), (owner_ctl, ctl))
         for name in ("rd_cmd", "wr_cmd"):
             sink = getattr(dma, name)

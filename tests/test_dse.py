@@ -1,6 +1,7 @@
 """Design-space exploration: pruned search equals exhaustive search on a reduced space,
 the resource model, the layers the accelerator runs and the network report."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -158,3 +159,20 @@ def test_pools_and_fused_additions_as_the_compiler_places_them():
     report = dse.network_report(cfg, layers)
     assert report["pool_cycles"] == sum(pool_model(cfg, p)["cycles"] for _, p in passes)
     assert 0 < report["pool_cycles"] < 0.05 * report["cycles"]
+
+
+def test_clock_is_the_estimate_capped_at_the_board_clock(tmp_path):
+    """fps use each configuration's estimated clock, capped at the board's pl_clk0; a
+    configuration without an estimate runs at the cap, marked assumed; cached estimates
+    are not synthesized again."""
+    slow, fast = AccelConfig(), AccelConfig(kp=8, yp=8)
+    cache = tmp_path / "clock_estimates.json"
+    cache.write_text(json.dumps({dse.config_key(slow): {"estimated_clock_mhz": 151.5},
+                                 dse.config_key(fast): {"estimated_clock_mhz": 260.0}}))
+    estimates = dse.estimate_clocks([slow, fast], cache, tmp_path / "work")   # nothing to do
+    assert not (tmp_path / "work").exists()
+    assert dse.clock_for(slow, estimates) == (151.5, "estimated")
+    assert dse.clock_for(fast, estimates) == (dse.CLOCK_MHZ, "estimated")
+    assert dse.clock_for(AccelConfig(kp=4), estimates) == (dse.CLOCK_MHZ, "assumed")
+    assert dse.config_key(AccelConfig()) == dse.config_key(AccelConfig())
+    assert dse.config_key(AccelConfig()) != dse.config_key(AccelConfig(drain_words=1))

@@ -31,14 +31,14 @@ from host.compiler.planner import TIMING
 __all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass"]
 
 POOL_TIMING = {
-    "fixed": 129.628,  # per pass: checks, first read's latency, last write's response
-    "copy_row": 3.803,  # per copied row beside its beats: write command, hand-over
-    "max_row": 6.499,  # per max-pooled row beside its beats and columns
-    "avg_row": 11.179,  # per averaged row: the requantizer's turn
-    "global_row": 10.841,  # per global average (one row of one output)
-    "pool_row_read": 6.792,  # per input row of a pooled output row, reads bound
-    "pool_read_row": 2.325,  # per pooled output row, reads bound: the hand-over
-    "pool_read_beat": 0.365,  # per R beat of its input rows, reads bound
+    "fixed": 167.33,  # per pass: checks, first read's latency, last write's response
+    "copy_row": 3.617,  # per copied row beside its beats: write command, hand-over
+    "max_row": 7.83,  # per max-pooled row beside its beats and columns
+    "avg_row": 16.273,  # per averaged row: the requantizer's turn
+    "global_row": 14.649,  # per global average (one row of one output)
+    "pool_row_read": 7.343,  # per input row of a pooled output row, reads bound
+    "pool_read_row": 2.557,  # per pooled output row, reads bound: the hand-over
+    "pool_read_beat": 0.23,  # per R beat of its input rows, reads bound
 }
 
 

@@ -13,10 +13,16 @@ Writes ``<out>/dse_<model>.json`` and ``<out>/dse_<model>.png`` (per-layer utili
 and a roofline; needs matplotlib). ``--summary`` compares ResNet-18, ResNet-50 and
 MobileNetV2 on the default configuration, the search's pick for ResNet-50 and each
 network's own pick, beside the Xilinx DPU's published frames per second
-(``<out>/dse_summary.json``).
+(``<out>/dse_summary.json``). Their frames per second are at each configuration's clock:
+its estimate (``gen.timing``, the synthesized whole accelerator) capped at the board's
+``pl_clk0`` (``CLOCK_MHZ``). Estimates are kept in ``<out>/clock_estimates.json``;
+``--estimate-clock`` synthesizes the configurations that have none (about ten minutes
+each for the default configuration on two cores, longer for larger arrays); without one
+a configuration's fps are at ``CLOCK_MHZ``, marked ``"clock": "assumed"``.
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -36,9 +42,12 @@ from host.golden.schedule import BufferOverflow
 
 __all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "runs", "layer_macs", "evaluate",
            "network_report",
-           "search", "exhaustive_search", "summary", "SPACE", "NETWORKS", "DPU_FPS", "main"]
+           "search", "exhaustive_search", "summary", "config_key", "load_clock_estimates",
+           "estimate_clocks", "clock_for", "SPACE", "NETWORKS", "DPU_FPS", "main"]
 
 DEVICES = {"zu7ev": BUDGET}
+# the board build's pl_clk0 (boards.zcu104, ``make bitstream CLOCK_MHZ=``): the cap on
+# every configuration's clock
 CLOCK_MHZ = 200
 # The command queue's cycles per command (its record's fetch and its trace record's write,
 # about two DRAM latencies), measured through the RTL at a DRAM latency of 50: 8,378 for
@@ -426,33 +435,88 @@ def plot(result, path):
     plt.close(fig)
 
 
-def summary(device="zu7ev", clock_mhz=CLOCK_MHZ, names=NETWORKS):
+def config_key(cfg):
+    """A configuration's key in the clock-estimate cache: its fields as JSON."""
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def load_clock_estimates(path):
+    """The cached clock estimates, ``{config_key: {"estimated_clock_mhz", ...}}``."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def estimate_clocks(configs, path, work_dir):
+    """Synthesize each configuration of ``configs`` without a cached estimate
+    (``gen.timing.estimate_clock``) and add it to the cache at ``path``; returns the cache."""
+    from gen.timing import estimate_clock
+    estimates = load_clock_estimates(path)
+    for cfg in configs:
+        key = config_key(cfg)
+        if key in estimates:
+            continue
+        print(f"estimating the clock of KP={cfg.kp} YP={cfg.yp} ...", flush=True)
+        r = estimate_clock(cfg, Path(work_dir) / f"kp{cfg.kp}_yp{cfg.yp}")
+        path_ = r["critical_path"] or {}
+        estimates[key] = {"estimated_clock_mhz": r["estimated_clock_mhz"],
+                          "logic_levels": path_.get("logic_levels"),
+                          "critical_path": f"{path_.get('start_net')} -> {path_.get('end_net')}",
+                          "synth_seconds": r["synth_seconds"]}
+        Path(path).write_text(json.dumps(estimates, indent=1) + "\n")
+    return estimates
+
+
+def clock_for(cfg, estimates, cap=CLOCK_MHZ):
+    """``(clock MHz, how)``: the configuration's estimate capped at ``cap`` ("estimated"),
+    or ``cap`` when there is no estimate ("assumed")."""
+    estimate = estimates.get(config_key(cfg), {}).get("estimated_clock_mhz")
+    if estimate is None:
+        return cap, "assumed"
+    return min(estimate, cap), "estimated"
+
+
+def summary(device="zu7ev", clock_mhz=CLOCK_MHZ, names=NETWORKS, estimates=None, estimate=None):
     """The networks on the default configuration, on the configuration the search picks
     for ResNet-50 on ``device`` and on each network's own pick: modelled utilization and
-    frames per second."""
+    frames per second, each configuration at :func:`clock_for` its clock (``estimates``:
+    the cache of :func:`load_clock_estimates`; ``estimate``: a callable that fills it for
+    a list of configurations, run first)."""
     layers = {name: networks.network(name) for name in names}
     picks = {name: search(accelerator_layers(layers[name])[0], SPACE, DEVICES[device])["config"]
              for name in names}
+    labelled = {"default": AccelConfig(), **{f"{name} pick": picks[name] for name in names}}
+    if estimate is not None:
+        estimates = estimate(list({config_key(c): c for c in labelled.values()}.values()))
+    estimates = estimates or {}
     cache = {}
-    out = {"device": device, "clock_mhz": clock_mhz, "configs": {"default": AccelConfig().to_dict()},
-           "networks": {}}
+    out = {"device": device, "clock_mhz": clock_mhz, "configs": {}, "networks": {}}
+    for label, cfg in labelled.items():
+        mhz, how = clock_for(cfg, estimates, clock_mhz)
+        out["configs"][label] = {**cfg.to_dict(), "clock_mhz": mhz, "clock": how,
+                                 "estimated_clock_mhz": estimates.get(config_key(cfg), {}).get(
+                                     "estimated_clock_mhz")}
     for name in names:
         configs = {"default": AccelConfig(), device: picks["resnet50"], "own": picks[name]}
-        out["configs"][f"{name} pick"] = picks[name].to_dict()
-        out["networks"][name] = {label: network_report(cfg, layers[name], clock_mhz, cache)
+        out["networks"][name] = {label: network_report(cfg, layers[name],
+                                                       clock_for(cfg, estimates, clock_mhz)[0], cache)
                                  for label, cfg in configs.items()}
     return out
 
 
 def print_summary(s):
     device, clock = s["device"], s["clock_mhz"]
+    fields = {f.name for f in dataclasses.fields(AccelConfig)}
     for label, cfg in s["configs"].items():
+        estimate = cfg["estimated_clock_mhz"]
         print(f"{label}: KP={cfg['kp']} YP={cfg['yp']} ({9 * cfg['kp'] * cfg['yp']} MACs/cycle), depths "
               f"stream {cfg['streaming_buffer_depth']} stat {cfg['stationary_buffer_depth']} "
               f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}"
               f"{', two MACs per DSP' if cfg.get('dsp_packing') else ''}; modelled "
-              f"{resources(AccelConfig(**cfg))['DSP']} DSP")
-    print(f"{'':14} {'utilization (without depthwise)':^50} {'fps at ' + str(clock) + ' MHz':^24} "
+              f"{resources(AccelConfig(**{k: v for k, v in cfg.items() if k in fields}))['DSP']} DSP; "
+              f"clock {cfg['clock_mhz']:.0f} MHz ("
+              + (f"estimate {estimate:.0f} MHz, capped at {clock}" if estimate is not None
+                 else "assumed: no estimate, see --estimate-clock") + ")")
+    print(f"{'':14} {'utilization (without depthwise)':^50} {'fps at each clock':^24} "
           f"{'depthwise':>10}")
     print(f"{'network':14} {'default':>16} {device + ' (R50 pick)':>16} {'own pick':>16} "
           f"{device:>7} {'own':>7} {'DPU':>7} {'GMAC':>10}")
@@ -479,11 +543,17 @@ def main(argv=None):
     parser.add_argument("--device", choices=sorted(DEVICES), default="zu7ev")
     parser.add_argument("--out", default="build/dse")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--estimate-clock", action="store_true",
+                        help="with --summary: synthesize the configurations without a cached clock "
+                             "estimate (<out>/clock_estimates.json)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.summary:
-        s = summary(args.device)
+        cache_path = out / "clock_estimates.json"
+        estimate = ((lambda configs: estimate_clocks(configs, cache_path, out / "clock"))
+                    if args.estimate_clock else None)
+        s = summary(args.device, estimates=load_clock_estimates(cache_path), estimate=estimate)
         print_summary(s)
         (out / "dse_summary.json").write_text(json.dumps(s, indent=1) + "\n")
         print(f"wrote {out / 'dse_summary.json'}")

@@ -128,12 +128,13 @@ class CommandQueue(wiring.Component):
         m.d.comb += [pool.kernel.eq(record.kernel_size), pool.mode.eq(record.pool_mode)]
         was_pool = Signal()             # the command that ended ran on the pooling engine
 
-        # the list and trace extents, checked at start_queue (hw.contract: QUEUE_OUTSIDE_WINDOW)
+        # the list and trace extents, checked at start_queue (hw.contract: QUEUE_OUTSIDE_WINDOW),
+        # their ends registered (PREPARE waits for them)
         top = Const(1 << cfg.axi_addr_width, cfg.axi_addr_width + 1)
         list_end = Signal(72)
         trace_end = Signal(72)
         window_end = Signal(65)
-        m.d.comb += [list_end.eq(queue_addr + length * COMMAND_BYTES),
+        m.d.sync += [list_end.eq(queue_addr + length * COMMAND_BYTES),
                      trace_end.eq(trace_addr + length * TRACE_BYTES),
                      window_end.eq(window_base + window_size)]
         outside = ((list_end > top) | (trace_end > top) |
@@ -183,9 +184,12 @@ class CommandQueue(wiring.Component):
                                  trace_addr.eq(self.trace_addr), window_base.eq(self.window_base),
                                  window_size.eq(self.window_size), from_registers.eq(0),
                                  done.eq(0), error_code.eq(0), index.eq(0), self.cycles.eq(0)]
-                    m.next = "CHECK"
+                    m.next = "PREPARE"
             with m.State("REFUSE"):
                 finish(ErrorCode.BAD_COMMAND)
+            with m.State("PREPARE"):        # the extents' ends are registered
+                m.next = "CHECK"
+                stops()
             with m.State("CHECK"):
                 with m.If((length == 0) | (length > cfg.max_queue_length)):
                     finish(ErrorCode.BAD_QUEUE)

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.datapath.core import ComputeCore
 from hw.contract import CHANNEL_BLOCK, PARAM_BYTES, LayerDescriptor
+from hw.datapath.pipeline import registered
 from hw.control.steps import step_layout
 
 __all__ = ["Sequencer", "COMMAND_STREAMS"]
@@ -73,24 +74,25 @@ class Sequencer(wiring.Component):
             with m.If(~q.w_rdy):
                 m.d.comb += ready.eq(0)
 
+        # the step's sizes, registered in two levels from ``st`` (held from TAKE through
+        # DIVIDE's two or more cycles, so both levels are ready by EMIT)
         shift = self.word_bytes.bit_length() - 1
         row_words = Signal(16)
-        pixels = Signal(32)
-        flat_words = Signal(32)         # a flat step: one row of rows_in * cols_in pixels
-        m.d.comb += [row_words.eq((cols_in + self.word_bytes - 1) >> shift),
-                     pixels.eq(rows_in * cols_in),
-                     flat_words.eq((pixels + self.word_bytes - 1) >> shift)]
-        block_words = Mux(kernel1, Mux(flat, flat_words, rows_in * row_words),
-                          Mux(depthwise, rows_in * row_words, 1))
-        words = Signal(32)
-        m.d.comb += words.eq(Mux(kernel1 & flat, tc * flat_words, tc * rows_in * row_words))
+        m.d.comb += row_words.eq((cols_in + self.word_bytes - 1) >> shift)
+        pixels = registered(m, (rows_in * cols_in)[:32], "pixels")
+        rows_words = registered(m, (rows_in * row_words)[:32], "rows_words")
+        tc_rows = registered(m, (tc * rows_in)[:32], "tc_rows")
+        # a flat step: one row of rows_in * cols_in pixels
+        flat_words = Signal(32)
+        m.d.comb += flat_words.eq((pixels + self.word_bytes - 1) >> shift)
+        block_words = Mux(kernel1, Mux(flat, flat_words, rows_words), Mux(depthwise, rows_words, 1))
+        words = registered(m, Mux(kernel1 & flat, tc * flat_words, tc_rows * row_words)[:32], "words")
         channels = Mux(kernel1, st.blocks, Mux(depthwise, 1, tc))
         out_rows = Mux(flat, 1, txo)
-        out_cols = Signal(32)
-        m.d.comb += out_cols.eq(Mux(flat, txo * tyo, tyo))
+        out_cols = registered(m, Mux(flat, txo * tyo, tyo)[:32], "out_cols")
         pw_row_words = Mux(flat, flat_words, row_words)
         fields = {
-            "iact_rows": {"rows": Mux(flat, tc, tc * rows_in), "row_bytes": Mux(flat, pixels, cols_in)},
+            "iact_rows": {"rows": Mux(flat, tc, tc_rows), "row_bytes": Mux(flat, pixels, cols_in)},
             "iact_load": {"words": words, "block_words": block_words,
                           "block_lanes": Mux(depthwise, self.kp, CHANNEL_BLOCK)},
             # 1x1: a block's rows per kernel group; depthwise: KP channels' rows per group

@@ -5,7 +5,7 @@ host packs it with ``host.golden.tiling.pack`` and ``host.golden.tiling.commands
 the command stream.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,10 +48,9 @@ class Tiler(wiring.Component):
     tile only) and, after the last channel tile, the output tile (merged like the input).
     The layer's last step's last command has ``end``.
 
-    Timing: one cycle to take a step, one set-up cycle plus one per kind of command in it,
-    then one command per cycle while ``cmd`` is ready. Address arithmetic is done with
-    multiplies in the set-up cycle (registered); the layer constants are registered from
-    ``descriptor`` every cycle.
+    Timing: one cycle to take a step, two set-up cycles (its products, then its sums, each
+    registered) plus one per kind of command in it, then one command per cycle while
+    ``cmd`` is ready. The layer constants are registered from ``descriptor`` every cycle.
     """
 
     def __init__(self, *, addr_width=40):
@@ -84,6 +83,16 @@ class Tiler(wiring.Component):
         ptr_outer, ptr = Signal(64), Signal(64)
         io, ii = Signal(16), Signal(16)
 
+        products = []
+
+        def p(value, name):
+            """A product of the step's fields: a register loaded every cycle (below, outside
+            the state machine), from ``st``, which holds from PRODUCTS on."""
+            value = Value.cast(value)
+            reg = Signal(value.shape(), name=f"product_{name}")
+            products.append(reg.eq(value))
+            return reg
+
         cmd = self.cmd
         advance = ~cmd.valid | cmd.ready
         with m.If(advance):
@@ -94,7 +103,9 @@ class Tiler(wiring.Component):
                 m.d.comb += self.steps.ready.eq(1)
                 with m.If(self.steps.valid):
                     m.d.sync += st.eq(self.steps.payload)
-                    m.next = "SETUP"
+                    m.next = "PRODUCTS"
+            with m.State("PRODUCTS"):       # the set-up's products (``p``) are registered
+                m.next = "SETUP"
             with m.State("SETUP"):
                 rows_u, cols_u = st.rows_in.as_unsigned()[:16], st.cols_in.as_unsigned()[:16]
                 merge_rows = (st.yi_lo == 0) & (st.cols_in == d.width) & (d.in_pitch == d.width)
@@ -103,42 +114,42 @@ class Tiler(wiring.Component):
                 pi, pw, pp, po = phases[DmaKind.IACT], phases[DmaKind.WEIGHT], phases[DmaKind.PARAMS], phases[DmaKind.OUTPUT]
                 m.d.sync += [
                     pi.en.eq((st.rows_in > 0) & (st.cols_in > 0)),
-                    pi.base.eq(d.input_addr + st.c0 * ch_in + st.xi_lo * d.in_pitch + st.yi_lo),
+                    pi.base.eq(d.input_addr + p(st.c0 * ch_in, "in_channel") + p(st.xi_lo * d.in_pitch, "in_row") + st.yi_lo),
                     pi.n_outer.eq(Mux(merge_all, 1, tc)),
                     pi.n_inner.eq(Mux(merge_rows, 1, rows_u)),
                     pi.s_outer.eq(ch_in), pi.s_inner.eq(d.in_pitch),
-                    pi.length.eq(Mux(merge_all, tc * ch_in,
-                                     Mux(merge_rows, rows_u * d.width, cols_u))),
+                    pi.length.eq(Mux(merge_all, p(tc * ch_in, "in_all"),
+                                     Mux(merge_rows, p(rows_u * d.width, "in_rows"), cols_u))),
                 ]
                 with m.If(d.depthwise):             # (K, 9)
-                    m.d.sync += [pw.base.eq(d.weight_addr + st.k0 * RS), pw.n_outer.eq(1),
-                                 pw.s_outer.eq(0), pw.length.eq(tk * RS)]
+                    m.d.sync += [pw.base.eq(d.weight_addr + p(st.k0 * RS, "dw_base")), pw.n_outer.eq(1),
+                                 pw.s_outer.eq(0), pw.length.eq(p(tk * RS, "dw_length"))]
                 with m.Else():                      # unit-major (units, K, 9): T_K kernels per unit
                     # 1x1: units are channel blocks (c0 % 9 == 0: block c0 / 9 at c0 * K);
                     # 3x3: units are channels
                     merge_k = tk == d.kernels
                     units = Mux(d.kernel_size == 1, st.blocks, tc)
-                    unit0 = Mux(d.kernel_size == 1, st.c0 * d.kernels, st.c0 * unit_bytes)
+                    unit0 = p(Mux(d.kernel_size == 1, st.c0 * d.kernels, st.c0 * unit_bytes), "unit0")
                     m.d.sync += [
-                        pw.base.eq(d.weight_addr + unit0 + st.k0 * CHANNEL_BLOCK),
+                        pw.base.eq(d.weight_addr + unit0 + p(st.k0 * CHANNEL_BLOCK, "unit_kernel")),
                         pw.n_outer.eq(Mux(merge_k, 1, units)), pw.s_outer.eq(unit_bytes),
-                        pw.length.eq(Mux(merge_k, units * unit_bytes, tk * CHANNEL_BLOCK)),
+                        pw.length.eq(Mux(merge_k, p(units * unit_bytes, "units_bytes"), p(tk * CHANNEL_BLOCK, "kernels_bytes"))),
                     ]
                 m.d.sync += [pw.en.eq(1), pw.n_inner.eq(1), pw.s_inner.eq(0)]
                 m.d.sync += [
                     pp.en.eq(st.first_c),
-                    pp.base.eq(d.params_addr + st.k0 * PARAM_BYTES),
+                    pp.base.eq(d.params_addr + p(st.k0 * PARAM_BYTES, "params_base")),
                     pp.n_outer.eq(1), pp.n_inner.eq(1), pp.s_outer.eq(0), pp.s_inner.eq(0),
-                    pp.length.eq(tk * PARAM_BYTES),
+                    pp.length.eq(p(tk * PARAM_BYTES, "params_length")),
                 ]
                 orow = (st.y0 == 0) & (tyo == YO) & (d.out_pitch == YO)
                 oall = orow & (st.x0 == 0) & (txo == XO)
                 m.d.sync += [
                     po.en.eq(st.last_c),
-                    po.base.eq(d.output_addr + st.k0 * ch_out + st.x0 * d.out_pitch + st.y0),
+                    po.base.eq(d.output_addr + p(st.k0 * ch_out, "out_channel") + p(st.x0 * d.out_pitch, "out_row") + st.y0),
                     po.n_outer.eq(Mux(oall, 1, tk)), po.n_inner.eq(Mux(orow, 1, txo)),
                     po.s_outer.eq(ch_out), po.s_inner.eq(d.out_pitch),
-                    po.length.eq(Mux(oall, tk * ch_out, Mux(orow, txo * YO, tyo))),
+                    po.length.eq(Mux(oall, p(tk * ch_out, "out_all"), Mux(orow, p(txo * YO, "out_rows"), tyo))),
                     phase.eq(0),
                 ]
                 m.next = "PLOAD"
@@ -175,4 +186,5 @@ class Tiler(wiring.Component):
                             m.d.sync += phase.eq(phase + 1)
                             m.next = "PLOAD"
             m.d.comb += self.busy.eq(~self.steps.ready | cmd.valid)
+        m.d.sync += products
         return m

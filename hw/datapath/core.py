@@ -193,9 +193,10 @@ class ComputeCore(wiring.Component):
 
         # output: YP-byte beats -> bus words, one write command per out_rows row -> the
         # fused residual addition, its residual bytes queued
-        m.submodules.out_buffer = out_buffer = SkidBuffer(self.output.out_layout)     # cuts the ready path
-        connect(m, self.output.out, out_buffer.i)
-        connect(m, out_buffer.o, self.out_packer.i)
+        # skid buffers cut the ready paths: the drain's, the output's
+        m.submodules.drain_skid = drain_skid = SkidBuffer(self.output.out_layout)
+        connect(m, self.output.out, drain_skid.i)
+        connect(m, drain_skid.o, self.out_packer.i)
         m.submodules.residual_queue = queue = fifo.SyncFIFOBuffered(
             width=len(self.residual_in.payload.as_value()),
             depth=max(2, self.cfg.output_buffer_depth // self.bus_bytes))
@@ -208,5 +209,7 @@ class ComputeCore(wiring.Component):
             add.params.eq(self.add_params),
         ]
         connect(m, self.out_packer.o, add.i)
-        connect(m, add.o, flipped(self.out))
+        m.submodules.out_skid = out_skid = SkidBuffer(byte_stream_layout(self.bus_bytes))
+        connect(m, add.o, out_skid.i)
+        connect(m, out_skid.o, flipped(self.out))
         return m

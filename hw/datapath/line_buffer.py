@@ -111,6 +111,7 @@ class LineBuffer(wiring.Component):
         gcmd_valid = Signal()
 
         rows_written = Signal(row_count)     # complete rows in the ring
+        row_done = Signal()                  # a row completes this cycle
         rows_freed = Signal(row_count)       # rows the generator will never read again
 
         # ---- writer ------------------------------------------------------------------
@@ -150,6 +151,7 @@ class LineBuffer(wiring.Component):
             m.d.sync += w_word.eq(w_word + 1)
             with m.If(w_word == w_end_word):
                 m.d.sync += [w_word.eq(0), w_row.eq(w_row + 1), rows_written.eq(rows_written + 1)]
+                m.d.comb += row_done.eq(1)
                 with m.If(w_row == w_end_row):
                     m.d.sync += [w_row.eq(0), w_chan.eq(w_chan + 1)]
                     with m.If(w_chan == w_end_chan):
@@ -193,7 +195,11 @@ class LineBuffer(wiring.Component):
                          last_needed.eq(Mux(top + 2 >= cmd.rows_in, cmd.rows_in - 1, top + 2))]
 
         rows_ready = Signal()
-        m.d.comb += rows_ready.eq((rows_written - chan_base)[0:32].as_signed() > last_needed)
+        # rows_written - chan_base, kept in a register as both move
+        rows_here = Signal(row_count)
+        channel_done = Signal()
+        m.d.sync += rows_here.eq(rows_here + row_done - Mux(channel_done, gcmd.rows_in, 0))
+        m.d.comb += rows_ready.eq(rows_here[0:32].as_signed() > last_needed)
 
         advance = Signal()
         m.d.comb += advance.eq(~self.windows.valid | self.windows.ready)
@@ -219,6 +225,7 @@ class LineBuffer(wiring.Component):
                     m.d.sync += [g_xo.eq(0), g_chan.eq(g_chan + 1),
                                  chan_base.eq(chan_base + gcmd.rows_in),
                                  rows_freed.eq(chan_base + gcmd.rows_in)]
+                    m.d.comb += channel_done.eq(1)
                     place_rows(gcmd, start_row(gcmd))
                     with m.If(last_chan):
                         m.d.sync += gcmd_valid.eq(0)

@@ -193,25 +193,31 @@ class OutputBuffer(wiring.Component):
         accept = Signal()
         m.d.comb += [self.sums.ready.eq(cur_valid),
                      accept.eq(self.sums.valid & self.sums.ready)]
-        # each counter's last value, registered with the command: equalities, no adders
+        # each counter's last value, registered with the command, and whether the counter
+        # is at it (last_*), registered as the counters move: no adder or comparison
+        # before the handshakes
         ends = {name: Signal.like(getattr(cur, name), name=f"end_{name}")
                 for name in ("groups", "out_rows", "channels", "kernel_groups")}
-        last_g = a_g == ends["groups"]
-        last_xo = a_xo == ends["out_rows"]
-        last_c = a_c == ends["channels"]
-        last_kg = a_kg == ends["kernel_groups"]
+        last_g, last_xo, last_c, last_kg = (Signal(name=f"last_{n}") for n in ("g", "xo", "c", "kg"))
         finishing = Signal()
         m.d.comb += finishing.eq(accept & last_g & last_xo & last_c & last_kg)
 
+        def step(counter, last, end):
+            """The counter's next value and its last flag: 0 after its last, else + 1."""
+            m.d.sync += [counter.eq(Mux(last, 0, counter + 1)),
+                         last.eq(Mux(last, end == 0, counter + 1 == end))]
+
         with m.If(accept):
-            m.d.sync += [a_g.eq(a_g + 1), a_addr.eq(a_addr + 1)]
+            m.d.sync += a_addr.eq(a_addr + 1)
+            step(a_g, last_g, ends["groups"])
             with m.If(last_g):
-                m.d.sync += [a_g.eq(0), a_xo.eq(a_xo + 1)]
+                step(a_xo, last_xo, ends["out_rows"])
                 with m.If(last_xo):
-                    m.d.sync += [a_xo.eq(0), a_c.eq(a_c + 1), a_addr.eq(a_base)]
+                    m.d.sync += a_addr.eq(a_base)
+                    step(a_c, last_c, ends["channels"])
                     with m.If(last_c):
-                        m.d.sync += [a_c.eq(0), a_kg.eq(a_kg + 1),
-                                     a_addr.eq(a_addr + 1), a_base.eq(a_addr + 1)]
+                        m.d.sync += [a_addr.eq(a_addr + 1), a_base.eq(a_addr + 1)]
+                        step(a_kg, last_kg, ends["kernel_groups"])
 
         new_half = ~acc_half
         can_load = ~cur_valid | finishing
@@ -223,7 +229,10 @@ class OutputBuffer(wiring.Component):
             cmd = self.cmd.payload
             m.d.sync += [cur.eq(cmd), cur_valid.eq(1), a_kg.eq(0), a_c.eq(0), a_xo.eq(0),
                          a_g.eq(0), a_addr.eq(0), a_base.eq(0),
-                         *(end.eq(getattr(cmd, name) - 1) for name, end in ends.items())]
+                         *(end.eq(getattr(cmd, name) - 1) for name, end in ends.items()),
+                         *(last.eq(getattr(cmd, name) == 1) for name, last in (
+                             ("groups", last_g), ("out_rows", last_xo), ("channels", last_c),
+                             ("kernel_groups", last_kg)))]
             with m.If(cmd.init):
                 m.d.sync += [acc_half.eq(new_half),
                              busy.bit_select(new_half, 1).eq(1),

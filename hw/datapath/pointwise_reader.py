@@ -96,11 +96,18 @@ class PointwiseReader(wiring.Component):
         # each counter's last value, registered with the command: equalities, no adders
         ends = {name: Signal.like(getattr(cmd, name), name=f"end_{name}")
                 for name in ("groups", "out_rows", "channels", "row_words")}
-        last_g = g == ends["groups"]
         last_row = row == ends["out_rows"]
         last_chan = chan == ends["channels"]
-        second = (pos + step > B) & (word < ends["row_words"])
-        need = Mux(last_g, cmd.row_words - word, 1 + second)
+
+        def beat_need(last, word_, pos_, step_, row_words, end_words):
+            """Row words the beat at (word_, pos_) takes from the queue: the row's rest on
+            its last beat, else one, or two when it spans two words."""
+            return Mux(last, row_words - word_, 1 + ((pos_ + step_ > B) & (word_ < end_words)))
+
+        # the beat's last_g (g is the row's last group) and need: registers, loaded with
+        # the next beat's values as the counters move
+        last_g = Signal()
+        need = Signal(len(cmd.row_words) + 1)
         advance = Signal()
         m.d.comb += advance.eq(~self.windows.valid | self.windows.ready)
         fire = Signal()
@@ -108,28 +115,37 @@ class PointwiseReader(wiring.Component):
 
         next_pos = Signal(range(2 * B))
         m.d.comb += next_pos.eq(pos + step)
+        word_next, pos_next = Signal.like(word), Signal.like(pos)
         finishing = Signal()
         with m.If(fire):
             with m.If(last_g):
                 m.d.comb += pops.eq(need)
-                m.d.sync += [g.eq(0), pos.eq(0), word.eq(0), row.eq(row + 1)]
+                m.d.sync += [g.eq(0), pos.eq(0), word.eq(0), row.eq(row + 1),
+                             last_g.eq(ends["groups"] == 0),
+                             need.eq(beat_need(ends["groups"] == 0, 0, 0, step, cmd.row_words,
+                                               ends["row_words"]))]
                 with m.If(last_row):
                     m.d.sync += [row.eq(0), chan.eq(chan + 1)]
                     with m.If(last_chan):
                         m.d.sync += cmd_valid.eq(0)
                         m.d.comb += finishing.eq(1)
             with m.Else():
-                m.d.sync += g.eq(g + 1)
+                m.d.comb += [word_next.eq(word), pos_next.eq(next_pos)]
                 with m.If(next_pos >= B):
-                    m.d.comb += pops.eq(1)
-                    m.d.sync += [pos.eq(next_pos - B), word.eq(word + 1)]
-                with m.Else():
-                    m.d.sync += pos.eq(next_pos)
+                    m.d.comb += [pops.eq(1), pos_next.eq(next_pos - B), word_next.eq(word + 1)]
+                last_next = g + 1 == ends["groups"]
+                m.d.sync += [g.eq(g + 1), pos.eq(pos_next), word.eq(word_next), last_g.eq(last_next),
+                             need.eq(beat_need(last_next, word_next, pos_next, step, cmd.row_words,
+                                               ends["row_words"]))]
         m.d.comb += self.cmd.ready.eq(~cmd_valid | finishing)
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [cmd.eq(self.cmd.payload), cmd_valid.eq(1), g.eq(0), row.eq(0),
+            p = self.cmd.payload
+            m.d.sync += [cmd.eq(p), cmd_valid.eq(1), g.eq(0), row.eq(0),
                          chan.eq(0), word.eq(0), pos.eq(0),
-                         *(end.eq(getattr(self.cmd.payload, name) - 1) for name, end in ends.items())]
+                         *(end.eq(getattr(p, name) - 1) for name, end in ends.items()),
+                         last_g.eq(p.groups == 1),
+                         need.eq(beat_need(p.groups == 1, 0, 0, Mux(p.stride == 2, 2 * yp, yp),
+                                           p.row_words, p.row_words - 1))]
 
         # window j, tap t: byte pos + j * stride of lane t of entries 0 and 1
         first = data.View(self.rows_layout, entries[0])

@@ -237,18 +237,20 @@ class PoolEngine(wiring.Component):
         window_lanes = [rp.data[i] for i in range(lanes)] + [rp_next.data[i] for i in range(lanes)]
         # f_lo <= lanes: lanes past it are after the window's start
         included = [((f_lo <= i) if i < lanes else 1) & (i < f_hi) for i in range(2 * lanes)]
-        # the reduction in two stages: groups of four lanes (q_*), then the groups (r_*)
+        # the reduction in three stages: the window's lanes (m_*: the others zero), groups
+        # of four lanes (q_*), then the groups (r_*); a MAX lane holds a byte
         maximum = lambda a, b: Mux(a > b, a, b)
         group = 4
-        f_max = [_tree([Mux(inc, v[:8], 0) for inc, v in zip(included[g:g + group], window_lanes[g:g + group])],
-                       maximum) for g in range(0, 2 * lanes, group)]
-        f_sum = [_tree([Mux(inc, v, 0) for inc, v in zip(included[g:g + group], window_lanes[g:g + group])],
-                       lambda a, b: a + b) for g in range(0, 2 * lanes, group)]
         f_count = Mux(f_hi > f_lo, f_hi - f_lo, 0)
+        m_valid, m_count = Signal(), Signal(17)
+        m_lanes = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), 2 * lanes))
+        m_max = [_tree([m_lanes[i][:8] for i in range(g, g + group)], maximum) for g in range(0, 2 * lanes, group)]
+        m_sum = [_tree([m_lanes[i] for i in range(g, g + group)], lambda a, b: a + b)
+                 for g in range(0, 2 * lanes, group)]
         q_valid, q_count = Signal(), Signal(17)
-        q_parts = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), len(f_sum)))
-        q_max = _tree([q_parts[i][:8] for i in range(len(f_sum))], maximum)
-        q_sum = _tree([q_parts[i] for i in range(len(f_sum))], lambda a, b: a + b)
+        q_parts = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), len(m_sum)))
+        q_max = _tree([q_parts[i][:8] for i in range(len(m_sum))], maximum)
+        q_sum = _tree([q_parts[i] for i in range(len(m_sum))], lambda a, b: a + b)
 
         # an output leaves on its last column (``emit``) into a register (``held_*``, with the
         # row's zero_point * rows_in), then MAX straight, AVG / GLOBAL requantized
@@ -372,7 +374,7 @@ class PoolEngine(wiring.Component):
                     m.d.comb += [packer.cmd.valid.eq(1), packer.cmd.payload.rows.eq(1),
                                  packer.cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(packer.cmd.ready):
-                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), q_valid.eq(0),
+                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
                                      r_valid.eq(0), start.eq(Mux(is_global, 0, first_window_row(d)))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
@@ -420,14 +422,17 @@ class PoolEngine(wiring.Component):
                         m.d.sync += [f_valid.eq(issue), f_word.eq(word0),
                                      f_lo.eq(Mux(start < 0, lanes, first_lane)),
                                      f_hi.eq(Mux(rows_in == 0, 0, end)),
-                                     q_valid.eq(f_valid), q_count.eq(f_count),
+                                     m_valid.eq(f_valid), m_count.eq(f_count),
+                                     q_valid.eq(m_valid), q_count.eq(m_count),
                                      r_valid.eq(q_valid), r_acc.eq(Mux(is_max, q_max, q_sum)),
                                      r_count.eq(q_count)]
-                        for i in range(len(f_sum)):
-                            m.d.sync += q_parts[i].eq(Mux(is_max, f_max[i], f_sum[i]))
+                        for i, (inc, value) in enumerate(zip(included, window_lanes)):
+                            m.d.sync += m_lanes[i].eq(Mux(inc, value, 0))
+                        for i in range(len(m_sum)):
+                            m.d.sync += q_parts[i].eq(Mux(is_max, m_max[i], m_sum[i]))
                         with m.If(issue):
                             m.d.sync += [o.eq(o + 1), start.eq(start + d.stride)]
-                    with m.If((o == cols_out) & ~f_valid & ~q_valid & advance):
+                    with m.If((o == cols_out) & ~f_valid & ~m_valid & ~q_valid & advance):
                         m.next = "NEXT"
                 with m.Else():             # one column per cycle
                     stall = h_valid & h_last & ~out_ready

@@ -65,33 +65,50 @@ class Repacker(wiring.Component):
         buf = Signal(8 * cap)
         cmd = Signal(self.cmd_layout)
 
-        # Registers, each loaded with its next value (``nxt``, combinational), so that no
-        # comparison or subtraction stands between them and the handshakes:
+        # Registers, each loaded with its next value (``nxt``), so that no comparison or
+        # subtraction stands between them and the handshakes, which only select among
+        # values computed beside them:
         # fill: bytes in buf; active: a command's rows are being cut; rows_left, one_row:
         # its rows not yet out, just one; left: the row's bytes not yet out; take: the next
         # o word's bytes (min(left, out_bytes)); ends_row: that word ends the row;
         # word_ready: buf holds it; fill_after: fill - take; rest, rest_take, rest_ends:
-        # left - take and its take and ends_row (the next word of the row); row_take,
-        # row_ends: those of a whole row (the next row's first word).
+        # left - take and its take and ends_row (the row's next word); row_take, row_ends,
+        # row_rest, row_rest_take, row_rest_ends: those of a whole row's first word and of
+        # its second (a new row).
+        length = cmd.row_bytes.shape()
+        take_shape = range(out_bytes + 1)
         regs = {"fill": range(cap + 1), "active": 1, "rows_left": 32, "one_row": 1,
-                "left": cmd.row_bytes.shape(), "take": range(out_bytes + 1), "ends_row": 1,
-                "word_ready": 1, "fill_after": range(cap + 1), "rest": cmd.row_bytes.shape(),
-                "rest_take": range(out_bytes + 1), "rest_ends": 1,
-                "row_take": range(out_bytes + 1), "row_ends": 1}
+                "left": length, "take": take_shape, "ends_row": 1,
+                "word_ready": 1, "fill_after": range(cap + 1),
+                "rest": length, "rest_take": take_shape, "rest_ends": 1,
+                "row_take": take_shape, "row_ends": 1,
+                "row_rest": length, "row_rest_take": take_shape, "row_rest_ends": 1}
         r = {name: Signal(shape, name=name) for name, shape in regs.items()}
         nxt = {name: Signal(shape, name=f"{name}_next") for name, shape in regs.items()}
-        for name in ("fill", "active", "rows_left", "left", "take", "ends_row", "row_take", "row_ends"):
-            m.d.comb += nxt[name].eq(r[name])       # held unless changed below
-        rest = nxt["left"] - nxt["take"]
+        for name in regs:
+            if name not in ("word_ready", "fill_after"):
+                m.d.comb += nxt[name].eq(r[name])       # held unless changed below
         m.d.comb += [
-            nxt["one_row"].eq(nxt["rows_left"] == 1),
             nxt["word_ready"].eq(nxt["active"] & (nxt["fill"] >= nxt["take"])),
             nxt["fill_after"].eq(nxt["fill"] - nxt["take"]),
-            nxt["rest"].eq(rest),
-            nxt["rest_take"].eq(Mux(rest < out_bytes, rest, out_bytes)),
-            nxt["rest_ends"].eq(rest <= out_bytes),
         ]
         m.d.sync += [r[name].eq(nxt[name]) for name in regs]
+
+        def word_of(left_):
+            """(take, ends_row) of a word with ``left_`` bytes of its row to go."""
+            return Mux(left_ < out_bytes, left_, out_bytes), left_ <= out_bytes
+
+        def following_word(left_):
+            """(rest, take, ends_row) of the word after one with ``left_`` bytes to go:
+            comparisons with constants beside one subtraction, none after it."""
+            beyond = Signal(length)
+            m.d.comb += beyond.eq(left_ - out_bytes)
+            one_word = left_ <= out_bytes
+            return (Mux(one_word, 0, beyond), Mux(one_word, 0, Mux(left_ < 2 * out_bytes, beyond, out_bytes)),
+                    left_ <= 2 * out_bytes)
+
+        # the row's word after the next one
+        rest_rest, rest_rest_take, rest_rest_ends = following_word(r["rest"])
 
         m.d.comb += [
             self.o.valid.eq(r["word_ready"]),
@@ -119,22 +136,29 @@ class Repacker(wiring.Component):
             m.d.comb += nxt["fill"].eq(kept)
         finishing = Signal()
         with m.If(out_fire):
-            with m.If(r["ends_row"]):       # a new row
+            with m.If(r["ends_row"]):       # a new row: its first word, then its second
                 m.d.comb += [nxt["left"].eq(cmd.row_bytes), nxt["take"].eq(r["row_take"]),
-                             nxt["ends_row"].eq(r["row_ends"]), nxt["rows_left"].eq(r["rows_left"] - 1)]
+                             nxt["ends_row"].eq(r["row_ends"]), nxt["rest"].eq(r["row_rest"]),
+                             nxt["rest_take"].eq(r["row_rest_take"]), nxt["rest_ends"].eq(r["row_rest_ends"]),
+                             nxt["rows_left"].eq(r["rows_left"] - 1), nxt["one_row"].eq(r["rows_left"] == 2)]
                 with m.If(r["one_row"]):
                     m.d.comb += [nxt["active"].eq(0), finishing.eq(1)]
             with m.Else():
                 m.d.comb += [nxt["left"].eq(r["rest"]), nxt["take"].eq(r["rest_take"]),
-                             nxt["ends_row"].eq(r["rest_ends"])]
+                             nxt["ends_row"].eq(r["rest_ends"]), nxt["rest"].eq(rest_rest),
+                             nxt["rest_take"].eq(rest_rest_take), nxt["rest_ends"].eq(rest_rest_ends)]
         # the next command loads as the last word of the current one leaves
         m.d.comb += self.cmd.ready.eq(~r["active"] | finishing)
         with m.If(self.cmd.valid & self.cmd.ready):
             p = self.cmd.payload
-            row_take = Mux(p.row_bytes < out_bytes, p.row_bytes, out_bytes)
-            row_ends = p.row_bytes <= out_bytes
+            row_take, row_ends = word_of(p.row_bytes)
+            row_rest, row_rest_take, row_rest_ends = following_word(p.row_bytes)
             m.d.sync += cmd.eq(p)
             m.d.comb += [nxt["active"].eq(p.rows != 0), nxt["rows_left"].eq(p.rows),
+                         nxt["one_row"].eq(p.rows == 1),
                          nxt["left"].eq(p.row_bytes), nxt["take"].eq(row_take), nxt["ends_row"].eq(row_ends),
-                         nxt["row_take"].eq(row_take), nxt["row_ends"].eq(row_ends)]
+                         nxt["rest"].eq(row_rest), nxt["rest_take"].eq(row_rest_take),
+                         nxt["rest_ends"].eq(row_rest_ends),
+                         nxt["row_take"].eq(row_take), nxt["row_ends"].eq(row_ends), nxt["row_rest"].eq(row_rest),
+                         nxt["row_rest_take"].eq(row_rest_take), nxt["row_rest_ends"].eq(row_rest_ends)]
         return m

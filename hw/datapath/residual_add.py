@@ -32,11 +32,11 @@ class ResidualAdd(wiring.Component):
     is held for a layer; with ``enable`` low, ``i`` passes to ``o`` unchanged and
     ``residual`` is not read.
 
-    Latency: :attr:`latency` cycles from a beat pair to its sum (four registered stages:
-    differences, products, sum, shift and clamp); one beat per cycle.
+    Latency: :attr:`latency` cycles from a beat pair to its sum (five registered stages:
+    differences, products, sum, shift and rounding, offset and clamp); one beat per cycle.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     @property
     def latency(self):
@@ -72,22 +72,24 @@ class ResidualAdd(wiring.Component):
                 m.d.sync += [valid[s].eq(valid[s - 1]), info[s].eq(info[s - 1])]
 
         shift = p.shift
-        mask = Signal(32)
-        m.d.comb += mask.eq((1 << shift) - 1)
+        mask = Signal(32)               # registered: the parameters hold for a layer
+        m.d.sync += mask.eq((1 << shift) - 1)
         out = Signal(data.ArrayLayout(unsigned(8), lanes))
         for lane in range(lanes):
             a, b = self.i.payload.data[lane], self.residual.payload.data[lane]
             da, db = Signal(signed(10)), Signal(signed(10))
             pa, pb = Signal(signed(32)), Signal(signed(32))
             acc = Signal(signed(33))
+            shifted, rounding = Signal(signed(33)), Signal()
             q = Signal(8)
             with m.If(advance):
                 m.d.sync += [da.eq(a - p.za), db.eq(b - p.zb),
                              pa.eq(p.ma * da), pb.eq(p.mb * db),
-                             acc.eq(pa + pb)]
-                rounding = ((acc[:32] & mask) - (acc < 0)).as_signed() > (mask >> 1)
+                             acc.eq(pa + pb),
+                             shifted.eq(acc >> shift),
+                             rounding.eq(((acc[:32] & mask) - (acc < 0)).as_signed() > (mask >> 1))]
                 y = Signal(signed(34))
-                m.d.comb += y.eq((acc >> shift) + rounding + p.zo)
+                m.d.comb += y.eq(shifted + rounding + p.zo)
                 m.d.sync += q.eq(Mux(y > 255, 255, Mux(y < p.lo, p.lo, y[:8])))
             m.d.comb += out[lane].eq(q)
 
