@@ -50,9 +50,9 @@ DEVICES = {"zu7ev": BUDGET}
 # every configuration's clock
 CLOCK_MHZ = 200
 # The command queue's cycles per command (its record's fetch and its trace record's write,
-# about two DRAM latencies), measured through the RTL at a DRAM latency of 50: 8,378 for
-# ResNet-50's 65 commands, 925,460 for MobileNetV2's 7,173 on a KP=24 array
-QUEUE_COMMAND_CYCLES = 129
+# about two DRAM latencies), measured through the RTL at a DRAM latency of 50: 8,640 for
+# ResNet-50's 65 commands on the default configuration
+QUEUE_COMMAND_CYCLES = 133
 # The networks ``--summary`` reports
 NETWORKS = ("resnet50", "resnet18", "mobilenet_v2")
 # The Xilinx DPU on the ZCU104 (2 x B4096 at 300 MHz, ZU7EV), frames per second single
