@@ -176,3 +176,6 @@ def test_clock_is_the_estimate_capped_at_the_board_clock(tmp_path):
     assert dse.clock_for(AccelConfig(kp=4), estimates) == (dse.CLOCK_MHZ, "assumed")
     assert dse.config_key(AccelConfig()) == dse.config_key(AccelConfig())
     assert dse.config_key(AccelConfig()) != dse.config_key(AccelConfig(drain_words=1))
+    # the estimates measured on this design ship with it: the default configuration's
+    shipped = dse.load_clock_estimates(tmp_path / "no_cache.json")
+    assert 0 < shipped[dse.config_key(AccelConfig())]["estimated_clock_mhz"] <= 1000

@@ -15,7 +15,8 @@ MobileNetV2 on the default configuration, the search's pick for ResNet-50 and ea
 network's own pick, beside the Xilinx DPU's published frames per second
 (``<out>/dse_summary.json``). Their frames per second are at each configuration's clock:
 its estimate (``gen.timing``, the synthesized whole accelerator) capped at the board's
-``pl_clk0`` (``CLOCK_MHZ``). Estimates are kept in ``<out>/clock_estimates.json``;
+``pl_clk0`` (``CLOCK_MHZ``). The estimates measured on this design ship in
+``host/tools/clock_estimates.json``, a run's own go to ``<out>/clock_estimates.json``;
 ``--estimate-clock`` synthesizes the configurations that have none (about ten minutes
 each for the default configuration on two cores, longer for larger arrays); without one
 a configuration's fps are at ``CLOCK_MHZ``, marked ``"clock": "assumed"``.
@@ -49,6 +50,9 @@ DEVICES = {"zu7ev": BUDGET}
 # the board build's pl_clk0 (boards.zcu104, ``make bitstream CLOCK_MHZ=``): the cap on
 # every configuration's clock
 CLOCK_MHZ = 200
+# clock estimates measured with ``--estimate-clock`` on this version of the design (copied
+# from a run's clock_estimates.json; re-measure after changing the hardware)
+MEASURED_CLOCKS = Path(__file__).with_name("clock_estimates.json")
 # The command queue's cycles per command (its record's fetch and its trace record's write,
 # about two DRAM latencies), measured through the RTL at a DRAM latency of 50: 8,640 for
 # ResNet-50's 65 commands on the default configuration
@@ -441,9 +445,12 @@ def config_key(cfg):
 
 
 def load_clock_estimates(path):
-    """The cached clock estimates, ``{config_key: {"estimated_clock_mhz", ...}}``."""
+    """The clock estimates, ``{config_key: {"estimated_clock_mhz", ...}}``: the measured
+    ones shipped with the project (``MEASURED_CLOCKS``), then the cache at ``path``
+    (which wins)."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else {}
+    return {**json.loads(MEASURED_CLOCKS.read_text()),
+            **(json.loads(path.read_text()) if path.exists() else {})}
 
 
 def estimate_clocks(configs, path, work_dir):
