@@ -108,11 +108,11 @@ class StepWalker(wiring.Component):
         for name, origin, count in (("row", step1.x0, step1.txo), ("col", step1.y0, step1.tyo)):
             top = Signal(signed(20), name=f"{name}_top")
             end = Signal(signed(20), name=f"{name}_end")
+            first = Mux(stride2, origin << 1, origin) - d.padding
             with m.If(advance):
-                m.d.sync += [top.eq(Mux(stride2, origin << 1, origin) - d.padding),
-                             end.eq(Mux(stride2, origin << 1, origin) - d.padding +
-                                    Mux(kernel1, Mux(stride2, count << 1, count),
-                                        Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size))]
+                m.d.sync += [top.eq(first),
+                             end.eq(first + Mux(kernel1, Mux(stride2, count << 1, count),
+                                                Mux(stride2, (count - 1) << 1, count - 1) + d.kernel_size))]
             spans[name] = top, end
         with m.If(advance):
             m.d.sync += [step2.eq(step1), step2.blocks.eq(ceil_div_const(step1.tc, CHANNEL_BLOCK))]

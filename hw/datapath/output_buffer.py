@@ -309,8 +309,6 @@ class OutputBuffer(wiring.Component):
 
         dh = Signal()                   # half being (or next to be) drained
         draining = Signal()
-        d_kernels = Signal(dim)
-        d_rows = Signal(dim)
         d_groups = Signal(dim)
         d_cols = Signal(dim)
         d_k = Signal(dim)
@@ -329,8 +327,7 @@ class OutputBuffer(wiring.Component):
         m.d.comb += d_fire.eq(draining & d_advance)
 
         with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
-            m.d.sync += [draining.eq(1), d_kernels.eq(t_kernels[dh]), d_rows.eq(t_rows[dh]),
-                         d_end_rows.eq(t_rows[dh] - 1), d_end_kernels.eq(t_kernels[dh] - 1),
+            m.d.sync += [draining.eq(1), d_end_rows.eq(t_rows[dh] - 1), d_end_kernels.eq(t_kernels[dh] - 1),
                          d_groups.eq(t_groups[dh]), d_cols.eq(t_cols[dh]), d_rem.eq(t_cols[dh]),
                          d_k.eq(0), d_r.eq(0), d_xo.eq(0), d_g.eq(0), d_base.eq(0)]
 

@@ -133,9 +133,10 @@ class PoolEngine(wiring.Component):
         def first_row(row):
             return Mux(copy, row, Mux(is_global, 0, row * d.stride - d.padding))
 
-        def first_window_row(desc):
-            """first_row(0) of a MAX / AVG / GLOBAL pass (a copy's is 0)."""
-            return Mux(desc.mode == PoolMode.GLOBAL, 0, -desc.padding)
+        def first_row0(desc):
+            """first_row(0) of a pass, also the first column of its first window: 0 for a
+            copy or global pooling, else -padding."""
+            return Mux((desc.mode == PoolMode.COPY) | (desc.mode == PoolMode.GLOBAL), 0, -desc.padding)
 
         # --- the read issuer: each input row of each output row, in order, through three
         # stages (the row, its offsets, its address), which advance together -----------------
@@ -344,7 +345,7 @@ class PoolEngine(wiring.Component):
                     m.d.sync += [d.eq(p), running.eq(1), code.eq(0), check_wait.eq(0),
                                  ic.eq(0), ir.eq(0), it.eq(0), ahead.eq(0),
                                  c.eq(0), r.eq(0), writes_issued.eq(0), writes_done.eq(0),
-                                 top.eq(Mux(p.mode == PoolMode.COPY, 0, first_window_row(p))),
+                                 top.eq(first_row0(p)),
                                  write_addr.eq(p.output_addr), channel_write_addr.eq(p.output_addr),
                                  self.cycles.eq(0), self.dram_read_bytes.eq(0),
                                  self.dram_write_bytes.eq(0)]
@@ -375,7 +376,7 @@ class PoolEngine(wiring.Component):
                                  packer.cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(packer.cmd.ready):
                         m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
-                                     r_valid.eq(0), start.eq(Mux(is_global, 0, first_window_row(d)))]
+                                     r_valid.eq(0), start.eq(first_row0(d))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
                         with m.Else():
@@ -461,7 +462,7 @@ class PoolEngine(wiring.Component):
                     m.d.sync += [r.eq(r + 1), top.eq(top + top_step), write_addr.eq(write_addr + d.out_pitch)]
                     m.next = "ROW"
                 with m.Elif(c < end_channels):
-                    m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(Mux(copy, 0, first_window_row(d))),
+                    m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(first_row0(d)),
                                  channel_write_addr.eq(channel_write_addr + d.out_channel_pitch),
                                  write_addr.eq(channel_write_addr + d.out_channel_pitch)]
                     m.next = "ROW"
