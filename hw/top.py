@@ -109,9 +109,10 @@ class Accelerator(wiring.Component):
             csr.status.eq(Cat(queue.busy | ctl.busy | pool.busy, queue.done, queue.error_code != 0)),
             csr.error_code.eq(queue.error_code),
             csr.queue_index.eq(queue.index),
-            csr.irq_status_set.eq(queue.finished),
             self.irq.eq(csr.irq_enable[0] & csr.irq_status[0]),
         ]
+        # a finished list or layer raises the interrupt status a cycle later (registered)
+        m.d.sync += csr.irq_status_set.eq(queue.finished)
         for name in COUNTERS:
             value = getattr(ctl, name)
             m.d.comb += [getattr(csr, f"{name}_lo").eq(value[:32]),
@@ -120,6 +121,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [csr.queue_cycles_lo.eq(queue.cycles[:32]), csr.queue_cycles_hi.eq(queue.cycles[32:])]
 
         # controller -> step walker -> tiler, sequencer
+        pointwise, depthwise = Signal(), Signal()
         connect(m, ctl.walker_desc, walker.desc)
         connect(m, walker.tiler_steps, tiler.steps)
         connect(m, walker.seq_steps, sequencer.steps)
@@ -127,8 +129,11 @@ class Accelerator(wiring.Component):
         m.d.comb += [tiler.descriptor.eq(ctl.active_descriptor),
                      sequencer.descriptor.eq(ctl.active_descriptor),
                      sequencer.zero_point.eq(ctl.active_zero_point),
-                     core.pointwise.eq((ctl.active_descriptor.kernel_size == 1) & ~ctl.active_descriptor.depthwise),
-                     core.depthwise.eq(ctl.active_descriptor.depthwise)]
+                     core.pointwise.eq(pointwise), core.depthwise.eq(depthwise)]
+        # the core's modes, registered: the descriptor is set at a layer's start, many cycles
+        # before its first command reaches the core
+        m.d.sync += [pointwise.eq((ctl.active_descriptor.kernel_size == 1) & ~ctl.active_descriptor.depthwise),
+                     depthwise.eq(ctl.active_descriptor.depthwise)]
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 

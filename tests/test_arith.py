@@ -3,7 +3,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from hw.arith import ceil_div_const, reciprocal
+from hw.arith import ceil_div_const, leading_zeros, reciprocal
 
 
 @pytest.mark.parametrize("divisor", [1, 2, 3, 7, 9, 12, 16, 24, 48, 100, 255])
@@ -36,3 +36,41 @@ def test_ceil_div_const_exhaustive_10_bits(divisor):
     sim.add_testbench(bench)
     sim.run()
     assert got == [-(-n // divisor) for n in range(1 << 10)]
+
+
+@pytest.mark.parametrize("width", [1, 5, 8, 12])
+def test_leading_zeros_exhaustive(width):
+    value = Signal(width)
+    zeros = Signal(range(width + 1))
+    m = Module()
+    m.d.comb += zeros.eq(leading_zeros(value))
+    sim = Simulator(m)
+    got = []
+
+    async def bench(ctx):
+        for n in range(1 << width):
+            ctx.set(value, n)
+            got.append(ctx.get(zeros))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [width - n.bit_length() for n in range(1 << width)]
+
+
+def test_leading_zeros_32_bits_at_every_position():
+    value = Signal(32)
+    zeros = Signal(range(33))
+    m = Module()
+    m.d.comb += zeros.eq(leading_zeros(value))
+    sim = Simulator(m)
+    cases = [0, 1, 0xFFFFFFFF] + [1 << b for b in range(32)] + [(1 << b) | 1 for b in range(32)]
+    got = []
+
+    async def bench(ctx):
+        for n in cases:
+            ctx.set(value, n)
+            got.append(ctx.get(zeros))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [32 - n.bit_length() for n in cases]

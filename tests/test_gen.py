@@ -71,7 +71,7 @@ def test_every_block_records_its_latency(tmp_path, monkeypatch):
     assert modules["axi_reader"]["latency"] == AxiReader.LATENCY == 4
     assert modules["axi_writer"]["latency"] == AxiWriter.LATENCY == 2
     assert modules["core"]["latency"] == {
-        "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 15,
+        "streaming": 2, "stationary": 2, "line_buffer": 3, "pointwise_reader": 2, "array": 4, "output": 16,
         "iact_packer": 1, "weight_packer": 1, "params_packer": 1, "out_packer": 1,
         "residual_add": ResidualAdd.LATENCY}
     assert modules["accelerator"]["latency"] == {**modules["core"]["latency"],

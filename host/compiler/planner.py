@@ -56,12 +56,12 @@ __all__ = ["ConvShape", "Plan", "model", "plan", "layer_tiles", "candidates", "e
 # (bench/model_validation.py --fit). The data rates are the hardware's: a bus word, a
 # streaming-buffer row word and a stationary-buffer beat per cycle.
 TIMING = {
-    "fixed": 452.619,     # per layer: checks, activation table, first load latency, last write
-    "read_slot": 53.03,   # a read burst holds one of the reader's outstanding slots
-    "write_slot": 58.174,  # an output transfer holds one of the writer's outstanding slots
-    "step": 4.572,        # per step: the compute pipeline's switch
-    "drain_tile": 5.222,  # per output tile: hand-over from accumulation to drain and back
-    "residual_bus": 0.962,  # share of a fused addition's residual bus cycles the next tile's first load waits
+    "fixed": 455.008,     # per layer: checks, activation table, first load latency, last write
+    "read_slot": 52.863,   # a read burst holds one of the reader's outstanding slots
+    "write_slot": 58.092,  # an output transfer holds one of the writer's outstanding slots
+    "step": 4.313,        # per step: the compute pipeline's switch
+    "drain_tile": 5.74,  # per output tile: hand-over from accumulation to drain and back
+    "residual_bus": 0.991,  # share of a fused addition's residual bus cycles the next tile's first load waits
 }
 
 

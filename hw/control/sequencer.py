@@ -62,7 +62,10 @@ class Sequencer(wiring.Component):
         tk, tc, txo, tyo = st.tk, st.tc, st.txo, st.tyo
         rows_in, cols_in = st.rows_in.as_unsigned()[:16], st.cols_in.as_unsigned()[:16]
 
-        kernel1, flat, depthwise = d.kernel_size == 1, st.flat, d.depthwise
+        # the layer's kinds, registered (the descriptor is held from before the first step)
+        kernel1 = registered(m, d.kernel_size == 1, "kernel1")
+        depthwise = registered(m, d.depthwise, "depthwise")
+        flat = st.flat
         # ceil(tk / KP) and ceil(out_cols / YP) by repeated subtraction, both at once
         groups_k, groups = Signal(32), Signal(32)
         rest_k, rest_y = Signal(signed(18)), Signal(signed(34))

@@ -48,6 +48,11 @@ class ComputeCore(wiring.Component):
     of ``output_buffer_depth`` bytes, one output tile, so the reads behind it never wait
     for the drain).
 
+    Skid buffers (:class:`SkidBuffer`, one cycle each) sit on ``iact_in``, ``weight_in``
+    and ``params_in``, between the line buffer or pointwise reader and the array, between
+    the stationary buffer and the array, and on the output path (drain, packed words,
+    sums): no combinational path crosses them.
+
     Commands, passed to the blocks unchanged: ``iact_load``, ``iact_replay``
     (StreamingBuffer), ``weight_load``, ``weight_replay`` (StationaryBuffer), ``lb_cmd``
     (LineBuffer), ``pw_cmd`` (PointwiseReader), ``out_cmd`` (OutputBuffer), plus the repackers' ``iact_rows``,
@@ -136,16 +141,22 @@ class ComputeCore(wiring.Component):
         connect(m, flipped(self.out_rows), self.out_packer.cmd)
         connect(m, flipped(self.table), self.output.table)
 
-        # DRAM data in
-        connect(m, flipped(self.iact_in), self.iact_packer.i)
+        # DRAM data in, through skid buffers: the controller's routing of the read data and
+        # the repackers' input handshakes are in different cycles
+        in_skids = {}
+        for name in ("iact_in", "weight_in", "params_in"):
+            m.submodules[f"{name}_skid"] = skid = SkidBuffer(self.iact_in.payload.shape())
+            connect(m, flipped(getattr(self, name)), skid.i)
+            in_skids[name] = skid.o
+        connect(m, in_skids["iact_in"], self.iact_packer.i)
         m.d.comb += [
             self.streaming.write.valid.eq(self.iact_packer.o.valid),
             self.streaming.write.payload.eq(self.iact_packer.o.payload.data),
             self.iact_packer.o.ready.eq(self.streaming.write.ready),
         ]
-        connect(m, flipped(self.weight_in), self.weight_packer.i)
+        connect(m, in_skids["weight_in"], self.weight_packer.i)
         connect(m, self.weight_packer.o, self.stationary.write)
-        connect(m, flipped(self.params_in), self.params_packer.i)
+        connect(m, in_skids["params_in"], self.params_packer.i)
         record = data.View(KernelParams, self.params_packer.o.payload.data.as_value())
         params = Signal(output_params_layout)
         m.d.comb += [
@@ -164,7 +175,10 @@ class ComputeCore(wiring.Component):
             pw.rows.payload.eq(read.payload),
             read.ready.eq(Mux(self.pointwise, pw.rows.ready, self.line_buffer.rows.ready)),
         ]
-        connect(m, self.stationary.weights, self.array.weights)
+        # the weights through a skid buffer: the array's stall stops at it
+        m.submodules.weights_skid = weights_skid = SkidBuffer(self.stationary.weights.payload.shape())
+        connect(m, self.stationary.weights, weights_skid.i)
+        connect(m, weights_skid.o, self.array.weights)
         lb = stream.Signature(self.line_buffer.windows_layout).create()
         with m.If(self.pointwise):       # the reader's windows go to lane 0
             m.d.comb += [lb.valid.eq(pw.windows.valid), lb.payload.windows[0].eq(pw.windows.payload.windows),
@@ -175,6 +189,10 @@ class ComputeCore(wiring.Component):
             m.d.comb += [lb.valid.eq(source.valid), lb.payload.eq(source.payload),
                          source.ready.eq(lb.ready)]
         m.d.comb += self.array.depthwise.eq(self.depthwise)
+        # the windows through a skid buffer: the array's stall stops at it
+        m.submodules.windows_skid = windows_skid = SkidBuffer(self.line_buffer.windows_layout)
+        connect(m, lb, windows_skid.i)
+        lb = windows_skid.o
         arr = self.array.windows
         m.d.comb += [
             arr.valid.eq(lb.valid),
@@ -193,7 +211,7 @@ class ComputeCore(wiring.Component):
 
         # output: YP-byte beats -> bus words, one write command per out_rows row -> the
         # fused residual addition, its residual bytes queued
-        # skid buffers cut the ready paths: the drain's, the output's
+        # skid buffers cut the ready paths: the drain's, the packed words', the output's
         m.submodules.drain_skid = drain_skid = SkidBuffer(self.output.out_layout)
         connect(m, self.output.out, drain_skid.i)
         connect(m, drain_skid.o, self.out_packer.i)
@@ -208,7 +226,9 @@ class ComputeCore(wiring.Component):
             queue.r_en.eq(add.residual.ready),
             add.params.eq(self.add_params),
         ]
-        connect(m, self.out_packer.o, add.i)
+        m.submodules.packed_skid = packed_skid = SkidBuffer(byte_stream_layout(self.bus_bytes))
+        connect(m, self.out_packer.o, packed_skid.i)
+        connect(m, packed_skid.o, add.i)
         m.submodules.out_skid = out_skid = SkidBuffer(byte_stream_layout(self.bus_bytes))
         connect(m, add.o, out_skid.i)
         connect(m, out_skid.o, flipped(self.out))

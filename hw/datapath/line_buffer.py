@@ -102,9 +102,27 @@ class LineBuffer(wiring.Component):
         yp, B = self.yp, self.word_bytes
         row_count = unsigned(32)        # rows since reset, across commands (wraps)
 
-        # Commands go to the row writer first, then to the window generator.
-        m.submodules.gen_queue = gen_queue = fifo.SyncFIFOBuffered(
-            width=self.command_layout.size, depth=3)
+        # signed widths of stored row and column numbers (stride 2 doubles them)
+        row_bits = max(16, (2 * self.max_rows + 8).bit_length() + 1)
+        col_bits = max(18, (2 * yp * (self.max_row + 3) + 8).bit_length() + 1)
+
+        def start_row(cmd):
+            return -(cmd.pad_top + (cmd.kernel == 1))
+
+        def row_step(cmd):
+            return Mux(cmd.stride == 2, 2, 1)
+
+        def needed(cmd, top):
+            """The last stored row a window row at ``top`` reads: top + 2, clipped."""
+            return Mux(top + 2 >= cmd.rows_in, cmd.rows_in - 1, top + 2)
+
+        # Commands go to the row writer first, then to the window generator, with the
+        # placement of their first two output rows (computed on the way in)
+        placement_layout = data.StructLayout({"top": signed(row_bits), "next_top": signed(row_bits + 1),
+                                              "needed": signed(row_bits + 1),
+                                              "next_needed": signed(row_bits + 1)})
+        entry_layout = data.StructLayout({"cmd": self.command_layout, "placement": placement_layout})
+        m.submodules.gen_queue = gen_queue = fifo.SyncFIFOBuffered(width=entry_layout.size, depth=3)
         wcmd = Signal(self.command_layout)
         wcmd_valid = Signal()
         gcmd = Signal(self.command_layout)
@@ -129,7 +147,13 @@ class LineBuffer(wiring.Component):
                 m.d.sync += [wcmd.eq(p), wcmd_valid.eq(1), w_word.eq(0), w_row.eq(0), w_chan.eq(0),
                              w_end_word.eq(((p.cols_in + B - 1) >> (B.bit_length() - 1)) - 1),
                              w_end_row.eq(p.rows_in - 1), w_end_chan.eq(p.channels - 1)]
-        m.d.comb += [gen_queue.w_data.eq(self.cmd.payload),
+        entry_in = data.View(entry_layout, gen_queue.w_data)
+        p, start = self.cmd.payload, start_row(self.cmd.payload)
+        m.d.comb += [entry_in.cmd.eq(p),
+                     entry_in.placement.top.eq(start),
+                     entry_in.placement.next_top.eq(start + row_step(p)),
+                     entry_in.placement.needed.eq(needed(p, start)),
+                     entry_in.placement.next_needed.eq(needed(p, start + row_step(p))),
                      gen_queue.w_en.eq(self.cmd.valid & self.cmd.ready)]
 
         slot_free = (rows_written - rows_freed)[0:32] < self.slots
@@ -161,9 +185,6 @@ class LineBuffer(wiring.Component):
         g_xo = Signal(range(self.max_rows + 1))
         g_grp = Signal(range(self.max_row + 3))
         g_chan = Signal(range(self.max_channels + 1))
-        # signed widths of stored row and column numbers (stride 2 doubles them)
-        row_bits = max(16, (2 * self.max_rows + 8).bit_length() + 1)
-        col_bits = max(18, (2 * yp * (self.max_row + 3) + 8).bit_length() + 1)
         chan_base = Signal(row_count)        # serial number of this channel's stored row 0
 
 
@@ -182,17 +203,28 @@ class LineBuffer(wiring.Component):
         last_needed = Signal(signed(row_bits + 1))
         next_top = Signal(signed(row_bits + 1))
 
-        def start_row(cmd):
-            return -(cmd.pad_top + (cmd.kernel == 1))
-
         def start_col(cmd):
             return -(cmd.pad_left + (cmd.kernel == 1))
 
-        def place_rows(cmd, top):
-            """Load top_row with ``top`` and the registers that follow from it."""
-            step = Mux(cmd.stride == 2, 2, 1)
-            m.d.sync += [top_row.eq(top), next_top.eq(top + step),
-                         last_needed.eq(Mux(top + 2 >= cmd.rows_in, cmd.rows_in - 1, top + 2))]
+        next_needed = Signal(signed(row_bits + 1))      # last_needed of next_top's row
+
+        # the command's row placement constants, registered as it loads: the output rows'
+        # step, the first output row's placement (a channel's start) and its successor's
+        g_step = Signal(2)
+        g_last_in = Signal.like(last_needed)
+        g_start = {name: Signal.like(reg, name=f"g_start_{name}") for name, reg in (
+            ("top", top_row), ("next_top", next_top), ("needed", last_needed), ("next_needed", next_needed))}
+
+        def place_rows(top, following, top_needed, following_needed):
+            """Load top_row with ``top``, next_top with ``following`` and their needs."""
+            m.d.sync += [top_row.eq(top), next_top.eq(following), last_needed.eq(top_needed),
+                         next_needed.eq(following_needed)]
+
+        def place_next_row():
+            """The output row after this one (from registers: one adder, one comparison)."""
+            after = next_top + g_step
+            place_rows(next_top, after, next_needed,
+                       Mux(after + 2 >= gcmd.rows_in, g_last_in, after + 2))
 
         rows_ready = Signal()
         # rows_written - chan_base, kept in a register as both move
@@ -209,24 +241,30 @@ class LineBuffer(wiring.Component):
         finishing = Signal()
         g_ends = {name: Signal.like(getattr(gcmd, name), name=f"g_end_{name}")
                   for name in ("groups", "out_rows", "channels")}
-        last_grp = g_grp == g_ends["groups"]
-        last_row = g_xo == g_ends["out_rows"]
-        last_chan = g_chan == g_ends["channels"]
+        # each counter at its last value: registers, loaded with the counters' next values
+        last_grp, last_row, last_chan = Signal(), Signal(), Signal()
+        # and each counter's value before its last: the flags need no adder
+        g_before_last = {name: Signal.like(getattr(gcmd, name), name=f"g_before_last_{name}")
+                         for name in ("groups", "out_rows", "channels")}
         with m.If(fire):
-            m.d.sync += [g_grp.eq(g_grp + 1), first_col.eq(first_col + Mux(stride2, 2 * yp, yp))]
+            m.d.sync += [g_grp.eq(g_grp + 1), first_col.eq(first_col + Mux(stride2, 2 * yp, yp)),
+                         last_grp.eq(g_grp == g_before_last["groups"])]
             with m.If(last_grp):
-                m.d.sync += [g_grp.eq(0), g_xo.eq(g_xo + 1), first_col.eq(start_col(gcmd))]
-                place_rows(gcmd, next_top)
+                m.d.sync += [g_grp.eq(0), g_xo.eq(g_xo + 1), first_col.eq(start_col(gcmd)),
+                             last_grp.eq(g_ends["groups"] == 0),
+                             last_row.eq(g_xo == g_before_last["out_rows"])]
+                place_next_row()
                 # rows above the next output row's top are never read again
                 with m.If(next_top > 0):
                     m.d.sync += rows_freed.eq(chan_base + Mux(next_top > gcmd.rows_in,
                                                               gcmd.rows_in, next_top))
                 with m.If(last_row):
-                    m.d.sync += [g_xo.eq(0), g_chan.eq(g_chan + 1),
+                    m.d.sync += [g_xo.eq(0), g_chan.eq(g_chan + 1), last_row.eq(g_ends["out_rows"] == 0),
+                                 last_chan.eq(g_chan == g_before_last["channels"]),
                                  chan_base.eq(chan_base + gcmd.rows_in),
                                  rows_freed.eq(chan_base + gcmd.rows_in)]
                     m.d.comb += channel_done.eq(1)
-                    place_rows(gcmd, start_row(gcmd))
+                    place_rows(*g_start.values())
                     with m.If(last_chan):
                         m.d.sync += gcmd_valid.eq(0)
                         m.d.comb += finishing.eq(1)
@@ -234,11 +272,18 @@ class LineBuffer(wiring.Component):
         # The next command loads as the last beat of the current one fires: no bubble.
         with m.If((~gcmd_valid | finishing) & gen_queue.r_rdy):
             m.d.comb += gen_queue.r_en.eq(1)
-            new_cmd = data.View(self.command_layout, gen_queue.r_data)
-            m.d.sync += [gcmd.eq(gen_queue.r_data), gcmd_valid.eq(1),
+            entry = data.View(entry_layout, gen_queue.r_data)
+            new_cmd = entry.cmd
+            m.d.sync += [gcmd.eq(new_cmd), gcmd_valid.eq(1),
                          g_xo.eq(0), g_grp.eq(0), g_chan.eq(0), first_col.eq(start_col(new_cmd)),
-                         *(end.eq(getattr(new_cmd, name) - 1) for name, end in g_ends.items())]
-            place_rows(new_cmd, start_row(new_cmd))
+                         *(end.eq(getattr(new_cmd, name) - 1) for name, end in g_ends.items()),
+                         *(before.eq(getattr(new_cmd, name) - 2) for name, before in g_before_last.items()),
+                         last_grp.eq(new_cmd.groups == 1), last_row.eq(new_cmd.out_rows == 1),
+                         last_chan.eq(new_cmd.channels == 1)]
+            placement = [getattr(entry.placement, name) for name in ("top", "next_top", "needed", "next_needed")]
+            place_rows(*placement)
+            m.d.sync += [g_step.eq(row_step(new_cmd)), g_last_in.eq(new_cmd.rows_in - 1),
+                         *(reg.eq(value) for reg, value in zip(g_start.values(), placement))]
 
         # Stage 1: read words floor(first_col / B) and the next, from every slot.
         word0 = Signal(signed(col_bits))

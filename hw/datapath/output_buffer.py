@@ -80,9 +80,9 @@ class OutputBuffer(wiring.Component):
     (``cmd.ready`` low) while its half, the one not used by the previous tile, is busy.
 
     Latency: a sums beat is written 1 cycle after it is accepted; the first ``out`` beat
-    of a tile appears 12 cycles after the last ``sums`` beat of its drain pass (if its
+    of a tile appears 16 cycles after the last ``sums`` beat of its drain pass (if its
     params are in and the other half is not draining): 1 (write) + 1 (hand-over) +
-    1 (drain start) + 1 (read) + 8 (requantizer) (:attr:`latency`, also
+    1 (drain start) + 1 (read) + 12 (:class:`Requantizer`) (:attr:`latency`, also
     :attr:`drain_latency`).
     """
 
@@ -149,7 +149,7 @@ class OutputBuffer(wiring.Component):
         busy = Signal(2)        # assigned to a tile (init accepted) and not yet freed
         full = Signal(2)        # accumulation complete: owned by the drain
         pdone = Signal(2)       # all params of the tile are in
-        t_kernels = Array(Signal(dim, name=f"t_kernels{h}") for h in range(2))
+        t_last_kernel = Array(Signal(dim, name=f"t_last_kernel{h}") for h in range(2))
         t_rows = Array(Signal(dim, name=f"t_rows{h}") for h in range(2))
         t_groups = Array(Signal(dim, name=f"t_groups{h}") for h in range(2))
         t_cols = Array(Signal(dim, name=f"t_cols{h}") for h in range(2))
@@ -196,28 +196,30 @@ class OutputBuffer(wiring.Component):
         # each counter's last value, registered with the command, and whether the counter
         # is at it (last_*), registered as the counters move: no adder or comparison
         # before the handshakes
-        ends = {name: Signal.like(getattr(cur, name), name=f"end_{name}")
-                for name in ("groups", "out_rows", "channels", "kernel_groups")}
+        counted = ("groups", "out_rows", "channels", "kernel_groups")
+        # per counter: a single value (its last is 0), and its value before the last
+        single = {name: Signal(name=f"single_{name}") for name in counted}
+        before_last = {name: Signal.like(getattr(cur, name), name=f"before_last_{name}") for name in counted}
         last_g, last_xo, last_c, last_kg = (Signal(name=f"last_{n}") for n in ("g", "xo", "c", "kg"))
         finishing = Signal()
         m.d.comb += finishing.eq(accept & last_g & last_xo & last_c & last_kg)
 
-        def step(counter, last, end):
+        def step(counter, last, name):
             """The counter's next value and its last flag: 0 after its last, else + 1."""
             m.d.sync += [counter.eq(Mux(last, 0, counter + 1)),
-                         last.eq(Mux(last, end == 0, counter + 1 == end))]
+                         last.eq(Mux(last, single[name], counter == before_last[name]))]
 
         with m.If(accept):
             m.d.sync += a_addr.eq(a_addr + 1)
-            step(a_g, last_g, ends["groups"])
+            step(a_g, last_g, "groups")
             with m.If(last_g):
-                step(a_xo, last_xo, ends["out_rows"])
+                step(a_xo, last_xo, "out_rows")
                 with m.If(last_xo):
                     m.d.sync += a_addr.eq(a_base)
-                    step(a_c, last_c, ends["channels"])
+                    step(a_c, last_c, "channels")
                     with m.If(last_c):
                         m.d.sync += [a_addr.eq(a_addr + 1), a_base.eq(a_addr + 1)]
-                        step(a_kg, last_kg, ends["kernel_groups"])
+                        step(a_kg, last_kg, "kernel_groups")
 
         new_half = ~acc_half
         can_load = ~cur_valid | finishing
@@ -229,14 +231,15 @@ class OutputBuffer(wiring.Component):
             cmd = self.cmd.payload
             m.d.sync += [cur.eq(cmd), cur_valid.eq(1), a_kg.eq(0), a_c.eq(0), a_xo.eq(0),
                          a_g.eq(0), a_addr.eq(0), a_base.eq(0),
-                         *(end.eq(getattr(cmd, name) - 1) for name, end in ends.items()),
+                         *(single[name].eq(getattr(cmd, name) == 1) for name in counted),
+                         *(before_last[name].eq(getattr(cmd, name) - 2) for name in counted),
                          *(last.eq(getattr(cmd, name) == 1) for name, last in (
                              ("groups", last_g), ("out_rows", last_xo), ("channels", last_c),
                              ("kernel_groups", last_kg)))]
             with m.If(cmd.init):
                 m.d.sync += [acc_half.eq(new_half),
                              busy.bit_select(new_half, 1).eq(1),
-                             t_kernels[new_half].eq(cmd.kernels),
+                             t_last_kernel[new_half].eq(cmd.kernels - 1),
                              t_rows[new_half].eq(cmd.out_rows),
                              t_groups[new_half].eq(cmd.groups),
                              t_cols[new_half].eq(cmd.out_cols)]
@@ -291,7 +294,7 @@ class OutputBuffer(wiring.Component):
         ]
         with m.If(self.params.valid & self.params.ready):
             m.d.sync += pw_count.eq(pw_count + 1)
-            with m.If(pw_count + 1 == t_kernels[pw_half]):
+            with m.If(pw_count == t_last_kernel[pw_half]):
                 m.d.sync += [pw_count.eq(0), pw_half.eq(~pw_half),
                              pdone.bit_select(pw_half, 1).eq(1)]
 
@@ -327,7 +330,7 @@ class OutputBuffer(wiring.Component):
         m.d.comb += d_fire.eq(draining & d_advance)
 
         with m.If(~draining & full.bit_select(dh, 1) & pdone.bit_select(dh, 1)):
-            m.d.sync += [draining.eq(1), d_end_rows.eq(t_rows[dh] - 1), d_end_kernels.eq(t_kernels[dh] - 1),
+            m.d.sync += [draining.eq(1), d_end_rows.eq(t_rows[dh] - 1), d_end_kernels.eq(t_last_kernel[dh]),
                          d_groups.eq(t_groups[dh]), d_cols.eq(t_cols[dh]), d_rem.eq(t_cols[dh]),
                          d_k.eq(0), d_r.eq(0), d_xo.eq(0), d_g.eq(0), d_base.eq(0)]
 

@@ -97,6 +97,7 @@ class PointwiseReader(wiring.Component):
         ends = {name: Signal.like(getattr(cmd, name), name=f"end_{name}")
                 for name in ("groups", "out_rows", "channels", "row_words")}
         last_row = row == ends["out_rows"]
+        groups_before_last = Signal.like(cmd.groups)     # groups - 2: g + 1 == end without an adder
         last_chan = chan == ends["channels"]
 
         def beat_need(last, word_, pos_, step_, row_words, end_words):
@@ -133,7 +134,7 @@ class PointwiseReader(wiring.Component):
                 m.d.comb += [word_next.eq(word), pos_next.eq(next_pos)]
                 with m.If(next_pos >= B):
                     m.d.comb += [pops.eq(1), pos_next.eq(next_pos - B), word_next.eq(word + 1)]
-                last_next = g + 1 == ends["groups"]
+                last_next = g == groups_before_last
                 m.d.sync += [g.eq(g + 1), pos.eq(pos_next), word.eq(word_next), last_g.eq(last_next),
                              need.eq(beat_need(last_next, word_next, pos_next, step, cmd.row_words,
                                                ends["row_words"]))]
@@ -143,6 +144,7 @@ class PointwiseReader(wiring.Component):
             m.d.sync += [cmd.eq(p), cmd_valid.eq(1), g.eq(0), row.eq(0),
                          chan.eq(0), word.eq(0), pos.eq(0),
                          *(end.eq(getattr(p, name) - 1) for name, end in ends.items()),
+                         groups_before_last.eq(p.groups - 2),
                          last_g.eq(p.groups == 1),
                          need.eq(beat_need(p.groups == 1, 0, 0, Mux(p.stride == 2, 2 * yp, yp),
                                            p.row_words, p.row_words - 1))]

@@ -11,6 +11,7 @@ from hw.dma import beat_layout, cmd_layout
 from hw.datapath.repacker import Repacker
 from hw.datapath.pipeline import registered
 from hw.datapath.requant import Requantizer
+from hw.skid_buffer import SkidBuffer
 
 __all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD", "fast_kernel"]
 
@@ -67,8 +68,8 @@ class PoolEngine(wiring.Component):
     row; an average's multiplier not a positive normal float32), then
     ``ADDRESS_OVERFLOW`` and ``OUTSIDE_WINDOW`` for its reads and writes
     (``hw.contract.pool_extents``) against the address space and ``[window_base,
-    window_base + window_size)``. ``done`` pulses when a command ends: refused, its last
-    write's B response in, or stopped on a DMA error (``code`` ``DMA_READ_ERROR`` /
+    window_base + window_size)``. ``done`` pulses (a register, the cycle after) when a
+    command ends: refused, its last write's B response in, or stopped on a DMA error (``code`` ``DMA_READ_ERROR`` /
     ``DMA_WRITE_ERROR``; the caller clears the DMA engines); ``code`` is valid with
     ``done`` and holds until the next command. Counters for the command's trace record:
     ``cycles``, ``dram_read_bytes``, ``dram_write_bytes``.
@@ -101,12 +102,22 @@ class PoolEngine(wiring.Component):
         lanes, words = self.lanes, self.words
         lane_bits = (lanes - 1).bit_length()
         m.submodules.packer = packer = self.packer
+        # the rows' commands to the packer through a skid buffer: the state machine's
+        # decisions and the packer's next word are in different cycles
+        m.submodules.row_skid = row_skid = SkidBuffer(packer.cmd.payload.shape())
+        wiring.connect(m, row_skid.o, packer.cmd)
+        row_cmd = row_skid.i
+        # the packed words through a skid buffer: the writer's ready path stops at it
+        m.submodules.packed_skid = packed_skid = SkidBuffer(packer.o.payload.shape())
+        wiring.connect(m, packer.o, packed_skid.i)
+        packed = packed_skid.o
         m.submodules.requant = requant = self.requant
         index = signed(34)                  # a row or column index, maybe outside the tensor
 
         d = Signal(PoolDescriptor)
         copy = d.mode == PoolMode.COPY
-        is_max = d.mode == PoolMode.MAX
+        # the pass's kinds used after its checks, registered (d is held from the command on)
+        is_max = registered(m, d.mode == PoolMode.MAX, "is_max")
         is_global = d.mode == PoolMode.GLOBAL
         rows_out = Mux(copy, d.height, Mux(is_global, 1, d.out_height))
         cols_out = Mux(is_global, 1, d.out_width)
@@ -123,6 +134,8 @@ class PoolEngine(wiring.Component):
         code = Signal(8)
         err = Signal(2)
         m.d.comb += [err.eq(self.rd_error | self.wr_error), self.busy.eq(running), self.code.eq(code)]
+        finished = Signal()             # the command ends this cycle; ``done`` follows it
+        m.d.sync += self.done.eq(finished)
         with m.If(running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(self.rd_data.valid & self.rd_data.ready):
@@ -181,9 +194,10 @@ class PoolEngine(wiring.Component):
         # --- the output row in hand -----------------------------------------------------------
         c, r = Signal(16), Signal(16)
         top = Signal(index)                          # first_row(r), stepped with r
+        top_end = Signal(index)                      # top + span_rows, stepped with it
         top_step = Mux(copy, 1, Mux(is_global, 0, d.stride))
         lo = Mux(top < 0, 0, top)
-        hi = Mux(top + span_rows > d.height, d.height, top + span_rows)
+        hi = Mux(top_end > d.height, d.height, top_end)
         rows_in = Signal(17)                         # window rows inside the tensor
         zero_rows = Signal(25)                       # zero_point * rows_in
         write_addr, channel_write_addr = Signal(64), Signal(64)     # the row's, the channel's
@@ -212,7 +226,8 @@ class PoolEngine(wiring.Component):
             m.d.comb += combined[i].eq(Mux(v_first, new, Mux(is_max, Mux(new > old, new, old), old + new)))
         m.d.comb += [wp.addr.eq(v_word), wp.data.eq(combined), wp.en.eq(v_valid)]
 
-        # horizontal pass, two stages: address a column's word, then reduce its lane
+        # horizontal pass, three stages: address a column's word (h_*), take its lane (p_*),
+        # then reduce it
         o, ct = Signal(16), Signal(17)
         start = Signal(index)                        # the first column of output o's window
         col = Signal(index)
@@ -220,17 +235,19 @@ class PoolEngine(wiring.Component):
         h_valid, h_inside, h_first, h_last = Signal(), Signal(), Signal(), Signal()
         h_lane, h_word = Signal(range(lanes)), Signal(range(max(words, 2)))
         acc, count = Signal(POOL_SUM_BITS), Signal(17)
-        value = Signal(POOL_SUM_BITS)
-        m.d.comb += value.eq(rp.data.as_value().word_select(h_lane, POOL_SUM_BITS))
-        part = Mux(h_inside, value, 0)
-        base = Mux(h_first, 0, acc)
+        h_value = Signal(POOL_SUM_BITS)            # the h column's value, 0 outside the tensor
+        m.d.comb += h_value.eq(Mux(h_inside, rp.data.as_value().word_select(h_lane, POOL_SUM_BITS), 0))
+        p_valid, p_inside, p_first, p_last = Signal(), Signal(), Signal(), Signal()
+        part = Signal(POOL_SUM_BITS)
+        base = Mux(p_first, 0, acc)
         new_acc = Signal(POOL_SUM_BITS)
         new_count = Signal(17)
         m.d.comb += [new_acc.eq(Mux(is_max, Mux(part > base, part, base), base + part)),
-                     new_count.eq(Mux(h_first, 0, count) + h_inside)]
+                     new_count.eq(Mux(p_first, 0, count) + p_inside)]
         # the fast horizontal pass (MAX / AVG, kernel <= lanes), an output per cycle in two
         # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
-        fast = ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) & (d.kernel <= fast_kernel(self.cfg))
+        fast = registered(m, ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) &
+                          (d.kernel <= fast_kernel(self.cfg)), "fast")
         # f_lo / f_hi: the window's lanes [f_lo, f_hi) of the two words, inside the tensor
         f_valid, f_lo, f_hi = Signal(), Signal(range(2 * lanes + 1)), Signal(range(2 * lanes + 1))
         f_word = Signal(range(max(words, 2)))
@@ -288,11 +305,11 @@ class PoolEngine(wiring.Component):
                          self.wr_data.payload.eq(self.rd_data.payload),
                          self.rd_data.ready.eq(self.wr_data.ready)]
         with m.Else():
-            m.d.comb += [self.wr_data.valid.eq(packer.o.valid),
-                         self.wr_data.payload.data.eq(packer.o.payload.data.as_value()),
-                         self.wr_data.payload.count.eq(packer.o.payload.count),
-                         self.wr_data.payload.last.eq(packer.o.payload.last),
-                         packer.o.ready.eq(self.wr_data.ready)]
+            m.d.comb += [self.wr_data.valid.eq(packed.valid),
+                         self.wr_data.payload.data.eq(packed.payload.data.as_value()),
+                         self.wr_data.payload.count.eq(packed.payload.count),
+                         self.wr_data.payload.last.eq(packed.payload.last),
+                         packed.ready.eq(self.wr_data.ready)]
         m.d.comb += self.wr_done.ready.eq(1)
         with m.If(self.wr_done.valid):
             m.d.sync += writes_done.eq(writes_done + 1)
@@ -302,7 +319,7 @@ class PoolEngine(wiring.Component):
             with m.If(err != 0):
                 dma_code = Mux(self.rd_error != 0, ErrorCode.DMA_READ_ERROR, ErrorCode.DMA_WRITE_ERROR)
                 m.d.sync += [code.eq(dma_code), running.eq(0), issuing.eq(0)]
-                m.d.comb += [self.done.eq(1), self.code.eq(dma_code)]      # valid with done
+                m.d.comb += finished.eq(1)
                 m.next = "IDLE"
 
         # the command's checks, in the contract's order (host.golden.machine.pool_error), in
@@ -355,10 +372,10 @@ class PoolEngine(wiring.Component):
                 with m.If(check_wait == CHECK_LATENCY):
                     with m.If(check != 0):
                         m.d.sync += [code.eq(check), running.eq(0)]
-                        m.d.comb += [self.done.eq(1), self.code.eq(check)]      # valid with done
+                        m.d.comb += finished.eq(1)
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += issuing.eq(1)
+                        m.d.sync += [issuing.eq(1), top_end.eq(top + span_rows)]
                         m.next = "ROW"
             with m.State("ROW"):            # the row's write command
                 m.d.comb += [self.wr_cmd.valid.eq(1),
@@ -372,10 +389,10 @@ class PoolEngine(wiring.Component):
                 with m.If(copy):
                     m.next = "COPY"
                 with m.Else():               # the packer cuts the row's outputs
-                    m.d.comb += [packer.cmd.valid.eq(1), packer.cmd.payload.rows.eq(1),
-                                 packer.cmd.payload.row_bytes.eq(cols_out)]
-                    with m.If(packer.cmd.ready):
-                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
+                    m.d.comb += [row_cmd.valid.eq(1), row_cmd.payload.rows.eq(1),
+                                 row_cmd.payload.row_bytes.eq(cols_out)]
+                    with m.If(row_cmd.ready):
+                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), p_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
                                      r_valid.eq(0), start.eq(first_row0(d))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
@@ -427,8 +444,8 @@ class PoolEngine(wiring.Component):
                                      q_valid.eq(m_valid), q_count.eq(m_count),
                                      r_valid.eq(q_valid), r_acc.eq(Mux(is_max, q_max, q_sum)),
                                      r_count.eq(q_count)]
-                        for i, (inc, value) in enumerate(zip(included, window_lanes)):
-                            m.d.sync += m_lanes[i].eq(Mux(inc, value, 0))
+                        for i, (inc, lane_value) in enumerate(zip(included, window_lanes)):
+                            m.d.sync += m_lanes[i].eq(Mux(inc, lane_value, 0))
                         for i in range(len(m_sum)):
                             m.d.sync += q_parts[i].eq(Mux(is_max, m_max[i], m_sum[i]))
                         with m.If(issue):
@@ -436,33 +453,36 @@ class PoolEngine(wiring.Component):
                     with m.If((o == cols_out) & ~f_valid & ~m_valid & ~q_valid & advance):
                         m.next = "NEXT"
                 with m.Else():             # one column per cycle
-                    stall = h_valid & h_last & ~out_ready
+                    stall = p_valid & p_last & ~out_ready
                     issue = ~stall & (o < cols_out)
                     m.d.comb += rp.addr.eq(Mux(stall, h_word, col[lane_bits:lane_bits + 16]))
-                    with m.If(h_valid & h_last & out_ready):
+                    with m.If(p_valid & p_last & out_ready):
                         m.d.comb += emit.eq(1)
                     with m.If(~stall):
                         m.d.sync += [h_valid.eq(issue), h_lane.eq(col[:max(lane_bits, 1)]),
                                      h_word.eq(col[lane_bits:lane_bits + 16]),
                                      h_inside.eq((col >= 0) & (col < d.width) & (rows_in != 0)),
-                                     h_first.eq(ct == 0), h_last.eq(ct == end_span_cols)]
-                        with m.If(h_valid):
+                                     h_first.eq(ct == 0), h_last.eq(ct == end_span_cols),
+                                     p_valid.eq(h_valid), part.eq(h_value),
+                                     p_inside.eq(h_inside), p_first.eq(h_first), p_last.eq(h_last)]
+                        with m.If(p_valid):
                             m.d.sync += [acc.eq(new_acc), count.eq(new_count)]
                         with m.If(issue):
                             with m.If(ct == end_span_cols):
                                 m.d.sync += [ct.eq(0), o.eq(o + 1), start.eq(start + d.stride)]
                             with m.Else():
                                 m.d.sync += ct.eq(ct + 1)
-                    with m.If((o == cols_out) & ~stall & ~(h_valid & ~h_last)):
-                        with m.If(~h_valid | out_ready):
+                    with m.If((o == cols_out) & ~stall & ~h_valid & ~(p_valid & ~p_last)):
+                        with m.If(~p_valid | out_ready):
                             m.next = "NEXT"
                 stop_on_errors()
             with m.State("NEXT"):
                 with m.If(r < end_rows_out):
-                    m.d.sync += [r.eq(r + 1), top.eq(top + top_step), write_addr.eq(write_addr + d.out_pitch)]
+                    m.d.sync += [r.eq(r + 1), top.eq(top + top_step), top_end.eq(top_end + top_step),
+                                 write_addr.eq(write_addr + d.out_pitch)]
                     m.next = "ROW"
                 with m.Elif(c < end_channels):
-                    m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(first_row0(d)),
+                    m.d.sync += [r.eq(0), c.eq(c + 1), top.eq(first_row0(d)), top_end.eq(first_row0(d) + span_rows),
                                  channel_write_addr.eq(channel_write_addr + d.out_channel_pitch),
                                  write_addr.eq(channel_write_addr + d.out_channel_pitch)]
                     m.next = "ROW"
@@ -470,9 +490,9 @@ class PoolEngine(wiring.Component):
                     m.next = "FINISH"
                 stop_on_errors()
             with m.State("FINISH"):         # every byte out and every write's B response in
-                with m.If((writes_done == writes_issued) & ~held & ~packer.o.valid & ~requant.o.valid &
-                          ~packer.i.valid):
-                    m.d.comb += self.done.eq(1)
+                with m.If((writes_done == writes_issued) & ~held & ~packer.o.valid & ~packed.valid &
+                          ~requant.o.valid & ~packer.i.valid):
+                    m.d.comb += finished.eq(1)
                     m.d.sync += running.eq(0)
                     m.next = "IDLE"
                 stop_on_errors()

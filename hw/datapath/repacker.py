@@ -1,6 +1,6 @@
 """Byte-stream gearbox: packs a stream of partially filled words into row-aligned words."""
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -125,8 +125,12 @@ class Repacker(wiring.Component):
 
         shifted = Mux(out_fire, buf >> (r["take"] * 8), buf)
         # bytes past ``count`` are dropped, so the buffer above ``fill`` stays zero
-        valid_bytes = Cat(Mux(b < self.i.payload.count, self.i.payload.data[b], 0)
-                          for b in range(self.in_bytes))
+        # the input's bytes below count, the others 0: a mask looked up by count (one LUT
+        # per byte), not a comparison per byte
+        byte_mask = Signal(self.in_bytes)
+        m.d.comb += byte_mask.eq(Array(Const((1 << n) - 1, self.in_bytes)
+                                       for n in range(self.in_bytes + 1))[self.i.payload.count])
+        valid_bytes = Cat(Mux(byte_mask[b], self.i.payload.data[b], 0) for b in range(self.in_bytes))
         incoming = Mux(out_fire, valid_bytes << (fill_after * 8), valid_bytes << (fill * 8))
         with m.If(in_fire):
             m.d.sync += buf.eq(shifted | incoming)

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import leading_zeros
 from hw.datapath.pipeline import stalling_pipeline
 
 __all__ = ["Requantizer", "requant_input_layout"]
@@ -37,11 +38,11 @@ class Requantizer(wiring.Component):
 
     ``i``: stream of ``requant_input_layout``; ``o``: stream of u8.
     ``table``: stream of ``{addr, data}`` writes into the table, always ready.
-    Latency: 11 cycles, no stage with more than one wide addition or shift. The pipeline
+    Latency: 12 cycles, no stage with more than one wide addition, shift or count. The pipeline
     stalls while ``o`` is valid and not ready.
     """
 
-    LATENCY = 11
+    LATENCY = 12
 
     def __init__(self):
         super().__init__({
@@ -76,21 +77,17 @@ class Requantizer(wiring.Component):
         zp0, lo0, hi0 = (stage(8, field, name) for field, name in
                          ((inp.zero_point, "zp0"), (inp.lo, "lo0"), (inp.hi, "hi0")))
 
-        # Stage 1: sign, magnitude and leading-zero count of acc.
-        sign1 = stage(1, acc[31], "sign1")
-        magnitude = Signal(32)
-        m.d.comb += magnitude.eq(Mux(acc[31], -acc, acc))
-        lz = Signal(range(33))
-        m.d.comb += lz.eq(32)
-        for bit in range(32):
-            with m.If(magnitude[bit]):
-                m.d.comb += lz.eq(31 - bit)
-        mag1 = stage(32, magnitude, "mag1")
-        lz1 = stage(range(33), lz, "lz1")
-        mult1 = stage(32, mult0, "mult1")
+        # Stage 1: sign and magnitude of acc; then its leading-zero count.
+        sign0 = stage(1, acc[31], "sign0")
+        mag0 = stage(32, Mux(acc[31], -acc, acc), "mag0")
+        mult00 = stage(32, mult0, "mult00")
+        sign1 = stage(1, sign0, "sign1")
+        mag1 = stage(32, mag0, "mag1")
+        lz1 = stage(range(33), leading_zeros(mag0), "lz1")
+        mult1 = stage(32, mult00, "mult1")
         # zero point and clamp bounds, needed at stage 6
         zp6, lo7, hi7 = (delay(field, 8, stages, name) for field, name, stages in
-                         ((zp0, "zp", 7), (lo0, "lo", 8), (hi0, "hi", 8)))
+                         ((zp0, "zp", 8), (lo0, "lo", 9), (hi0, "hi", 9)))
 
         # Stage 2: int32 -> float32 (24-bit mantissa, round half to even): normalize, then
         # round

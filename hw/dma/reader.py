@@ -91,7 +91,10 @@ class AxiReader(wiring.Component):
 
         # R buffer and queue of commands for the realigner.
         m.submodules.rbuf = rbuf = DomainRenamer(dom)(SyncFIFOBuffered(width=width, depth=self.fifo_depth))
-        queue_layout = data.StructLayout({"offset": max(shift, 1), "length": LENGTH_WIDTH})
+        # each command for the realigner, with its first beat's decisions made on the way in
+        queue_layout = data.StructLayout({"offset": max(shift, 1), "length": LENGTH_WIDTH,
+                                          "first_last": 1, "first_count": range(lanes + 1),
+                                          "first_need_next": 1})
         m.submodules.cq = cq = DomainRenamer(dom)(
             SyncFIFOBuffered(width=queue_layout.size, depth=self.max_outstanding + 8))
 
@@ -110,8 +113,9 @@ class AxiReader(wiring.Component):
             axi.arburst.eq(AXI_BURST_INCR), axi.arlock.eq(0), axi.arcache.eq(0b0011),
             axi.arprot.eq(0),
         ]
-        r_error = axi.rvalid & axi.rready & (axi.rresp != 0)
-        halted = err.any() | clear_pending | r_error
+        # an error response on R stops AR issue in its own cycle, whether or not it is taken
+        # then (``rready`` is not in the term: it stays off the AR issue path)
+        halted = err.any() | clear_pending | (axi.rvalid & (axi.rresp != 0))
         m.d.comb += split.load.eq(split.active & ~halted & (credit >= split.blen) &
                                   (outstanding < self.max_outstanding) & (~arvalid | axi.arready))
         with m.If(split.load):
@@ -123,8 +127,13 @@ class AxiReader(wiring.Component):
             cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
             split.accept.eq(cmd.valid & cmd.ready & ~err.any()),
             cq.w_en.eq(split.accept),
-            cq.w_data.eq(Cat(split.offset, cmd.payload.length)),
         ]
+        entry = data.View(queue_layout, cq.w_data)
+        length = cmd.payload.length
+        m.d.comb += [entry.offset.eq(split.offset), entry.length.eq(length),
+                     entry.first_last.eq(length <= lanes),
+                     entry.first_count.eq(Mux(length <= lanes, length, lanes)),
+                     entry.first_need_next.eq(split.offset + Mux(length <= lanes, length, lanes) > lanes)]
 
         # R channel.
         r_fire = Signal()
@@ -153,11 +162,14 @@ class AxiReader(wiring.Component):
         need_next = Signal()
         shifted = Signal(width)
         word = rbuf.r_data
+        # the beat's decisions: from the queue on a command's first beat, else from registers
+        # loaded as the previous beat left
+        later_last, later_count, later_need_next = Signal(), Signal(range(lanes + 1)), Signal()
         m.d.comb += [
             left.eq(Mux(started, out_left, head.length)),
-            is_last.eq(left <= lanes),
-            count.eq(Mux(is_last, left, lanes)),
-            need_next.eq(head.offset + count > lanes),
+            is_last.eq(Mux(started, later_last, head.first_last)),
+            count.eq(Mux(started, later_count, head.first_count)),
+            need_next.eq(Mux(started, later_need_next, head.first_need_next)),
             shifted.eq(Cat(hold, word) >> Cat(Const(0, 3), head.offset)),
         ]
         m.submodules.data_buffer = data_buffer = DomainRenamer(dom)(SkidBuffer(self.beat_layout))
@@ -174,7 +186,10 @@ class AxiReader(wiring.Component):
                 m.d[dom] += [started.eq(0), hold_valid.eq(0)]
                 m.d.comb += cq.r_en.eq(1)
             with m.Else():
-                m.d[dom] += [started.eq(1), out_left.eq(left - lanes)]
+                following = Mux(left <= 2 * lanes, left - lanes, lanes)     # the next beat's count
+                m.d[dom] += [started.eq(1), out_left.eq(left - lanes),
+                             later_last.eq(left <= 2 * lanes), later_count.eq(following),
+                             later_need_next.eq(head.offset + following > lanes)]
 
         with m.If(advance & cq.r_rdy & ~err.any()):
             with m.If(head.offset == 0):

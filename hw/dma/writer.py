@@ -83,13 +83,15 @@ class AxiWriter(wiring.Component):
         m.d.comb += self.error.eq(err)
         with m.If(self.clear):
             m.d[dom] += clear_pending.eq(1)
-        b_error = axi.bvalid & axi.bready & (axi.bresp != 0)
-        abort = err.any() | clear_pending | b_error
+        # an error response on B stops AW issue and W data in its own cycle, whether or not
+        # it is taken then (``bready``, which waits on ``done``, stays off these paths)
+        abort = err.any() | clear_pending | (axi.bvalid & (axi.bresp != 0))
 
+        # each command for the W side, with its first beat's decision made on the way in
         queue_layout = data.StructLayout({"offset": max(shift, 1), "length": LENGTH_WIDTH,
-                                          "words": LENGTH_WIDTH + 1})
+                                          "words": LENGTH_WIDTH + 1, "first_last": 1, "first_need_in": 1})
         m.submodules.cq = cq = DomainRenamer(dom)(SyncFIFOBuffered(width=queue_layout.size, depth=8))
-        # burst lengths for the W side, and per-burst "last burst of its command" for B
+        # burst lengths (AWLEN) for the W side, and per-burst "last burst of its command" for B
         m.submodules.wq = wq = DomainRenamer(dom)(
             SyncFIFOBuffered(width=9, depth=self.max_outstanding))
         m.submodules.bq = bq = DomainRenamer(dom)(
@@ -120,7 +122,7 @@ class AxiWriter(wiring.Component):
         with m.Elif(axi.awready):
             m.d[dom] += awvalid.eq(0)
         m.d.comb += [
-            wq.w_en.eq(split.load), wq.w_data.eq(split.blen),
+            wq.w_en.eq(split.load), wq.w_data.eq(split.blen - 1),
             bq.w_en.eq(split.load), bq.w_data.eq(split.last_burst),
         ]
         can_take = ~split.active | (split.load & split.last_burst)
@@ -128,12 +130,13 @@ class AxiWriter(wiring.Component):
             cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
             split.accept.eq(cmd.valid & cmd.ready & ~err.any()),
             cq.w_en.eq(split.accept),
-            cq.w_data.eq(Cat(split.offset, cmd.payload.length, split.words)),
+            cq.w_data.eq(Cat(split.offset, cmd.payload.length, split.words, split.words == 1,
+                             cmd.payload.length != 0)),
         ]
 
         # W: align the packed input to the address, strobe head and tail.
         head = data.View(queue_layout, cq.r_data)
-        blen = wq.r_data
+        last_beat = wq.r_data             # the burst's AWLEN: its last beat's index
         beat = Signal(9)
         started = Signal()
         in_left = Signal(LENGTH_WIDTH)
@@ -142,6 +145,7 @@ class AxiWriter(wiring.Component):
         in_now = Signal(LENGTH_WIDTH)
         words_now = Signal(LENGTH_WIDTH + 1)
         need_in = Signal()
+        later_need_in, later_last = Signal(), Signal()      # the next beat's, as one leaves
         first, last = Signal(), Signal()
         aligned = Signal(2 * width)
         end_lane = Signal(range(lanes + 1))
@@ -152,9 +156,9 @@ class AxiWriter(wiring.Component):
         m.d.comb += [
             in_now.eq(Mux(started, in_left, head.length)),
             words_now.eq(Mux(started, out_left, head.words)),
-            need_in.eq(in_now != 0),
+            need_in.eq(Mux(started, later_need_in, head.first_need_in)),
             first.eq(~started),
-            last.eq(words_now == 1),
+            last.eq(Mux(started, later_last, head.first_last)),
             aligned.eq(Cat(Mux(started, hold, 0), word_in) << Cat(Const(0, 3), head.offset)),
             end_lane.eq((head.offset + head.length - 1)[0:shift] + 1),
             tail_shift.eq(lanes - end_lane),
@@ -166,7 +170,7 @@ class AxiWriter(wiring.Component):
             m.d[dom] += axi.wvalid.eq(0)
         w_go = Signal()
         wlast = Signal()
-        m.d.comb += wlast.eq(beat == blen - 1)
+        m.d.comb += wlast.eq(beat == last_beat)
         with m.If(w_go):
             m.d[dom] += [axi.wvalid.eq(1), axi.wlast.eq(wlast),
                          beat.eq(Mux(wlast, 0, beat + 1))]
@@ -188,7 +192,8 @@ class AxiWriter(wiring.Component):
                     m.d[dom] += started.eq(0)
                     m.d.comb += cq.r_en.eq(1)
                 with m.Else():
-                    m.d[dom] += [started.eq(1), out_left.eq(words_now - 1)]
+                    m.d[dom] += [started.eq(1), out_left.eq(words_now - 1),
+                                 later_need_in.eq(need_in & (in_now > lanes)), later_last.eq(words_now == 2)]
 
         # B: count responses, report finished commands.
         done = self.done
