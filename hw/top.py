@@ -8,6 +8,7 @@ from hw.dma.axi import AXI4LiteSignature, AXI4Signature
 from hw.config import AccelConfig
 from hw.control.controller import Controller
 from hw.datapath.core import ComputeCore
+from hw.datapath.pipeline import registered
 from hw.control.csr import CsrBank
 from hw.dma import AxiDma
 from hw.contract import COUNTERS, CONTROL_SOFT_RESET, CONTROL_START, CONTROL_START_QUEUE, register_map
@@ -121,19 +122,19 @@ class Accelerator(wiring.Component):
         m.d.comb += [csr.queue_cycles_lo.eq(queue.cycles[:32]), csr.queue_cycles_hi.eq(queue.cycles[32:])]
 
         # controller -> step walker -> tiler, sequencer
-        pointwise, depthwise = Signal(), Signal()
         connect(m, ctl.walker_desc, walker.desc)
         connect(m, walker.tiler_steps, tiler.steps)
         connect(m, walker.seq_steps, sequencer.steps)
         connect(m, tiler.cmd, ctl.tiler_cmd)
+        # the core's modes, registered: the descriptor is set at a layer's start, many cycles
+        # before its first command reaches the core
+        pointwise = registered(m, (ctl.active_descriptor.kernel_size == 1) & ~ctl.active_descriptor.depthwise,
+                               "pointwise")
+        depthwise = registered(m, ctl.active_descriptor.depthwise, "depthwise")
         m.d.comb += [tiler.descriptor.eq(ctl.active_descriptor),
                      sequencer.descriptor.eq(ctl.active_descriptor),
                      sequencer.zero_point.eq(ctl.active_zero_point),
                      core.pointwise.eq(pointwise), core.depthwise.eq(depthwise)]
-        # the core's modes, registered: the descriptor is set at a layer's start, many cycles
-        # before its first command reaches the core
-        m.d.sync += [pointwise.eq((ctl.active_descriptor.kernel_size == 1) & ~ctl.active_descriptor.depthwise),
-                     depthwise.eq(ctl.active_descriptor.depthwise)]
         for name in COMMAND_STREAMS:
             connect(m, getattr(sequencer, name), getattr(core, name))
 

@@ -193,11 +193,10 @@ class OutputBuffer(wiring.Component):
         accept = Signal()
         m.d.comb += [self.sums.ready.eq(cur_valid),
                      accept.eq(self.sums.valid & self.sums.ready)]
-        # each counter's last value, registered with the command, and whether the counter
-        # is at it (last_*), registered as the counters move: no adder or comparison
-        # before the handshakes
+        # whether each counter is at its last value (last_*), registered as the counters move
+        # from two values registered with the command: a single value (the last is 0), and
+        # the value before the last; no adder or comparison before the handshakes
         counted = ("groups", "out_rows", "channels", "kernel_groups")
-        # per counter: a single value (its last is 0), and its value before the last
         single = {name: Signal(name=f"single_{name}") for name in counted}
         before_last = {name: Signal.like(getattr(cur, name), name=f"before_last_{name}") for name in counted}
         last_g, last_xo, last_c, last_kg = (Signal(name=f"last_{n}") for n in ("g", "xo", "c", "kg"))

@@ -69,8 +69,9 @@ class PoolEngine(wiring.Component):
     ``ADDRESS_OVERFLOW`` and ``OUTSIDE_WINDOW`` for its reads and writes
     (``hw.contract.pool_extents``) against the address space and ``[window_base,
     window_base + window_size)``. ``done`` pulses (a register, the cycle after) when a
-    command ends: refused, its last write's B response in, or stopped on a DMA error (``code`` ``DMA_READ_ERROR`` /
-    ``DMA_WRITE_ERROR``; the caller clears the DMA engines); ``code`` is valid with
+    command ends: refused, its last write's B response in, or stopped on a DMA error
+    (``code`` ``DMA_READ_ERROR`` / ``DMA_WRITE_ERROR``; the caller clears the DMA
+    engines); ``code`` is valid with
     ``done`` and holds until the next command. Counters for the command's trace record:
     ``cycles``, ``dram_read_bytes``, ``dram_write_bytes``.
     """

@@ -130,10 +130,10 @@ class AxiReader(wiring.Component):
         ]
         entry = data.View(queue_layout, cq.w_data)
         length = cmd.payload.length
+        first_count = Mux(length <= lanes, length, lanes)
         m.d.comb += [entry.offset.eq(split.offset), entry.length.eq(length),
-                     entry.first_last.eq(length <= lanes),
-                     entry.first_count.eq(Mux(length <= lanes, length, lanes)),
-                     entry.first_need_next.eq(split.offset + Mux(length <= lanes, length, lanes) > lanes)]
+                     entry.first_last.eq(length <= lanes), entry.first_count.eq(first_count),
+                     entry.first_need_next.eq(split.offset + first_count > lanes)]
 
         # R channel.
         r_fire = Signal()

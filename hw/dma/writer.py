@@ -130,9 +130,11 @@ class AxiWriter(wiring.Component):
             cmd.ready.eq(~clear_pending & (err.any() | (can_take & cq.w_rdy))),
             split.accept.eq(cmd.valid & cmd.ready & ~err.any()),
             cq.w_en.eq(split.accept),
-            cq.w_data.eq(Cat(split.offset, cmd.payload.length, split.words, split.words == 1,
-                             cmd.payload.length != 0)),
         ]
+        entry = data.View(queue_layout, cq.w_data)
+        m.d.comb += [entry.offset.eq(split.offset), entry.length.eq(cmd.payload.length),
+                     entry.words.eq(split.words), entry.first_last.eq(split.words == 1),
+                     entry.first_need_in.eq(cmd.payload.length != 0)]
 
         # W: align the packed input to the address, strobe head and tail.
         head = data.View(queue_layout, cq.r_data)
