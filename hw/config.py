@@ -112,6 +112,11 @@ class AccelConfig:
         ``2i + 1`` share one multiplication per tap (``hw.datapath.dpe_pair``), so the
         array takes ``9 * kp * yp // 2`` DSPs; needs an even ``yp``. Outputs are
         bit-identical either way.
+    max_depthwise_lanes
+        Most channels a depthwise layer runs at once (1 to ``CHANNEL_BLOCK``): the line
+        buffer's lanes are ``min(kp, max_depthwise_lanes)`` (:attr:`depthwise_lanes`), each
+        a copy of its window logic (about 1,700 LUTs per array column), and array row
+        ``k`` below that takes lane ``k``.
     """
 
     kp: int = 3
@@ -133,6 +138,7 @@ class AccelConfig:
     csr_addr_width: int = 12
     max_queue_length: int = 4096
     dsp_packing: bool = False
+    max_depthwise_lanes: int = CHANNEL_BLOCK
 
     # (low, high) bounds of each field; powers of two where the hardware indexes by bits.
     LIMITS = {
@@ -153,6 +159,7 @@ class AccelConfig:
         "drain_words": (1, 16),
         "csr_addr_width": (12, 16),             # covers the register map; AXI4-Lite >= 12
         "max_queue_length": (1, 1 << 24),
+        "max_depthwise_lanes": (1, CHANNEL_BLOCK),     # the streaming buffer's row words per word
     }
     AXI_DATA_WIDTHS = (64, 128, 256, 512)
     POWER_OF_TWO = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
@@ -202,14 +209,18 @@ class AccelConfig:
 
     @property
     def depthwise_lanes(self):
-        """Channels the line buffer carries at once, one per array row, for depthwise
-        layers (derived): KP, when KP <= CHANNEL_BLOCK (the streaming buffer's lanes);
-        otherwise 1, and depthwise layers do not run on the array."""
-        return self.kp if self.kp <= CHANNEL_BLOCK else 1
+        """Channels a depthwise layer runs at once, one per array row (derived): the line
+        buffer's lanes, ``min(kp, max_depthwise_lanes)``. Below KP, the rows past them
+        idle in depthwise layers, and a depthwise tile is one group of lanes
+        (:attr:`max_depthwise_tile_k`)."""
+        return min(self.kp, self.max_depthwise_lanes)
 
     @property
-    def supports_depthwise(self):
-        return self.kp <= CHANNEL_BLOCK
+    def max_depthwise_tile_k(self):
+        """Largest T_K of a depthwise layer (derived): the descriptor's 16-bit limit when
+        the lanes are KP (a tile's kernel groups run one after the other), else
+        :attr:`depthwise_lanes` (a tile is one group of channels)."""
+        return (1 << 16) - 1 if self.depthwise_lanes == self.kp else self.depthwise_lanes
 
     @property
     def max_channel_images(self):

@@ -197,7 +197,7 @@ COUNTERS = ("cycles", "array_busy_cycles", "dram_read_bytes", "dram_write_bytes"
             "stall_input_cycles", "stall_weights_cycles", "stall_output_cycles")
 
 MAGIC = 0x44504547          # "DPEG"
-VERSION = 0x00010006        # 1.6 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
+VERSION = 0x00010007        # 1.7 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUTSIDE_WINDOW, CFG_* of every field;
                             # 1.3: channel-packed 1x1 layers, their weight layout, BAD_CHANNEL_TILE,
                             # depthwise layers: DESC_DEPTHWISE, BAD_DEPTHWISE;
                             # 1.4: the command queue: QUEUE_*, TRACE_ADDR, CONTROL_START_QUEUE,
@@ -206,7 +206,9 @@ VERSION = 0x00010006        # 1.6 (1.1: TILE_ROWS_OVERFLOW; 1.2: DMA window, OUT
                             # DESC_ADD_*, the RESIDUAL DMA kind; queued pooling passes: op POOL,
                             # BAD_POOL;
                             # 1.6: 3x3 weights channel-major (C, K, 9), whole KP x 9 words per beat;
-                            # CFG_DSP_PACKING (two products per DSP))
+                            # CFG_DSP_PACKING (two products per DSP);
+                            # 1.7: depthwise layers on every KP, min(KP, max_depthwise_lanes)
+                            # channels at once; CFG_MAX_DEPTHWISE_LANES)
 
 CONTROL_START = 1 << 0      # write 1: start the layer described by the descriptor registers
 CONTROL_SOFT_RESET = 1 << 1  # write 1: abort everything and return to idle
@@ -235,7 +237,8 @@ class ErrorCode(IntEnum):
     OUTSIDE_WINDOW = 14     # a read or write of the layer leaves [WINDOW_BASE, WINDOW_BASE + WINDOW_SIZE)
     BAD_CHANNEL_TILE = 15   # a 1x1 layer's tile_c is below C and not a multiple of CHANNEL_BLOCK
     BAD_DEPTHWISE = 16      # depthwise with kernel_size != 3, channels != kernels, tile_c != tile_k,
-                            # or on a configuration with kp > CHANNEL_BLOCK
+                            # or tile_k > max_depthwise_tile_k (the depthwise lanes when they are
+                            # fewer than kp)
     BAD_QUEUE = 17          # QUEUE_LENGTH is 0 or above max_queue_length
     QUEUE_OUTSIDE_WINDOW = 18  # the command list or the trace area leaves the DMA window
                                # or the address space
@@ -573,6 +576,9 @@ def register_map(cfg: AccelConfig = AccelConfig()):
     # 1.6: configuration fields added since, after every 1.5 register (a flag reads 0 / 1)
     for name in CFG_FIELDS_1_6:
         rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=int(getattr(cfg, name)))
+    # 1.7: after every 1.6 register
+    for name in CFG_FIELDS_1_7:
+        rm.add(f"CFG_{name.upper()}", "ro", f"generated configuration: {name}", reset=getattr(cfg, name))
     return rm
 
 
@@ -590,5 +596,7 @@ CFG_FIELDS_1_2 = ("max_outstanding_writes", "read_buffer_depth", "read_route_dep
 CFG_FIELDS_1_3 = ("drain_words",)
 # ... since 1.4
 CFG_FIELDS_1_4 = ("max_queue_length",)
-# ... and since 1.6
+# ... since 1.6
 CFG_FIELDS_1_6 = ("dsp_packing",)
+# ... and since 1.7
+CFG_FIELDS_1_7 = ("max_depthwise_lanes",)

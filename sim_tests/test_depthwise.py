@@ -1,6 +1,7 @@
 """Depthwise and grouped convolutions end to end in Verilator, bit-exact with PyTorch.
 
-Depthwise 3x3 layers (groups = C = K) run whole on the array, KP channels at once: channel
+Depthwise 3x3 layers (groups = C = K) run whole on the array, min(KP, 9) channels at once
+(configurations with KP above nine included): channel
 counts that are and are not multiples of KP, every padding, stride 1 and 2, per-tensor and
 per-channel weights, ReLU and ReLU6 (the activation table), tiles split in every
 dimension. Other grouped layers (3x3 and 1x1 groups) run one group at a time.
@@ -53,6 +54,34 @@ def test_depthwise_layers(stride):
         whole = {"k": c, "c": c, "xo": xo, "yo": yo}
         layers.append((conv, x, expected, split if index % 2 else whole))
     run_checked_batch(CFG, layers, latency=40)
+
+
+@pytest.mark.parametrize("cfg", [AccelConfig(kp=12, yp=4),
+                                 AccelConfig(kp=10, yp=2, dsp_packing=True, max_depthwise_lanes=3)],
+                         ids=["kp12", "kp10_packed_3_lanes"])
+def test_depthwise_on_a_wide_array(cfg):
+    """Fewer depthwise lanes than KP (9 lanes for KP 12; 3 for KP 10): a depthwise tile is
+    one group of at most that many channels on the first array rows (the rows past them
+    idle); channel counts below, at and above it, both strides, split and whole tiles,
+    the planner's tiles."""
+    from host.compiler.planner import layer_tiles
+    lanes = cfg.depthwise_lanes
+    assert lanes < cfg.kp and cfg.max_depthwise_tile_k == lanes
+    rng = np.random.default_rng(cfg.kp)
+    layers = []
+    for index, (c, stride) in enumerate(((4, 1), (9, 2), (20, 1), (32, 2), (13, 1))):
+        padding = (1, 0, 2, 1, 1)[index]
+        h, w = int(rng.integers(6, 13)), int(rng.integers(6, 15))
+        conv, x, expected = grouped_layer(rng, c=c, k=c, groups=c, kernel=3, stride=stride,
+                                          padding=padding, h=h, w=w, per_channel=bool(index % 2),
+                                          activation=(None, "relu", "relu6")[index % 3])
+        xo, yo = conv.output_shape(h, w)
+        tk = min(c, lanes) if index % 2 else max(1, min(c, lanes) // 2 + 1)
+        tiles = ({"k": tk, "c": tk, "xo": max(1, xo // 2), "yo": max(1, yo // 2)} if index < 4
+                 else layer_tiles(cfg, conv, h, w))
+        assert tiles["k"] <= lanes
+        layers.append((conv, x, expected, tiles))
+    run_checked_batch(cfg, layers, latency=30)
 
 
 def test_depthwise_axi_pauses():

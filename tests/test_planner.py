@@ -138,7 +138,7 @@ def test_overflow_names_the_buffer():
                           streaming_buffer_words=1 << 16, stationary_buffer_depth=4096,
                           output_buffer_depth=4096, max_output_dim=4096, macs_per_cycle=36,
                           axi_data_width=128, max_outstanding_reads=8, max_outstanding_writes=8,
-                          drain_words=1)
+                          drain_words=1, depthwise_lanes=2, max_depthwise_tile_k=65535)
     with pytest.raises(schedule.BufferOverflow, match=r"line_buffer_depth >= 3 activations per row"):
         plan(cfg, ConvShape(4, 4, 12, 12, 3, 1, 0))
     # a 1x1 layer's smallest tile is one channel block: its stationary need is KP slices
@@ -161,6 +161,34 @@ def test_depthwise_tiles_take_the_kernels_channels():
     assert tiles["c"] == tiles["k"]
     run = prepare_layer(AccelConfig(), conv, np.zeros((1, 32, 14, 14), np.uint8), tiles)
     assert {n: run.descriptor["tile_" + n] for n in tiles} == tiles and run.descriptor["depthwise"]
+
+
+def test_depthwise_tiles_on_a_wide_array_are_one_group_of_lanes():
+    """With KP > 9 a depthwise tile holds at most 9 channels (the line buffer's lanes):
+    the planner's tiles keep to it, the driver refuses a larger tile naming the limit and
+    the golden machine (the hardware's check) answers BAD_DEPTHWISE."""
+    import numpy as np
+    from host.golden.machine import descriptor_error as validate
+    from host.golden.quant import QuantConv
+    from host.runtime.driver import prepare_layer
+    from hw.contract import ErrorCode
+    cfg = AccelConfig(kp=16, yp=4)
+    assert cfg.depthwise_lanes == 9 and AccelConfig(kp=6).depthwise_lanes == 6
+    assert AccelConfig(kp=6, max_depthwise_lanes=2).max_depthwise_tile_k == 2
+    with pytest.raises(ValueError, match=r"max_depthwise_lanes must be in \[1, 9\]"):
+        AccelConfig(max_depthwise_lanes=10)
+    conv = QuantConv(weight=np.ones((40, 1, 3, 3), np.int8), bias_q=np.zeros(40), multiplier=0.01,
+                     input_zero_point=3, output_zero_point=0, stride=1, padding=1, groups=40)
+    tiles = plan(cfg, ConvShape.from_conv(conv, 14, 14)).tiles
+    assert tiles["c"] == tiles["k"] <= 9
+    x = np.zeros((1, 40, 14, 14), np.uint8)
+    run = prepare_layer(cfg, conv, x, tiles)
+    assert validate(cfg, run.descriptor, run.table_addr, (0, 1 << 40)) == ErrorCode.NONE
+    with pytest.raises(schedule.BufferOverflow, match=r"max_depthwise_tile_k >= 10 depthwise channels"):
+        prepare_layer(cfg, conv, x, dict(tiles, k=10, c=10))
+    wide = dict(run.descriptor, tile_k=10, tile_c=10)
+    assert validate(cfg, wide, run.table_addr, (0, 1 << 40)) == ErrorCode.BAD_DEPTHWISE
+    assert validate(AccelConfig(kp=9), wide, run.table_addr, (0, 1 << 40)) != ErrorCode.BAD_DEPTHWISE
 
 
 def test_layer_tiles_are_the_plans_and_the_driver_plans_nothing():

@@ -18,7 +18,7 @@ output tiles:
   over the reader's outstanding bursts; so a Linear layer at batch 1 is bound by its
   weight bytes on the bus. The next step's load overlaps the current step's compute
   (ping-pong halves); a tile's drain (``drain_words`` words of YP outputs of a row per
-  cycle, or its output transfers' issue) overlaps the next tile. The model adds a fixed part, the
+  cycle, its output bytes on the bus, or its output transfers' issue) overlaps the next tile. The model adds a fixed part, the
   first load, per step ``max(compute, next load)``, per tile the larger of that and the
   drain (with the output buffer's hand-over between halves) and the last drain. A fused
   residual addition (``ConvShape.residual``) reads each output transfer's bytes beside
@@ -308,7 +308,7 @@ def _parts(cfg, d, timing, memo):
                     "count": nk * nx * ny, "body": body,
                     "wrap": max(last_compute, steps[0][2] + res_bus), "last": last_compute,
                     "first_load": steps[0][2],
-                    "drain": max(last_w["drain"], out_n * write_issue),
+                    "drain": max(last_w["drain"], out_n * write_issue, last_w["out_bytes"] / bus),
                     "drain_beats": last_w["drain"],
                     "beats": sum(w["beats"] * n for w, _, _, _, n in steps),
                     "read": read + res_bytes,
@@ -438,6 +438,9 @@ def candidates(cfg, layer):
     depthwise layer's ``c`` are its ``k``)."""
     layer = _as_shape(layer)
     k = _axis_candidates(layer.kernels, cfg.kp)
+    if layer.depthwise:         # whole groups of depthwise lanes, at most max_depthwise_tile_k
+        limit = min(layer.kernels, cfg.max_depthwise_tile_k)
+        k = sorted({t for t in _axis_candidates(layer.kernels, cfg.depthwise_lanes) if t <= limit} | {limit})
     c = k if layer.depthwise else _channel_candidates(layer.channels, layer.kernel_size)
     return {"k": k, "c": c, "xo": _axis_candidates(layer.out_height),
             "yo": _axis_candidates(layer.out_width, cfg.yp)}

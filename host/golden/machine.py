@@ -53,7 +53,7 @@ def descriptor_error(cfg, d, table_addr, window):
     if R == 1 and d["channels"] > d["tile_c"] and d["tile_c"] % CHANNEL_BLOCK:
         return ErrorCode.BAD_CHANNEL_TILE
     if d.get("depthwise") and (R != 3 or d["channels"] != d["kernels"] or d["tile_c"] != d["tile_k"]
-                               or not cfg.supports_depthwise):
+                               or d["tile_k"] > cfg.max_depthwise_tile_k):
         return ErrorCode.BAD_DEPTHWISE
     needs = buffer_needs(cfg, d)
     for code, name in ((ErrorCode.LINE_BUFFER_OVERFLOW, "line_buffer_depth"),

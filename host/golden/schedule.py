@@ -34,8 +34,9 @@ def buffer_needs(cfg, desc):
     (a flat tile's channel as one row of ``rows * cols`` bytes).
     A weight tile is ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels (3x3) or
     ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels. A
-    depthwise tile's channels go KP to a block of words, channel ``c`` to lane ``c mod KP``,
-    and its weight tile is ``ceil(T_K / KP)`` kernel groups of one channel.
+    depthwise tile's channels go L = ``cfg.depthwise_lanes`` (KP, at most 9) to a block of
+    words, channel ``c`` to lane ``c mod L``, and its weight tile is ``ceil(T_K / KP)``
+    kernel groups of one channel (T_K <= L when KP > 9).
     """
     word = word_bytes_for(cfg.yp)
     d = desc
@@ -51,7 +52,7 @@ def buffer_needs(cfg, desc):
     row_words = d["tile_c"] * rows * ceil_div(cols, word)
     blocks = ceil_div(d["tile_c"], CHANNEL_BLOCK)
     if d.get("depthwise"):
-        streaming = ceil_div(d["tile_c"], cfg.kp) * rows * ceil_div(cols, word)
+        streaming = ceil_div(d["tile_c"], cfg.depthwise_lanes) * rows * ceil_div(cols, word)
         channels = 1
     elif R == 1:
         # a flat tile's channel is one row of rows * cols pixels
@@ -68,6 +69,8 @@ def buffer_needs(cfg, desc):
         "max_output_dim": min(d["tile_xo"], xo_total) * yo_total if tiling.flat_tiles(d) else 0,
         "line_buffer_depth": cols if R == 3 else 0,
         "max_tile_rows": max(rows, out_rows),
+        # a depthwise tile's channels, at most one group of lanes when KP > 9
+        "max_depthwise_tile_k": d["tile_k"] if d.get("depthwise") else 0,
         "streaming_buffer_words": streaming,
         "stationary_buffer_depth": groups_k * cfg.kp * channels,
         "output_buffer_depth": groups_k * d["tile_xo"] * ceil_div(d["tile_yo"], cfg.yp) * cfg.kp * cfg.yp,
@@ -82,6 +85,7 @@ def buffer_limit(cfg, name):
 def check_fits(cfg, desc):
     """Raise :class:`BufferOverflow` naming the first buffer a tile of ``desc`` overflows."""
     units = {"max_output_dim": "output columns", "line_buffer_depth": "activations per row", "max_tile_rows": "rows per tile",
+             "max_depthwise_tile_k": "depthwise channels per tile",
              "streaming_buffer_words": f"words of {CHANNEL_BLOCK} row words",
              "stationary_buffer_depth": "weight slices", "output_buffer_depth": "int32 sums"}
     for name, needed in buffer_needs(cfg, desc).items():
@@ -109,7 +113,7 @@ def step_commands(cfg: AccelConfig, desc, st, zero_point):
         groups = ceil_div(st.tyo, cfg.yp)
         block_words = st.rows_in * row_words
         cmds["iact_rows"] = {"rows": st.tc * st.rows_in, "row_bytes": st.cols_in}
-        cmds["iact_load"] = {"words": words, "block_words": block_words, "block_lanes": cfg.kp}
+        cmds["iact_load"] = {"words": words, "block_words": block_words, "block_lanes": cfg.depthwise_lanes}
         cmds["iact_replay"] = {"words": words, "replays": 1, "pointwise": 1, "blocks": groups_k,
                                "rows": st.rows_in, "row_words": row_words, "row_step": row_words,
                                "block_words": block_words}

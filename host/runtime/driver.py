@@ -63,8 +63,9 @@ class LayerRun:
 
 def runs_depthwise(cfg, conv):
     """Whether the accelerator runs ``conv`` as one depthwise layer (3x3, groups = C = K,
-    a configuration with ``kp <= 9``); other grouped layers run one group at a time."""
-    return conv.depthwise and conv.kernel_size == 3 and cfg.supports_depthwise
+    ``cfg.depthwise_lanes`` channels at once); other grouped layers run one group at a
+    time."""
+    return bool(conv.depthwise) and conv.kernel_size == 3
 
 
 def window_writes(cfg, base, size):
@@ -131,7 +132,7 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
     if conv.groups != 1 and not runs_depthwise(cfg, conv):
         raise QuantError(f"a grouped layer (groups={conv.groups}) other than a 3x3 depthwise one "
                          f"runs as one layer per group (QuantConv.group); the accelerator runs "
-                         f"depthwise layers whole{'' if cfg.supports_depthwise else ' only when kp <= 9'}")
+                         f"3x3 depthwise layers whole")
     dram = DramImage(base=base)
     desc = layer_descriptor(conv, x_u8.shape, dram, tiles, residual)
     schedule.check_fits(cfg, desc)

@@ -4,10 +4,12 @@ Searches KP, YP and buffer depths for the fewest modelled network cycles
 (``host.compiler.planner``: the best L3 tiles of every layer under each configuration) among
 configurations whose modelled resources fit the device (``gen.report.BUDGET``).
 Layers run as the compiler places them: square kernels other than 1 and 3 (up to 9) as
-the 3x3 convolution it decomposes them into, 3x3 depthwise layers whole (one channel at
-a time where KP > 9), other grouped layers one group at a time; layers the accelerator
-cannot run (strides other than 1 and 2, larger kernels) are listed as CPU layers, their
-MACs apart: network utilization and frames per second count the accelerator layers.
+the 3x3 convolution it decomposes them into, 3x3 depthwise layers whole
+(``AccelConfig.depthwise_lanes`` channels at once), other grouped layers one group at a
+time; layers the accelerator cannot run (strides other than 1 and 2, larger kernels) are
+listed as CPU layers, their MACs apart: network utilization and frames per second count
+the accelerator layers. The resource model (:func:`resources`) is calibrated on yosys
+estimates of the blocks and of two whole accelerators.
 
 Writes ``<out>/dse_<model>.json`` and ``<out>/dse_<model>.png`` (per-layer utilization
 and a roofline; needs matplotlib). ``--summary`` compares ResNet-18, ResNet-50 and
@@ -23,6 +25,7 @@ a configuration's fps are at ``CLOCK_MHZ``, marked ``"clock": "assumed"``.
 """
 
 import argparse
+import bisect
 import dataclasses
 import itertools
 import json
@@ -41,7 +44,7 @@ from host.compiler.pool_model import pool_model, pool_pass
 from hw.contract import PoolMode
 from host.golden.schedule import BufferOverflow
 
-__all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "runs", "layer_macs", "evaluate",
+__all__ = ["resources", "accelerator_layers", "pool_passes", "pool_report", "layer_macs", "evaluate",
            "network_report",
            "search", "exhaustive_search", "summary", "config_key", "load_clock_estimates",
            "estimate_clocks", "clock_for", "SPACE", "NETWORKS", "DPU_FPS", "main"]
@@ -65,36 +68,90 @@ NETWORKS = ("resnet50", "resnet18", "mobilenet_v2")
 # ImageNet ResNet-18 for the ZCU104.
 DPU_FPS = {"resnet50": (84.7, 161.9), "mobilenet_v2": (284.7, 621.0)}
 
-# Resource model, calibrated on yosys synth_xilinx (xcup) of the blocks:
-# dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP;
-# requant: 629 LUT / 408 FF / 2 DSP, one per array column in the calibrated designs (they
-# drained one word of a row per cycle: ``drain_words`` 1); ``drain_words * yp`` of them.
+# Resource model, calibrated on yosys synth_xilinx (xcup): blocks, then two whole
+# accelerators.
+# dpe_array (3, 4): 1,603 LUT / 3,378 FF / 108 DSP; (8, 8): 8,519 LUT / 15,878 FF / 576 DSP
+# (checked: (10, 8) packed, 11,287 LUT as modelled).
 LUT_PER_DPE = (8519 - 1603) / (64 - 12)
 FF_PER_DPE = (15878 - 3378) / (64 - 12)
 LUT_ARRAY_BASE = 1603 - LUT_PER_DPE * 12
 FF_ARRAY_BASE = 3378 - FF_PER_DPE * 12
-REQUANT = {"LUT": 629, "FF": 408, "DSP": 2}
 # dsp_packing (two products per DSP48E2, DPE pairs): dpe_array (3, 4): 1,699 LUT / 3,432 FF
 # / 54 DSP; (8, 8): 9,031 LUT / 16,166 FF / 288 DSP
 PACKED_LUT_PER_DPE = (9031 - 1699) / (64 - 12)
 PACKED_FF_PER_DPE = (16166 - 3432) / (64 - 12)
 PACKED_LUT_ARRAY_BASE = 1699 - PACKED_LUT_PER_DPE * 12
 PACKED_FF_ARRAY_BASE = 3432 - PACKED_FF_PER_DPE * 12
-# Everything outside the array and the requantizers (DMA, tiler, sequencer, controller,
-# CSRs, buffers' logic, line buffer), calibrated on the yosys estimate of the whole default
-# accelerator (KP=3, YP=4): 28,277 LUT, 15,911 FF, 172 DSP, 104.5 BRAM36.
-FIXED = {"LUT": 28_277 - 1_603 - 4 * 629, "FF": 15_911 - 3_378 - 4 * 408, "DSP": 172 - 108 - 4 * 2}
-# Logic that grows with the array outside the DPEs (output-buffer and line-buffer muxes,
-# wider words): fitted so that the model also reproduces the yosys estimate of the whole
-# accelerator at KP=16, YP=11: 93,728 LUT, 73,593 FF, 1,662 DSP, 215 BRAM36.
-SYSTEM_PER_DPE = {"LUT": 239.24, "FF": 93.92}
-FIXED["LUT"] -= round(12 * SYSTEM_PER_DPE["LUT"])
-FIXED["FF"] -= round(12 * SYSTEM_PER_DPE["FF"])
-# FIFOs of the DMA reader (512 x 134 bit) and the controller's write queues (512 x 72, 512 x 32)
-FIXED_BRAM36 = 4
-# BRAM36 aspect ratios (depth, width); URAM288 is 4K x 72
-BRAM_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
-URAM_SHAPES = ((4096, 72),)
+# the requantizer: ``drain_words * yp`` of them
+REQUANT = {"LUT": 674, "FF": 794, "DSP": 2}
+# the line buffer (row ring, slots 8, rows of 256) by YP (measured: 1, 3 and 9 lanes at
+# YP 4, 8 and 16; 1 and 2 at 16): one lane, and each further
+# depthwise lane (its own window logic; the array's rows then select among the lanes:
+# 72 LUT and 72 FF per column and lane, as dpe_array (10, 8) with 9 lanes against 1)
+LINE_BUFFER = {"LUT": {4: 7_239, 8: 15_016, 16: 33_698}, "FF": {4: 3_040, 8: 5_374, 16: 10_044}}
+LINE_BUFFER_LANE = {"LUT": {4: (19_652 - 7_239) / 2, 8: (124_997 - 15_016) / 8, 16: 64_174 - 33_698},
+                    "FF": {4: (7_712 - 3_040) / 2, 8: (42_750 - 5_374) / 8, 16: 19_388 - 10_044}}
+ARRAY_LANE_PER_COLUMN = {"LUT": 72, "FF": 72}
+# the whole accelerator, yosys estimates of this design: default (KP=3, YP=4, drain 2, 3
+# depthwise lanes) 73,756 LUT, 43,721 FF, 256 DSP, 123.5 BRAM36; KP=24, YP=8, packed,
+# stationary 16384, output 65536, drain 4, 1 lane: 227,661 LUT, 127,397 FF, 1,059 DSP,
+# 847.5 BRAM36 (684 of them the output buffer's 4 x 2 banks of 86 x 6,144 bits, one
+# RAMB18 per 36 bits: its memories are as wide as the array's KP x YP sums)
+WHOLE = (({"kp": 3, "yp": 4}, {"LUT": 73_756, "FF": 43_721, "DSP": 256}),
+         ({"kp": 24, "yp": 8, "dsp_packing": True, "stationary_buffer_depth": 16384,
+           "output_buffer_depth": 65536, "drain_words": 4, "max_depthwise_lanes": 1},
+          {"LUT": 227_661, "FF": 127_397, "DSP": 1_059}))
+# FIFOs of the DMA reader (512 x 134 bit) and the controller's queues
+FIXED_BRAM36 = 3.5
+# block RAM aspect ratios (depth, width) and their cost in BRAM36: RAMB36E2 and RAMB18E2
+BRAM_SHAPES = (tuple(((d, w), 1) for d, w in ((32768, 1), (16384, 2), (8192, 4), (4096, 9),
+                                                (2048, 18), (1024, 36), (512, 72))) +
+               tuple(((d, w), 0.5) for d, w in ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
+                                                  (1024, 18), (512, 36))))
+
+
+def _by_yp(points, yp):
+    """A block's measured figure at ``yp``, linear between (and beyond) the measured YPs."""
+    xs = sorted(points)
+    i = min(max(bisect.bisect_left(xs, yp), 1), len(xs) - 1)
+    lo, hi = xs[i - 1], xs[i]
+    return points[lo] + (points[hi] - points[lo]) * (yp - lo) / (hi - lo)
+
+
+def _parts(cfg, resource):
+    """The modelled blocks' ``resource`` (LUT, FF or DSP): the array, the requantizers,
+    the line buffer and its depthwise lanes."""
+    n = cfg.kp * cfg.yp
+    requantizers = cfg.drain_words * cfg.yp
+    if resource == "DSP":
+        return 9 * n // (2 if cfg.dsp_packing else 1) + REQUANT["DSP"] * requantizers
+    if cfg.dsp_packing:
+        base, per_dpe = ((PACKED_LUT_ARRAY_BASE, PACKED_LUT_PER_DPE) if resource == "LUT"
+                         else (PACKED_FF_ARRAY_BASE, PACKED_FF_PER_DPE))
+    else:
+        base, per_dpe = ((LUT_ARRAY_BASE, LUT_PER_DPE) if resource == "LUT"
+                         else (FF_ARRAY_BASE, FF_PER_DPE))
+    lane = _by_yp(LINE_BUFFER_LANE[resource], cfg.yp) + ARRAY_LANE_PER_COLUMN[resource] * cfg.yp
+    return (base + per_dpe * n + REQUANT[resource] * requantizers
+            + _by_yp(LINE_BUFFER[resource], cfg.yp) + lane * (cfg.depthwise_lanes - 1))
+
+
+def _fit_rest():
+    """Everything else (DMA, tiler, sequencer, controller, CSRs, pooling engine, the
+    buffers' logic, the output buffer's adders and drain muxes): ``fixed + per_dpe * KP
+    * YP`` per resource, solved from the two whole accelerators of ``WHOLE``."""
+    (a_fields, a_res), (b_fields, b_res) = WHOLE
+    a, b = AccelConfig(**a_fields), AccelConfig(**b_fields)
+    rest = {}
+    for r in ("LUT", "FF", "DSP"):
+        ra, rb = a_res[r] - _parts(a, r), b_res[r] - _parts(b, r)
+        per_dpe = 0.0 if r == "DSP" else (rb - ra) / (b.kp * b.yp - a.kp * a.yp)
+        rest[r] = (ra - per_dpe * a.kp * a.yp, per_dpe)
+    return rest
+
+
+REST = _fit_rest()
+
 
 SPACE = {
     "kp": (2, 3, 4, 6, 8, 12, 16, 24, 32),
@@ -105,47 +162,37 @@ SPACE = {
     "line_buffer_depth": (256,),
     "dsp_packing": (False, True),
     "drain_words": (1, 2, 4),
+    "max_depthwise_lanes": (1, 3, 9),
 }
 
 
-def _memory(depth, width, shapes=BRAM_SHAPES):
-    """Blocks for one ``depth`` x ``width`` memory: the best of the block's aspect ratios."""
-    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in shapes)
+def _memory(depth, width):
+    """BRAM36 for one ``depth`` x ``width`` memory: the best of the block RAMs' aspect
+    ratios (a RAMB18E2 counts half)."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) * cost for (d, w), cost in BRAM_SHAPES)
 
 
 def resources(cfg: AccelConfig):
-    """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration."""
+    """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration (the design maps no
+    memory to UltraRAM)."""
     n = cfg.kp * cfg.yp
+    res = {r: round(_parts(cfg, r) + REST[r][0] + REST[r][1] * n) for r in ("LUT", "FF", "DSP")}
     word = word_bytes_for(cfg.yp)
-    requantizers = cfg.drain_words * cfg.yp
-    if cfg.dsp_packing:
-        lut_base, lut_dpe, ff_base, ff_dpe = (PACKED_LUT_ARRAY_BASE, PACKED_LUT_PER_DPE,
-                                              PACKED_FF_ARRAY_BASE, PACKED_FF_PER_DPE)
-    else:
-        lut_base, lut_dpe, ff_base, ff_dpe = LUT_ARRAY_BASE, LUT_PER_DPE, FF_ARRAY_BASE, FF_PER_DPE
-    res = {
-        "DSP": 9 * n // (2 if cfg.dsp_packing else 1) + REQUANT["DSP"] * requantizers + FIXED["DSP"],
-        "LUT": round(lut_base + (lut_dpe + SYSTEM_PER_DPE["LUT"]) * n
-                     + REQUANT["LUT"] * requantizers + FIXED["LUT"]),
-        "FF": round(ff_base + (ff_dpe + SYSTEM_PER_DPE["FF"]) * n
-                    + REQUANT["FF"] * requantizers + FIXED["FF"]),
-    }
-    # one memory per buffer, both ping-pong halves in it (the output buffer: one per half)
-    kernel_groups_words = cfg.stationary_buffer_depth // cfg.kp
-    out_words = cfg.output_buffer_depth // n
-    # streaming buffer: words of CHANNEL_BLOCK row words; stationary buffer: words of KP
-    # slices of 9 weights (written whole)
+    # the streaming buffer: both halves' words of CHANNEL_BLOCK row words; the stationary
+    # buffer: KP slices of 9 weights a word (written whole)
     bram = (_memory(2 * cfg.streaming_buffer_words, CHANNEL_BLOCK * word * 8) +
-            _memory(2 * kernel_groups_words, cfg.kp * CHANNEL_BLOCK * 8) + FIXED_BRAM36)
-    # per-kernel parameters (88 bits) of both halves, in the output buffer
-    params = 2 * (1 << max(0, math.ceil(math.log2(max(1, min(4096, out_words * cfg.kp))))))
-    bram += _memory(params, 88)
-    out = 2 * _memory(out_words, n * 32)
-    res["BRAM36"] = bram + out
+            _memory(2 * (cfg.stationary_buffer_depth // cfg.kp), cfg.kp * CHANNEL_BLOCK * 8))
+    # the output buffer (hw.datapath.output_buffer): per half, drain_words banks of KP x YP
+    # int32 sums a word, and the parameter records (88 bits) of up to max_kernels kernels
+    out_words = max(1, cfg.output_buffer_depth // n)
+    max_kernels = min(cfg.max_output_dim, out_words * cfg.kp)
+    bram += 2 * cfg.drain_words * _memory(math.ceil(out_words / cfg.drain_words), n * 32)
+    bram += _memory(2 << max(1, (max_kernels - 1).bit_length()), 88)
+    # the residual queue (hw.datapath.core): an output buffer's worth of bus beats
+    bus = cfg.axi_data_width // 8
+    bram += _memory(max(2, cfg.output_buffer_depth // bus), cfg.axi_data_width + 6)
+    res["BRAM36"] = bram + FIXED_BRAM36
     res["URAM"] = 0
-    if res["BRAM36"] > BUDGET["BRAM36"]:
-        res["BRAM36"] = bram
-        res["URAM"] = 2 * _memory(out_words, n * 32, URAM_SHAPES)
     return res
 
 
@@ -173,7 +220,7 @@ def accelerator_layers(layers):
     1x1 and 3x3 convolutions run as they are; other square kernels up to 9x9 as the 3x3
     convolution the compiler decomposes them into (named as the table's layer; its MACs
     include the zero-padded taps). A 3x3 depthwise layer is one depthwise ConvShape
-    (:func:`runs` tells how a configuration runs it); other grouped 1x1 / 3x3 layers one
+    (``AccelConfig.depthwise_lanes`` channels at once); other grouped 1x1 / 3x3 layers one
     ConvShape per group (named ``name[g]``). Other strides, grouped layers of other
     kernels and layers a torch layer table marks unsupported stay on the CPU. A layer
     whose ``residual`` addition follows it has it fused (``ConvShape.residual``)."""
@@ -239,15 +286,6 @@ def pool_report(cfg, layers):
             for name, p in pool_passes(layers)]
 
 
-def runs(cfg, shape):
-    """``(shape run, times)``: a depthwise layer runs whole on a configuration that
-    supports it (KP <= 9), else one channel at a time (a 1 -> 1 3x3 conv per channel)."""
-    if shape.depthwise and not cfg.supports_depthwise:
-        return ConvShape(1, 1, shape.height, shape.width, 3, shape.stride, shape.padding,
-                         shape.name), shape.channels
-    return shape, 1
-
-
 def layer_macs(l):
     """MACs of a layer-table row as the network defines them (a grouped convolution's
     kernels see ``C / groups`` channels; no zero-padded taps)."""
@@ -266,27 +304,26 @@ def _key(shape):
 
 
 def _lower_bound(cfg, shapes):
-    return sum(min_array_beats(cfg, s) * n for s, n in (runs(cfg, s) for s in shapes))
+    return sum(min_array_beats(cfg, s) for s in shapes)
 
 
 def evaluate(cfg, shapes, limit=None, cache=None, coarse=True):
-    """Total modelled cycles and per-layer ``(plan, times run)``; ``None`` if a layer does
+    """Total modelled cycles and per-layer plans; ``None`` if a layer does
     not fit or the running total exceeds ``limit``. ``coarse``: the planner's coarse
     search."""
     total, plans = 0, []
     for s in shapes:
-        run, times = runs(cfg, s)
-        key = (cfg, _key(run), coarse)
+        key = (cfg, _key(s), coarse)
         p = cache.get(key) if cache is not None else None
         if p is None:
             try:
-                p = plan(cfg, run, coarse=coarse)
+                p = plan(cfg, s, coarse=coarse)
             except BufferOverflow:
                 return None, None
             if cache is not None:
                 cache[key] = p
-        total += p.cycles * times
-        plans.append((p, times))
+        total += p.cycles
+        plans.append(p)
         if limit is not None and total > limit:
             return None, None
     return total, plans
@@ -309,12 +346,12 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
         raise BufferOverflow(f"a layer does not fit {cfg}")
     pools = pool_report(cfg, layers)
     pool_cycles = sum(p["cycles"] for p in pools)
-    queue_cycles = QUEUE_COMMAND_CYCLES * (sum(times for _, times in plans) + len(pools))
+    queue_cycles = QUEUE_COMMAND_CYCLES * (len(plans) + len(pools))
     cycles = conv_cycles + pool_cycles + queue_cycles
     macs = {l["name"]: layer_macs(l) for l in layers if "pool" not in l}
-    rows = [{"name": s.name, "depthwise": s.depthwise, "tiles": p.tiles, "runs": times,
-             "cycles": p.cycles * times, "macs": macs.get(s.name, s.macs)}
-            for s, (p, times) in zip(shapes, plans)]
+    rows = [{"name": s.name, "depthwise": s.depthwise, "tiles": p.tiles, "cycles": p.cycles,
+             "macs": macs.get(s.name, s.macs)}
+            for s, p in zip(shapes, plans)]
     for r in rows:
         r["utilization"] = r["macs"] / (r["cycles"] * cfg.macs_per_cycle)
     dense = [r for r in rows if not r["depthwise"]]
@@ -335,27 +372,29 @@ def network_report(cfg, layers, clock_mhz=CLOCK_MHZ, cache=None):
 
 def configurations(space, budget):
     """Configurations of ``space`` whose modelled resources fit ``budget``."""
-    out = []
-    for kp, yp, sb, st, ob, lb, packing, drain in itertools.product(
+    out = {}
+    for kp, yp, sb, st, ob, lb, packing, drain, lanes in itertools.product(
             space["kp"], space["yp"], space["streaming_buffer_depth"],
             space["stationary_buffer_depth"], space["output_buffer_depth"], space["line_buffer_depth"],
-            space.get("dsp_packing", (False,)), space.get("drain_words", (AccelConfig.drain_words,))):
+            space.get("dsp_packing", (False,)), space.get("drain_words", (AccelConfig.drain_words,)),
+            space.get("max_depthwise_lanes", (AccelConfig.max_depthwise_lanes,))):
         try:
+            # lanes above KP build the same accelerator as KP lanes: one of them
             cfg = AccelConfig(kp=kp, yp=yp, streaming_buffer_depth=sb, stationary_buffer_depth=st,
                               output_buffer_depth=ob, line_buffer_depth=lb, dsp_packing=packing,
-                              drain_words=drain)
+                              drain_words=drain, max_depthwise_lanes=min(lanes, kp))
         except ValueError:
             continue
         if fits(resources(cfg), budget):
-            out.append(cfg)
-    return out
+            out[cfg] = None
+    return list(out)
 
 
 def _dominated(cfg, others):
-    """A fitting configuration with the same array and every depth at least as large
-    (at least one larger) plans every layer at least as fast."""
+    """A fitting configuration with the same array and every depth (and the depthwise
+    lanes) at least as large (at least one larger) plans every layer at least as fast."""
     names = ("streaming_buffer_depth", "stationary_buffer_depth", "output_buffer_depth",
-             "line_buffer_depth", "drain_words")
+             "line_buffer_depth", "drain_words", "max_depthwise_lanes")
     for o in others:
         if o is cfg or (o.kp, o.yp, o.dsp_packing) != (cfg.kp, cfg.yp, cfg.dsp_packing):
             continue
@@ -367,7 +406,7 @@ def _dominated(cfg, others):
 
 def _rank(cfg, total):
     res = resources(cfg)
-    return (total, res["DSP"], res["LUT"], res["BRAM36"] + 8 * res["URAM"], sorted(cfg.to_dict().items()))
+    return (total, res["DSP"], res["LUT"], res["BRAM36"], sorted(cfg.to_dict().items()))
 
 
 def search(shapes, space=SPACE, budget=BUDGET):
@@ -515,11 +554,14 @@ def print_summary(s):
     fields = {f.name for f in dataclasses.fields(AccelConfig)}
     for label, cfg in s["configs"].items():
         estimate = cfg["estimated_clock_mhz"]
+        accel = AccelConfig(**{k: v for k, v in cfg.items() if k in fields})
+        res = resources(accel)
         print(f"{label}: KP={cfg['kp']} YP={cfg['yp']} ({9 * cfg['kp'] * cfg['yp']} MACs/cycle), depths "
               f"stream {cfg['streaming_buffer_depth']} stat {cfg['stationary_buffer_depth']} "
-              f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}"
+              f"out {cfg['output_buffer_depth']}, drain words {cfg['drain_words']}, "
+              f"{accel.depthwise_lanes} depthwise lanes"
               f"{', two MACs per DSP' if cfg.get('dsp_packing') else ''}; modelled "
-              f"{resources(AccelConfig(**{k: v for k, v in cfg.items() if k in fields}))['DSP']} DSP; "
+              f"{res['DSP']} DSP, {res['LUT']} LUT, {res['BRAM36']:g} BRAM36; "
               f"clock {cfg['clock_mhz']:.0f} MHz ("
               + (f"estimate {estimate:.0f} MHz, capped at {clock}" if estimate is not None
                  else "assumed: no estimate, see --estimate-clock") + ")")
@@ -534,7 +576,7 @@ def print_summary(s):
               f"{r['own']['fps']:>7.1f} {DPU_FPS.get(name, (float('nan'),))[0]:>7} "
               f"{r['default']['depthwise_macs'] / 1e9:>10.3f}")
     print("utilization: the network's MACs over the accelerator's cycles x MACs per cycle; depthwise "
-          "layers run on the array (whole where KP <= 9, else one channel at a time), the figure in "
+          "layers run on the array (min(KP, max_depthwise_lanes) channels at once), the figure in "
           "brackets leaves them out; fps counts the accelerator's cycles. DPU: 2 x B4096 at 300 MHz, "
           "single thread (Vitis AI 3.0, ZCU104).")
 
@@ -577,12 +619,11 @@ def main(argv=None):
     pool_cycles = sum(p["cycles"] for p in pools)
     cycles = r["cycles"] + pool_cycles
     rows = []
-    for s, (p, times) in zip(shapes, r["plans"]):
+    for s, p in zip(shapes, r["plans"]):
         layer_mac = network_macs.get(s.name, s.macs)
-        rows.append({"name": s.name, "tiles": p.tiles, "runs": times, "cycles": p.cycles * times,
-                     "macs": layer_mac, "utilization": layer_mac / (p.cycles * times * cfg.macs_per_cycle),
-                     "dram_read_bytes": p.dram_read_bytes * times,
-                     "dram_write_bytes": p.dram_write_bytes * times})
+        rows.append({"name": s.name, "tiles": p.tiles, "cycles": p.cycles,
+                     "macs": layer_mac, "utilization": layer_mac / (p.cycles * cfg.macs_per_cycle),
+                     "dram_read_bytes": p.dram_read_bytes, "dram_write_bytes": p.dram_write_bytes})
     macs = sum(x["macs"] for x in rows)
     cpu_macs = sum(network_macs[l["name"]] for l in cpu)
     result = {"model": name, "device": args.device, "config": cfg.to_dict(),

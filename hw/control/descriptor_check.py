@@ -67,7 +67,7 @@ class DescriptorCheck(wiring.Component):
         cols = reg(Mux(cols_full > d.width, d.width, cols_full)[:18], "cols")
         groups_k = reg(ceil_div_const(d.tile_k, cfg.kp), "groups_k")
         groups_y = reg(ceil_div_const(d.tile_yo, cfg.yp), "groups_y")
-        channel_groups = reg(ceil_div_const(d.tile_c, cfg.kp), "channel_groups")   # depthwise
+        channel_groups = reg(ceil_div_const(d.tile_c, cfg.depthwise_lanes), "channel_groups")   # depthwise
         blocks = reg(ceil_div_const(d.tile_c, CHANNEL_BLOCK), "blocks")
         weight_blocks = reg(ceil_div_const(d.channels, CHANNEL_BLOCK), "weight_blocks")
         window_end = reg(self.window_base + self.window_size, "window_end")
@@ -82,7 +82,8 @@ class DescriptorCheck(wiring.Component):
         field_checks = [(error, reg(condition, f"check_{error.name.lower()}"))
                         for error, condition in field_checks]
         bad_depthwise = reg(d.depthwise & ((R != 3) | (d.channels != d.kernels) | (d.tile_c != d.tile_k) |
-                                           (0 if cfg.supports_depthwise else 1)), "check_bad_depthwise")
+                                           (d.tile_k > cfg.max_depthwise_tile_k if cfg.depthwise_lanes < cfg.kp else 0)),
+                            "check_bad_depthwise")
 
         # stage 2: first products, the size checks of one comparison
         words = (cols + word - 1) >> word_shift

@@ -37,6 +37,7 @@ class Sequencer(wiring.Component):
     def __init__(self, core: ComputeCore):
         self.kp, self.yp, self.word_bytes = core.cfg.kp, core.cfg.yp, core.word_bytes
         self.queue_depth = core.cfg.sequencer_queue_depth
+        self.depthwise_lanes = core.cfg.depthwise_lanes
         self.layouts = {name: core.signature.members[name].signature.members["payload"].shape
                         for name in COMMAND_STREAMS}
         super().__init__({
@@ -97,7 +98,7 @@ class Sequencer(wiring.Component):
         fields = {
             "iact_rows": {"rows": Mux(flat, tc, tc_rows), "row_bytes": Mux(flat, pixels, cols_in)},
             "iact_load": {"words": words, "block_words": block_words,
-                          "block_lanes": Mux(depthwise, self.kp, CHANNEL_BLOCK)},
+                          "block_lanes": Mux(depthwise, self.depthwise_lanes, CHANNEL_BLOCK)},
             # 1x1: a block's rows per kernel group; depthwise: KP channels' rows per group
             "iact_replay": {"words": words, "replays": Mux(depthwise, 1, groups_k),
                             "pointwise": kernel1 | depthwise,
