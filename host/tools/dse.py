@@ -9,7 +9,7 @@ the 3x3 convolution it decomposes them into, 3x3 depthwise layers whole
 time; layers the accelerator cannot run (strides other than 1 and 2, larger kernels) are
 listed as CPU layers, their MACs apart: network utilization and frames per second count
 the accelerator layers. The resource model (:func:`resources`) is calibrated on yosys
-estimates of the blocks and of two whole accelerators.
+estimates of the blocks and of three whole accelerators.
 
 Writes ``<out>/dse_<model>.json`` and ``<out>/dse_<model>.png`` (per-layer utilization
 and a roofline; needs matplotlib). ``--summary`` compares ResNet-18, ResNet-50 and
@@ -94,13 +94,17 @@ LINE_BUFFER_LANE = {"LUT": {4: (19_652 - 7_239) / 2, 8: (124_997 - 15_016) / 8, 
 ARRAY_LANE_PER_COLUMN = {"LUT": 72, "FF": 72}
 # the whole accelerator, yosys estimates of this design: default (KP=3, YP=4, drain 2, 3
 # depthwise lanes) 73,756 LUT, 43,721 FF, 256 DSP, 123.5 BRAM36; KP=24, YP=8, packed,
-# stationary 16384, output 65536, drain 4, 1 lane: 227,661 LUT, 127,397 FF, 1,059 DSP,
-# 847.5 BRAM36 (684 of them the output buffer's 4 x 2 banks of 86 x 6,144 bits, one
-# RAMB18 per 36 bits: its memories are as wide as the array's KP x YP sums)
+# output 65536, one lane, drain 4 and stationary 16384: 227,661 LUT, 127,397 FF, 1,059
+# DSP, 847.5 BRAM36 (684 of them the output buffer's 4 x 2 banks of 86 x 6,144 bits, one
+# RAMB18 per 36 bits: its memories are as wide as the array's KP x YP sums); drain 1 and
+# stationary 4096: 138,220 LUT, 107,668 FF, 1,010 DSP, 266.5 BRAM36
 WHOLE = (({"kp": 3, "yp": 4}, {"LUT": 73_756, "FF": 43_721, "DSP": 256}),
          ({"kp": 24, "yp": 8, "dsp_packing": True, "stationary_buffer_depth": 16384,
            "output_buffer_depth": 65536, "drain_words": 4, "max_depthwise_lanes": 1},
-          {"LUT": 227_661, "FF": 127_397, "DSP": 1_059}))
+          {"LUT": 227_661, "FF": 127_397, "DSP": 1_059}),
+         ({"kp": 24, "yp": 8, "dsp_packing": True, "output_buffer_depth": 65536, "drain_words": 1,
+           "max_depthwise_lanes": 1},
+          {"LUT": 138_220, "FF": 107_668, "DSP": 1_010}))
 # FIFOs of the DMA reader (512 x 134 bit) and the controller's queues
 FIXED_BRAM36 = 3.5
 # block RAM aspect ratios (depth, width) and their cost in BRAM36: RAMB36E2 and RAMB18E2
@@ -138,15 +142,17 @@ def _parts(cfg, resource):
 
 def _fit_rest():
     """Everything else (DMA, tiler, sequencer, controller, CSRs, pooling engine, the
-    buffers' logic, the output buffer's adders and drain muxes): ``fixed + per_dpe * KP
-    * YP`` per resource, solved from the two whole accelerators of ``WHOLE``."""
-    (a_fields, a_res), (b_fields, b_res) = WHOLE
-    a, b = AccelConfig(**a_fields), AccelConfig(**b_fields)
-    rest = {}
-    for r in ("LUT", "FF", "DSP"):
-        ra, rb = a_res[r] - _parts(a, r), b_res[r] - _parts(b, r)
-        per_dpe = 0.0 if r == "DSP" else (rb - ra) / (b.kp * b.yp - a.kp * a.yp)
-        rest[r] = (ra - per_dpe * a.kp * a.yp, per_dpe)
+    buffers' logic, the output buffer's adders and its drain, which selects ``drain_words``
+    words of KP x YP sums): per resource ``(fixed, per DPE, per DPE and drained word)``,
+    solved from the three whole accelerators of ``WHOLE`` (DSPs: a constant, the
+    default's)."""
+    import numpy as np
+    cfgs = [(AccelConfig(**fields), res) for fields, res in WHOLE]
+    rows = [[1, c.kp * c.yp, c.kp * c.yp * c.drain_words] for c, _ in cfgs]
+    rest = {r: tuple(float(v) for v in np.linalg.solve(rows, [res[r] - _parts(c, r) for c, res in cfgs]))
+            for r in ("LUT", "FF")}
+    default, res = cfgs[0]
+    rest["DSP"] = (res["DSP"] - _parts(default, "DSP"), 0.0, 0.0)
     return rest
 
 
@@ -176,7 +182,8 @@ def resources(cfg: AccelConfig):
     """Modelled LUT / FF / DSP / BRAM36 / URAM of a configuration (the design maps no
     memory to UltraRAM)."""
     n = cfg.kp * cfg.yp
-    res = {r: round(_parts(cfg, r) + REST[r][0] + REST[r][1] * n) for r in ("LUT", "FF", "DSP")}
+    res = {r: round(_parts(cfg, r) + REST[r][0] + (REST[r][1] + REST[r][2] * cfg.drain_words) * n)
+           for r in ("LUT", "FF", "DSP")}
     word = word_bytes_for(cfg.yp)
     # the streaming buffer: both halves' words of CHANNEL_BLOCK row words; the stationary
     # buffer: KP slices of 9 weights a word (written whole)
