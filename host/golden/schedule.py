@@ -34,9 +34,10 @@ def buffer_needs(cfg, desc):
     (a flat tile's channel as one row of ``rows * cols`` bytes).
     A weight tile is ``ceil(T_K / KP)`` kernel groups of ``T_C`` channels (3x3) or
     ``ceil(T_C / 9)`` channel blocks (1x1). The line buffer only serves 3x3 kernels. A
-    depthwise tile's channels go L = ``cfg.depthwise_lanes`` (KP, at most 9) to a block of
-    words, channel ``c`` to lane ``c mod L``, and its weight tile is ``ceil(T_K / KP)``
-    kernel groups of one channel (T_K <= L when KP > 9).
+    depthwise tile's channels go L = ``cfg.depthwise_lanes`` (min(KP,
+    ``max_depthwise_lanes``)) to a block of words, channel ``c`` to lane ``c mod L``, and
+    its weight tile is ``ceil(T_K / KP)`` kernel groups of one channel (T_K <= L when L <
+    KP: ``max_depthwise_tile_k``).
     """
     word = word_bytes_for(cfg.yp)
     d = desc
@@ -69,7 +70,7 @@ def buffer_needs(cfg, desc):
         "max_output_dim": min(d["tile_xo"], xo_total) * yo_total if tiling.flat_tiles(d) else 0,
         "line_buffer_depth": cols if R == 3 else 0,
         "max_tile_rows": max(rows, out_rows),
-        # a depthwise tile's channels, at most one group of lanes when KP > 9
+        # a depthwise tile's channels, at most one group of lanes when they are fewer than KP
         "max_depthwise_tile_k": d["tile_k"] if d.get("depthwise") else 0,
         "streaming_buffer_words": streaming,
         "stationary_buffer_depth": groups_k * cfg.kp * channels,

@@ -99,7 +99,7 @@ class Sequencer(wiring.Component):
             "iact_rows": {"rows": Mux(flat, tc, tc_rows), "row_bytes": Mux(flat, pixels, cols_in)},
             "iact_load": {"words": words, "block_words": block_words,
                           "block_lanes": Mux(depthwise, self.depthwise_lanes, CHANNEL_BLOCK)},
-            # 1x1: a block's rows per kernel group; depthwise: KP channels' rows per group
+            # 1x1: a block's rows per kernel group; depthwise: its lanes' channels' rows per group
             "iact_replay": {"words": words, "replays": Mux(depthwise, 1, groups_k),
                             "pointwise": kernel1 | depthwise,
                             "blocks": Mux(kernel1, st.blocks, Mux(depthwise, groups_k, 0)),
