@@ -141,7 +141,7 @@ def _conv_steps(cfg, node, graph, layers, fresh):
         images, (c, h, w) = shape[0], shape[1:]
     k = conv.out_channels
     xo, yo = conv.output_shape(h, w)
-    depthwise = driver.runs_depthwise(cfg, conv)
+    depthwise = driver.runs_depthwise(conv)
     groups = 1 if depthwise or conv.groups == 1 else conv.groups
     parts = [conv] if groups == 1 else [conv.group(g) for g in range(groups)]
     cg, kg = c // groups, k // groups
@@ -498,7 +498,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
                     input_addr=address(cmd.input, cmd.in_offset), weight_addr=wa, params_addr=pa,
                     output_addr=address(cmd.output, cmd.out_offset), channels=c, height=h, width=w,
                     kernels=conv.out_channels, kernel_size=conv.kernel_size, stride=conv.stride,
-                    padding=conv.padding, depthwise=int(driver.runs_depthwise(cfg, conv)),
+                    padding=conv.padding, depthwise=int(driver.runs_depthwise(conv)),
                     residual=None if cmd.residual is None else {
                         "addr": address(cmd.residual["value"], cmd.out_offset),
                         **{n: cmd.residual[n] for n in ("ma", "mb", "shift", "za", "zb", "zo", "lo")}},

@@ -61,10 +61,10 @@ class LayerRun:
                                  if kind != DmaKind.OUTPUT)
 
 
-def runs_depthwise(cfg, conv):
+def runs_depthwise(conv):
     """Whether the accelerator runs ``conv`` as one depthwise layer (3x3, groups = C = K,
-    ``cfg.depthwise_lanes`` channels at once); other grouped layers run one group at a
-    time."""
+    ``AccelConfig.depthwise_lanes`` channels at once, on every configuration); other
+    grouped layers run one group at a time."""
     return bool(conv.depthwise) and conv.kernel_size == 3
 
 
@@ -129,7 +129,7 @@ def prepare_layer(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, base=0x10
     if c != conv.in_channels:
         raise QuantError(f"input has {c} channels, the layer expects {conv.in_channels}")
     out_shape = conv.output_shape(h, w)
-    if conv.groups != 1 and not runs_depthwise(cfg, conv):
+    if conv.groups != 1 and not runs_depthwise(conv):
         raise QuantError(f"a grouped layer (groups={conv.groups}) other than a 3x3 depthwise one "
                          f"runs as one layer per group (QuantConv.group); the accelerator runs "
                          f"3x3 depthwise layers whole")

@@ -174,9 +174,9 @@ def run_conv(cfg: AccelConfig, conv: QuantConv, x_u8, tiles=None, *, latency=50,
     if x_u8.ndim != 4:
         raise ValueError(f"input must be (N, C, H, W), got shape {x_u8.shape}")
     from host.runtime.driver import runs_depthwise
-    if residual is not None and (x_u8.shape[0] != 1 or conv.groups != 1 and not runs_depthwise(cfg, conv)):
+    if residual is not None and (x_u8.shape[0] != 1 or conv.groups != 1 and not runs_depthwise(conv)):
         raise ValueError("a fused addition runs on one image of a layer the accelerator runs whole")
-    if conv.groups != 1 and not runs_depthwise(cfg, conv):
+    if conv.groups != 1 and not runs_depthwise(conv):
         # one layer per group, on the group's slice of channels (a pointer offset in DRAM)
         c = conv.in_channels // conv.groups
         parts = [run_conv(cfg, conv.group(g), x_u8[:, g * c:(g + 1) * c], tiles, latency=latency,
