@@ -35,7 +35,7 @@ from hw.contract import DmaKind, PoolMode
 
 from host.compiler import planner
 from host.compiler.planner import ConvShape, descriptor_for, model, plan
-from host.compiler.pool_model import POOL_TIMING, pool_model, pool_pass as _pass
+from host.compiler.pool_model import POOL_TIMING, global_in_one_row, pool_model, pool_pass as _pass
 from host.golden import tiling
 
 # (C, K, H, W, kernel, stride, padding, tiles), or (ConvShape, tiles, name): the
@@ -137,14 +137,17 @@ POOL_FITTED = [
     _pass(_M, 5, 17, 33, 3, 2, 0, ceil_mode=True), _pass(_M, 10, 15, 21, 3, 2, 0, ceil_mode=True),
     _pass(_M, 6, 11, 11, 3, 1, 1), _pass(_A, 16, 28, 28, 3, 1, 1), _pass(_A, 9, 20, 41, 3, 2, 1),
     _pass(_A, 6, 15, 15, 2, 2, 0, ceil_mode=True), _pass(_G, 256, 7, 7), _pass(_G, 64, 14, 14), _pass(_G, 32, 3, 3),
-    _pass(_G, 100, 1, 1), _pass(_C, 3, 64, 64), _pass(_C, 24, 16, 16), _pass(_C, 1, 120, 200), _pass(_C, 40, 9, 9),
+    _pass(_G, 100, 1, 1), _pass(_G, 256, 1, 49), _pass(_G, 64, 1, 196), _pass(_G, 32, 1, 9), _pass(_G, 40, 1, 37),
+    _pass(_C, 3, 64, 64), _pass(_C, 24, 16, 16), _pass(_C, 1, 120, 200), _pass(_C, 40, 9, 9),
     _pass(_C, 3, 56, 56, in_pitch=60, out_pitch=57, in_channel_pitch=3600, out_channel_pitch=58 * 57),
     _pass(_C, 24, 8, 8, in_channel_pitch=128, out_channel_pitch=64),
 ]
-POOL_HELD_OUT = [   # ResNet's and GoogLeNet's max pools, Inception's averages, global averages, copies
+POOL_HELD_OUT = [   # ResNet's and GoogLeNet's max pools, Inception's averages, global averages (as the
+                    # compiler issues them: global_in_one_row), copies
     _pass(_M, 64, 112, 112, 3, 2, 1), _pass(_M, 192, 28, 28, 3, 1, 1), _pass(_M, 480, 14, 14, 3, 2, 0, ceil_mode=True),
     _pass(_M, 32, 24, 24, 2, 2, 0), _pass(_A, 64, 28, 28, 3, 1, 1), _pass(_A, 128, 14, 14, 3, 1, 0),
-    _pass(_G, 2048, 7, 7), _pass(_G, 512, 7, 7), _pass(_G, 1280, 7, 7), _pass(_G, 1024, 14, 14),
+    *(global_in_one_row(_pass(_G, c, h, h), 256) for c, h in ((2048, 7), (512, 7), (1280, 7), (1024, 14))),
+    _pass(_G, 96, 20, 20),
     _pass(_C, 3, 112, 112, in_pitch=448, out_pitch=115, in_channel_pitch=224 * 224, out_channel_pitch=115 * 115),
     _pass(_C, 58, 28, 28, in_channel_pitch=2 * 784, out_channel_pitch=784), _pass(_C, 116, 14, 14),
     _pass(_C, 1, 224, 224),

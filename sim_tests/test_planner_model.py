@@ -12,7 +12,7 @@ import pytest
 
 from host.runtime.sim.layers import random_layer
 from host.compiler.planner import ConvShape, descriptor_for, model, plan
-from host.compiler.pool_model import pool_model, pool_pass
+from host.compiler.pool_model import global_in_one_row, pool_model, pool_pass
 from host.golden.quant import add_fixed
 from host.runtime.sim import run_conv, run_pool
 from hw.config import AccelConfig
@@ -42,6 +42,7 @@ POOLS = {
     "max 3x3 s1 ceil": pool_pass(PoolMode.MAX, 12, 19, 19, 3, 2, 0, ceil_mode=True),
     "avg 3x3 s1": pool_pass(PoolMode.AVG, 10, 24, 24, 3, 1, 1),
     "global": pool_pass(PoolMode.GLOBAL, 160, 7, 7),
+    "global in one row": global_in_one_row(pool_pass(PoolMode.GLOBAL, 160, 7, 7), 256),
     "copy": pool_pass(PoolMode.COPY, 3, 45, 45, in_pitch=90, out_pitch=48, in_channel_pitch=90 * 90,
                       out_channel_pitch=48 * 48),
 }

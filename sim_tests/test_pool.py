@@ -39,12 +39,22 @@ def passes(x):
         (pool(PoolMode.MAX, 3, 2, 0), ops.max_pool2d(x, 3, 2, 0, ceil_mode=True)[0]),
         (pool(PoolMode.AVG, 3, 1, 1, multiplier=multiplier(9)), ops.avg_pool2d(x, SCALE, ZP, 3, 1, 1)[0]),
         (pool(PoolMode.AVG, 3, 2, 1, multiplier=multiplier(9)), ops.avg_pool2d(x, SCALE, ZP, 3, 2, 1)[0]),
+        # max pools reduce up to four outputs a cycle (outputs_per_cycle): groups of 4, 3
+        # and 2, rows that end inside a group, padded and ceil_mode windows
+        (pool(PoolMode.MAX, 5, 4, 2), ops.max_pool2d(x, 5, 4, 2)[0]),
+        (pool(PoolMode.MAX, 7, 5, 3), ops.max_pool2d(x, 7, 5, 3, ceil_mode=True)[0]),
+        (pool(PoolMode.MAX, 9, 8, 4), ops.max_pool2d(x, 9, 8, 4)[0]),
+        (pool(PoolMode.MAX, 10, 3, 5), ops.max_pool2d(x, 10, 3, 5)[0]),
+        (pool(PoolMode.MAX, 1, 2, 0), ops.max_pool2d(x, 1, 2, 0, ceil_mode=True)[0]),
         # a window as wide as a bus beat's lanes (16): still an output per cycle
         (pool(PoolMode.MAX, 16, 3, 5), ops.max_pool2d(x, 16, 3, 5)[0]),
         # wider windows: a column per cycle
         (pool(PoolMode.MAX, 17, 1, 8), ops.max_pool2d(x, 17, 1, 8)[0]),
         (pool(PoolMode.AVG, 17, 2, 8, multiplier=multiplier(289)), ops.avg_pool2d(x, SCALE, ZP, 17, 2, 8)[0]),
         (pool(PoolMode.GLOBAL, multiplier=multiplier(h * w)), ops.adaptive_avg_pool2d(x, SCALE, ZP, 1)[0]),
+        # as the compiler issues it where a channel fits a row: one row of h * w
+        *([(pool(PoolMode.GLOBAL, multiplier=multiplier(h * w), height=1, width=h * w, in_pitch=h * w),
+            ops.adaptive_avg_pool2d(x, SCALE, ZP, 1)[0])] if h * w <= CFG.line_buffer_depth else []),
         (pool(PoolMode.COPY), x[0]),
     ]
 
@@ -63,9 +73,9 @@ class Image:
         at, records, self.expected = 65536, [], []
         for fields, y in items:
             rows, cols = y.shape[1:]
-            p = {**fields, "input_addr": BASE, "output_addr": at, "channels": c, "height": h, "width": w,
+            p = {"input_addr": BASE, "output_addr": at, "channels": c, "height": h, "width": w,
                  "out_height": rows, "out_width": cols, "in_pitch": w, "out_pitch": cols,
-                 "in_channel_pitch": h * w, "out_channel_pitch": rows * cols}
+                 "in_channel_pitch": h * w, "out_channel_pitch": rows * cols, **fields}
             records.append(driver.pool_record(p))
             self.expected.append((at, y))
             at += 16384
@@ -85,7 +95,7 @@ class Image:
             assert np.array_equal(got, y), f"pass {index}: {int((got != y).sum())} of {y.size} bytes differ"
 
 
-@pytest.mark.parametrize("shape", [(5, 13, 11), (17, 8, 40)])
+@pytest.mark.parametrize("shape", [(5, 13, 11), (17, 8, 40), (3, 6, 35)])
 def test_every_mode_equals_pytorch(shape):
     rng = np.random.default_rng(sum(shape))
     x = rng.integers(0, 256, (1, *shape), dtype=np.uint8)

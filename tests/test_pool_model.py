@@ -7,8 +7,9 @@ import pytest
 
 from hw.config import AccelConfig
 from hw.contract import PoolMode
-from host.compiler.pool_model import pool_model, pool_pass
-from host.golden.machine import _pool_counters, pool_error
+from host.compiler.pool_model import global_in_one_row, pool_model, pool_pass
+from host.golden.machine import _pool_counters, execute_pool, pool_error
+from hw.datapath.pool_engine import outputs_per_cycle
 
 
 def random_passes(rng, n):
@@ -50,3 +51,43 @@ def test_cycles_grow_with_the_work(mode):
     small, large = (pool_model(cfg, pool_pass(mode, c, 16, 16, 3, 2, 1))["cycles"] for c in (4, 8))
     wide = pool_model(cfg, pool_pass(mode, 4, 16, 200, 3, 2, 1))["cycles"]
     assert 0 < small < large and small < wide
+
+
+def test_a_dense_global_pass_reads_each_channel_as_one_row():
+    """The compiler's global average over dense channels that fit a row is one row of
+    ``height * width`` per channel: the golden machine gives it the same output and DRAM
+    bytes as the row-per-row pass, and the model fewer cycles. Pitched channels, rows wider
+    than the engine's and other modes are left alone."""
+    cfg = AccelConfig()
+    rng = np.random.default_rng(8)
+    p = pool_pass(PoolMode.GLOBAL, 40, 7, 7, zero_point=29, multiplier=0.0)
+    q = global_in_one_row(p, cfg.line_buffer_depth)
+    assert (q["height"], q["width"], q["in_pitch"], q["in_channel_pitch"]) == (1, 49, 49, 49)
+    memory = np.zeros(1 << 14, np.uint8)
+    memory[:40 * 49] = rng.integers(0, 256, 40 * 49, dtype=np.uint8)
+    outputs = []
+    for fields in (p, q):
+        fields = {**fields, "input_addr": 0, "output_addr": 8192,
+                  "multiplier": int(np.array([1 / 49], np.float32).view(np.uint32)[0])}
+        assert pool_error(cfg, fields, (0, memory.size)) == 0
+        out = memory.copy()
+        execute_pool(lambda at, n: out[at:at + n], fields)
+        outputs.append(out[8192:8192 + 40])
+        assert _pool_counters(fields)["dram_read_bytes"] == 40 * 49
+    assert np.array_equal(*outputs) and len(np.unique(outputs[0])) > 5
+    assert pool_model(cfg, q)["cycles"] < pool_model(cfg, p)["cycles"] / 2
+    pitched = pool_pass(PoolMode.GLOBAL, 4, 7, 7, in_pitch=8)
+    wide = pool_pass(PoolMode.GLOBAL, 4, 17, 17)
+    window = pool_pass(PoolMode.AVG, 4, 7, 7, 7, 1, 0)
+    for other in (pitched, wide, window):
+        assert global_in_one_row(other, cfg.line_buffer_depth) == other
+
+
+@pytest.mark.parametrize("kernel, stride, outputs", [(3, 2, 4), (2, 2, 4), (3, 1, 4), (5, 4, 4), (7, 5, 3),
+                                                     (9, 8, 2), (16, 1, 2), (16, 3, 1), (17, 1, 1)])
+def test_max_pools_reduce_the_outputs_whose_windows_lie_in_two_words(kernel, stride, outputs):
+    """Outputs a cycle of a max pool: those of n consecutive windows within 17 lanes (any
+    first lane of a 16-lane word, two words read), at most four; averages one."""
+    cfg = AccelConfig()
+    assert outputs_per_cycle(cfg, PoolMode.MAX, kernel, stride) == outputs
+    assert outputs_per_cycle(cfg, PoolMode.AVG, kernel, stride) == 1

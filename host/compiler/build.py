@@ -28,6 +28,7 @@ from hw.contract import COMMAND_BYTES, TABLE_BYTES, TRACE_BYTES, PoolMode, pool_
 from host.compiler.fuse import concatenate, fuse
 from host.compiler.graph import Value
 from host.compiler.planner import ConvShape, plan
+from host.compiler.pool_model import global_in_one_row
 from host.golden import schedule, tiling
 from host.golden.machine import pool_error
 from host.golden.quant import QuantError, pair
@@ -221,6 +222,7 @@ def _pool_steps(cfg, node, values):
               "multiplier": mult, "channels": c, "height": h, "width": w,
               "out_height": oh, "out_width": ow, "in_pitch": w, "out_pitch": ow,
               "in_channel_pitch": h * w, "out_channel_pitch": oh * ow}
+    fields = global_in_one_row(fields, cfg.line_buffer_depth)
     steps = []
     for image in range(n):
         info = {"layer": node.name, "pool": mode.name, "C": c, "H": h, "W": w, "kernel": k,

@@ -4,15 +4,15 @@
 Per channel and output row the engine issues the row's write, reads the input rows its
 windows need (a copy: its own row; global pooling: every row), combines them one bus beat
 per cycle (the vertical pass) and reduces each output from its window's columns one
-column (or, for windows of at most a bus beat's lanes, one output) per cycle (the
-horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
+column per cycle (windows of at most a bus beat's lanes: ``outputs_per_cycle`` outputs;
+global pooling: a word of lanes) (the horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
 a row takes the longest of:
 
 * its work: a fixed part per mode, its rows' beats as the DRAM returns them (the bus
   words each row spans; the tensor's base bus-aligned) and its horizontal
-  cycles: ``out_width`` for a window of at most a bus beat's lanes (the engine reduces
-  its two words of lanes at once), else ``out_width * kernel`` (global pooling:
-  ``width``; a copy: none);
+  cycles: ``ceil(out_width / n)`` for a window of at most a bus beat's lanes (the engine
+  reduces ``n`` outputs, ``outputs_per_cycle``, from its two words of lanes at once),
+  else ``out_width * kernel`` (global pooling: ``width`` over the lanes; a copy: none);
 * its reads: ``pool_row_read`` cycles per input row (the DRAM latency over the rows
   read ahead) and ``pool_read_beat`` per R beat of them, a copy one read burst's issue;
 * its write's issue (``planner.TIMING["write_slot"]`` over the outstanding writes).
@@ -24,22 +24,22 @@ held-out passes).
 
 from hw.config import AccelConfig
 from hw.contract import PoolMode
-from hw.datapath.pool_engine import fast_kernel
+from hw.datapath.pool_engine import fast_kernel, outputs_per_cycle
 
 from host.compiler.planner import TIMING
 
-__all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass"]
+__all__ = ["POOL_TIMING", "pool_model", "pool_rows", "pool_pass", "global_in_one_row"]
 
 POOL_TIMING = {
-    "fixed": 167.33,  # per pass: checks, first read's latency, last write's response
-    "copy_row": 3.617,  # per copied row beside its beats: write command, hand-over
-    "max_row": 7.83,  # per max-pooled row beside its beats and columns
-    "avg_row": 7.83,  # per averaged row: as a max-pooled row (measured: within 0.1 cycle);
-                      # the requantizer drains behind the next row, whose command is queued
-    "global_row": 2.93,  # per global average (one row of one output)
-    "pool_row_read": 7.343,  # per input row of a pooled output row, reads bound
-    "pool_read_row": 2.557,  # per pooled output row, reads bound: the hand-over
-    "pool_read_beat": 0.23,  # per R beat of its input rows, reads bound
+    "fixed": 145.626,  # per pass: checks, first read's latency, last write's response
+    "copy_row": 3.723,  # per copied row beside its beats: write command, hand-over
+    "max_row": 9.064,  # per max-pooled row beside its beats and columns (its groups' pipeline)
+    "avg_row": 6.765,  # per averaged row: the requantizer drains behind the next row, whose
+                       # command is queued
+    "global_row": 8.834,  # per global average (one row of one output)
+    "pool_row_read": 6.932,  # per input row of a pooled output row, reads bound
+    "pool_read_row": 0.955,  # per pooled output row, reads bound: the hand-over
+    "pool_read_beat": 0.402,  # per R beat of its input rows, reads bound
 }
 
 
@@ -70,6 +70,18 @@ def pool_pass(mode, channels, height, width, kernel=0, stride=1, padding=0, *, c
             "zero_point": zero_point, "multiplier": multiplier}
 
 
+def global_in_one_row(p, max_width):
+    """Pass ``p`` as the compiler issues it: a ``GLOBAL`` pass over dense channels whose
+    positions fit one row (``max_width``, the engine's ``line_buffer_depth``) reads each
+    channel as one row of ``height * width`` bytes, one transfer where a row each would
+    wait for its own (the same sum, count and output). Other passes are unchanged."""
+    h, w = p["height"], p["width"]
+    if (PoolMode(p["mode"]) != PoolMode.GLOBAL or p["in_pitch"] != w or p["in_channel_pitch"] != h * w
+            or h * w > max_width):
+        return p
+    return {**p, "height": 1, "width": h * w, "in_pitch": h * w}
+
+
 def pool_rows(p, r):
     """The input rows (inside the tensor) output row ``r`` of pass ``p`` reads."""
     mode = PoolMode(p["mode"])
@@ -96,10 +108,19 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     copy = mode == PoolMode.COPY
     out_rows = p["height"] if copy else (1 if mode == PoolMode.GLOBAL else p["out_height"])
     out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
-    span = width if mode == PoolMode.GLOBAL else p["kernel"]
-    # an output per cycle from a window of at most a bus beat's lanes, else a column per cycle
+    span = p["kernel"]
+    # outputs_per_cycle from a window of at most a bus beat's lanes, else a column per
+    # cycle; global pooling a word of lanes per cycle
     fast = mode in (PoolMode.MAX, PoolMode.AVG) and span <= fast_kernel(cfg)
-    horizontal = 0 if copy else out_width * (1 if fast else span)
+    if copy:
+        horizontal = 0
+    elif mode == PoolMode.GLOBAL:
+        horizontal = -(-width // bus)
+    elif fast:
+        n = outputs_per_cycle(cfg, mode, p["kernel"], p["stride"])
+        horizontal = -(-out_width // n)
+    else:
+        horizontal = out_width * span
     fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"], PoolMode.AVG: t["avg_row"],
                  PoolMode.GLOBAL: t["global_row"]}[mode]
     read_issue = TIMING["read_slot"] / cfg.max_outstanding_reads
@@ -115,3 +136,4 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     c = p["channels"]
     return {"cycles": int(round(t["fixed"] + c * channel_cycles)), "dram_read_bytes": c * rows_read * width,
             "dram_write_bytes": c * out_rows * out_width}
+

@@ -13,17 +13,31 @@ from hw.datapath.pipeline import registered
 from hw.datapath.requant import Requantizer
 from hw.skid_buffer import SkidBuffer
 
-__all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD", "fast_kernel"]
+__all__ = ["PoolEngine", "POOL_SUM_BITS", "ROWS_AHEAD", "MAX_OUTPUTS_PER_CYCLE", "fast_kernel",
+           "outputs_per_cycle"]
 
 POOL_SUM_BITS = 24          # a column's sum of up to 65535 rows of u8
 ROWS_AHEAD = 8              # input rows read ahead of the pass that takes them
 CHECK_LATENCY = 4           # register stages of a command's checks
+MAX_OUTPUTS_PER_CYCLE = 4   # max-pooled outputs reduced at once from a beat's two words
 
 
 def fast_kernel(cfg: AccelConfig):
     """The widest MAX / AVG window the engine reduces in one cycle (an output per cycle):
     a bus beat's lanes, as its two words of lanes hold any such window."""
     return cfg.axi_data_width // 8
+
+
+def outputs_per_cycle(cfg: AccelConfig, mode, kernel, stride):
+    """Outputs a cycle of the horizontal pass of a ``mode`` window (``kernel``, ``stride``):
+    a ``MAX`` window of at most :func:`fast_kernel` columns reduces the ``n`` consecutive
+    outputs whose windows lie in the two words of lanes after any first lane, ``(n - 1) *
+    stride + kernel <= lanes + 1``, at most :data:`MAX_OUTPUTS_PER_CYCLE`; any other
+    window one output (or, wider, one column) a cycle."""
+    lanes = fast_kernel(cfg)
+    if PoolMode(mode) != PoolMode.MAX or not 1 <= kernel <= lanes or stride < 1:
+        return 1
+    return min(MAX_OUTPUTS_PER_CYCLE, (lanes + 1 - kernel) // stride + 1)
 
 
 def _tree(values, combine):
@@ -81,8 +95,9 @@ class PoolEngine(wiring.Component):
         self.lanes = cfg.axi_data_width // 8
         self.max_width = cfg.line_buffer_depth
         self.words = -(-self.max_width // self.lanes)
+        self.group = min(MAX_OUTPUTS_PER_CYCLE, self.lanes)     # outputs a cycle at most
         aw, dw = cfg.axi_addr_width, cfg.axi_data_width
-        self.packer = Repacker(in_bytes=1, out_bytes=self.lanes, max_row=self.max_width)
+        self.packer = Repacker(in_bytes=self.group, out_bytes=self.lanes, max_row=self.max_width)
         self.requant = Requantizer()
         super().__init__({
             "cmd": In(stream.Signature(PoolDescriptor)),
@@ -100,7 +115,7 @@ class PoolEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes, words = self.lanes, self.words
+        lanes, words, group_max = self.lanes, self.words, self.group
         lane_bits = (lanes - 1).bit_length()
         m.submodules.packer = packer = self.packer
         # the rows' commands to the packer through a skid buffer: the state machine's
@@ -230,6 +245,7 @@ class PoolEngine(wiring.Component):
         # horizontal pass, three stages: address a column's word (h_*), take its lane (p_*),
         # then reduce it
         o, ct = Signal(16), Signal(17)
+        left = Signal(16)                # the fast pass's outputs (GLOBAL: words) not yet issued
         start = Signal(index)                        # the first column of output o's window
         col = Signal(index)
         m.d.comb += col.eq(start + ct)
@@ -245,29 +261,65 @@ class PoolEngine(wiring.Component):
         new_count = Signal(17)
         m.d.comb += [new_acc.eq(Mux(is_max, Mux(part > base, part, base), base + part)),
                      new_count.eq(Mux(p_first, 0, count) + p_inside)]
-        # the fast horizontal pass (MAX / AVG, kernel <= lanes), an output per cycle in two
+        # the fast horizontal pass (MAX / AVG, kernel <= lanes; GLOBAL a word of lanes a
+        # cycle, summed over the row's words), an output per cycle in two
         # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
-        fast = registered(m, ((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) &
-                          (d.kernel <= fast_kernel(self.cfg)), "fast")
-        # f_lo / f_hi: the window's lanes [f_lo, f_hi) of the two words, inside the tensor
-        f_valid, f_lo, f_hi = Signal(), Signal(range(2 * lanes + 1)), Signal(range(2 * lanes + 1))
+        fast = registered(m, (((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) &
+                              (d.kernel <= fast_kernel(self.cfg))) | is_global, "fast")
+        row_words = registered(m, (d.width + lanes - 1) >> lane_bits, "row_words")   # GLOBAL's issues
+        # a MAX window's group of outputs (outputs_per_cycle): output j's window starts
+        # shifts[j] = j * stride lanes after output 0's (saturated past the two words)
+        lane_index = range(2 * lanes + 1)
+
+        def times(j):           # j * stride, by shifts and adds
+            return sum(d.stride.as_unsigned() << b for b in range(j.bit_length()) if j >> b & 1)
+        shifts = [0] + [registered(m, Mux(times(j) > 2 * lanes, 2 * lanes, times(j)), f"shift_{j}")
+                        for j in range(1, group_max)]
+        group = registered(m, 1 + sum(
+            (is_max & (d.kernel <= lanes) & (times(j) + d.kernel <= lanes + 1)) for j in range(1, group_max)),
+            "group")
+        # the start's step from a group to the next: group * stride (not saturated: shifts
+        # below a group's size lie in the two words)
+        group_step = Signal(17)
+        m.d.sync += group_step.eq(Mux(is_global, lanes, d.stride))
+        for j in range(1, group_max):
+            with m.If(group == j + 1):
+                m.d.sync += group_step.eq(shifts[j] + d.stride)
+        # f_lo[j] / f_hi[j]: output j's window's lanes [f_lo, f_hi) of the two words, inside
+        # the tensor; f_n: the outputs of the group
+        f_valid, f_n = Signal(), Signal(range(group_max + 1))
+        # a GLOBAL output's first and last word (each other output: both)
+        f_first, f_last, m_first, m_last, q_first, q_last, r_first, r_last = (Signal(name=name) for name in (
+            "f_first", "f_last", "m_first", "m_last", "q_first", "q_last", "r_first", "r_last"))
+        # GLOBAL: the row's words summed after the r stage (g_*), its output on the last
+        g_valid, g_acc, g_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
+        f_lo = [Signal(lane_index, name=f"f_lo_{j}") for j in range(group_max)]
+        f_hi = [Signal(lane_index, name=f"f_hi_{j}") for j in range(group_max)]
         f_word = Signal(range(max(words, 2)))
-        r_valid, r_acc, r_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
+        r_valid, r_acc, r_count, r_n = Signal(), Signal(POOL_SUM_BITS), Signal(17), Signal(range(group_max + 1))
+        r_more = Signal(data.ArrayLayout(unsigned(8), max(group_max - 1, 1)))   # outputs 1 .. n-1
+        out_valid = Mux(is_global, g_valid, r_valid)     # the fast pass's output, waiting
         window_lanes = [rp.data[i] for i in range(lanes)] + [rp_next.data[i] for i in range(lanes)]
         # f_lo <= lanes: lanes past it are after the window's start
-        included = [((f_lo <= i) if i < lanes else 1) & (i < f_hi) for i in range(2 * lanes)]
+        included = [[((f_lo[j] <= i) if i < lanes or j else 1) & (i < f_hi[j]) for i in range(2 * lanes)]
+                    for j in range(group_max)]
         # the reduction in three stages: the window's lanes (m_*: the others zero), groups
-        # of four lanes (q_*), then the groups (r_*); a MAX lane holds a byte
+        # of four lanes (q_*), then the groups (r_*); a MAX lane holds a byte. Output 0
+        # sums or takes the maximum, outputs 1 .. n-1 (MAX) the maximum
         maximum = lambda a, b: Mux(a > b, a, b)
-        group = 4
-        f_count = Mux(f_hi > f_lo, f_hi - f_lo, 0)
-        m_valid, m_count = Signal(), Signal(17)
+        quad = 4
+        f_count = Mux(f_hi[0] > f_lo[0], f_hi[0] - f_lo[0], 0)
+        m_valid, m_count, m_n = Signal(), Signal(17), Signal(range(group_max + 1))
         m_lanes = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), 2 * lanes))
-        m_max = [_tree([m_lanes[i][:8] for i in range(g, g + group)], maximum) for g in range(0, 2 * lanes, group)]
-        m_sum = [_tree([m_lanes[i] for i in range(g, g + group)], lambda a, b: a + b)
-                 for g in range(0, 2 * lanes, group)]
-        q_valid, q_count = Signal(), Signal(17)
+        m_bytes = [Signal(data.ArrayLayout(unsigned(8), 2 * lanes), name=f"m_bytes_{j}") for j in range(1, group_max)]
+        m_max = [_tree([m_lanes[i][:8] for i in range(g, g + quad)], maximum) for g in range(0, 2 * lanes, quad)]
+        m_sum = [_tree([m_lanes[i] for i in range(g, g + quad)], lambda a, b: a + b)
+                 for g in range(0, 2 * lanes, quad)]
+        m_more = [[_tree([b[i] for i in range(g, g + quad)], maximum) for g in range(0, 2 * lanes, quad)]
+                  for b in m_bytes]
+        q_valid, q_count, q_n = Signal(), Signal(17), Signal(range(group_max + 1))
         q_parts = Signal(data.ArrayLayout(unsigned(POOL_SUM_BITS), len(m_sum)))
+        q_more = [Signal(data.ArrayLayout(unsigned(8), len(m_sum)), name=f"q_more_{j}") for j in range(1, group_max)]
         q_max = _tree([q_parts[i][:8] for i in range(len(m_sum))], maximum)
         q_sum = _tree([q_parts[i] for i in range(len(m_sum))], lambda a, b: a + b)
 
@@ -275,14 +327,17 @@ class PoolEngine(wiring.Component):
         # row's zero_point * rows_in), then MAX straight, AVG / GLOBAL requantized
         emit = Signal()
         held, held_acc, held_count = Signal(), Signal(POOL_SUM_BITS), Signal(17)
+        held_n, held_more = Signal(range(group_max + 1)), Signal.like(r_more)
         held_zero_rows = Signal.like(zero_rows)
         sink_ready = Mux(is_max, packer.i.ready, requant.i.ready)
         out_ready = ~held | sink_ready
         with m.If(held & sink_ready):
             m.d.sync += held.eq(0)
         with m.If(emit):
-            m.d.sync += [held.eq(1), held_acc.eq(Mux(fast, r_acc, new_acc)),
-                         held_count.eq(Mux(fast, r_count, new_count)), held_zero_rows.eq(zero_rows)]
+            m.d.sync += [held.eq(1), held_acc.eq(Mux(is_global, g_acc, Mux(fast, r_acc, new_acc))),
+                         held_count.eq(Mux(is_global, g_count, Mux(fast, r_count, new_count))),
+                         held_zero_rows.eq(zero_rows),
+                         held_n.eq(Mux(fast, r_n, 1)), held_more.eq(r_more)]
         with m.If(~running):
             m.d.sync += held.eq(0)
         m.d.comb += [
@@ -294,7 +349,8 @@ class PoolEngine(wiring.Component):
             requant.i.payload.lo.eq(0), requant.i.payload.hi.eq(255),
             packer.i.valid.eq(Mux(is_max, held, requant.o.valid)),
             packer.i.payload.data[0].eq(Mux(is_max, held_acc[:8], requant.o.payload)),
-            packer.i.payload.count.eq(1),
+            *(packer.i.payload.data[j].eq(held_more[j - 1]) for j in range(1, group_max)),
+            packer.i.payload.count.eq(Mux(is_max, held_n, 1)),
             requant.o.ready.eq(packer.i.ready),
         ]
 
@@ -393,8 +449,8 @@ class PoolEngine(wiring.Component):
                     m.d.comb += [row_cmd.valid.eq(1), row_cmd.payload.rows.eq(1),
                                  row_cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(row_cmd.ready):
-                        m.d.sync += [o.eq(0), ct.eq(0), h_valid.eq(0), p_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
-                                     r_valid.eq(0), start.eq(first_row0(d))]
+                        m.d.sync += [o.eq(0), left.eq(Mux(is_global, row_words, cols_out)), ct.eq(0), h_valid.eq(0), p_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
+                                     r_valid.eq(0), g_valid.eq(0), start.eq(first_row0(d))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"
                         with m.Else():
@@ -424,34 +480,55 @@ class PoolEngine(wiring.Component):
                 m.next = "HORIZONTAL"
             with m.State("HORIZONTAL"):     # each output from its columns
                 with m.If(fast):
-                    advance = ~r_valid | out_ready
-                    issue = advance & (o < cols_out)
+                    advance = ~out_valid | out_ready
+                    issue = advance & (left != 0)
+                    n = Mux(left < group, left, group)
+                    word_first = Signal()                   # GLOBAL: the row's first word
+                    m.d.comb += word_first.eq(~is_global | (start == 0))
                     word0 = start[lane_bits:lane_bits + 16]         # -1 (all outside) wraps
                     m.d.comb += [rp.addr.eq(Mux(advance, word0, f_word)),
                                  rp_next.addr.eq(Mux(advance, word0 + 1, f_word + 1))]
-                    with m.If(r_valid & out_ready):
+                    with m.If(out_valid & out_ready):
                         m.d.comb += emit.eq(1)
                     # the window's lanes: from its first column's (word -1's lanes are
                     # left of the tensor) to its last's or the row's end
                     first_lane = start[:max(lane_bits, 1)]
                     to_end = Signal(index)
                     m.d.comb += to_end.eq(d.width - (start - first_lane))
-                    end = Mux(to_end < first_lane + d.kernel, Mux(to_end < 0, 0, to_end), first_lane + d.kernel)
+                    to_end_lane = Mux(to_end < 0, 0, to_end)
                     with m.If(advance):
-                        m.d.sync += [f_valid.eq(issue), f_word.eq(word0),
-                                     f_lo.eq(Mux(start < 0, lanes, first_lane)),
-                                     f_hi.eq(Mux(rows_in == 0, 0, end)),
-                                     m_valid.eq(f_valid), m_count.eq(f_count),
-                                     q_valid.eq(m_valid), q_count.eq(m_count),
+                        m.d.sync += [f_valid.eq(issue), f_word.eq(word0), f_n.eq(n),
+                                     f_first.eq(word_first), f_last.eq(~is_global | (left == 1)),
+                                     m_valid.eq(f_valid), m_count.eq(f_count), m_n.eq(f_n),
+                                     m_first.eq(f_first), m_last.eq(f_last),
+                                     q_valid.eq(m_valid), q_count.eq(m_count), q_n.eq(m_n),
+                                     q_first.eq(m_first), q_last.eq(m_last),
                                      r_valid.eq(q_valid), r_acc.eq(Mux(is_max, q_max, q_sum)),
-                                     r_count.eq(q_count)]
-                        for i, (inc, lane_value) in enumerate(zip(included, window_lanes)):
+                                     r_count.eq(q_count), r_n.eq(q_n), r_first.eq(q_first), r_last.eq(q_last),
+                                     g_valid.eq(is_global & r_valid & r_last)]
+                        with m.If(r_valid):         # a GLOBAL row's words add up
+                            m.d.sync += [g_acc.eq(r_acc + Mux(r_first, 0, g_acc)),
+                                         g_count.eq(r_count + Mux(r_first, 0, g_count))]
+                        for j in range(group_max):
+                            lo = first_lane + shifts[j]
+                            end = lo + Mux(is_global, lanes, d.kernel)
+                            m.d.sync += [f_lo[j].eq(Mux((start < 0) & (lo < lanes), lanes, lo)),
+                                         f_hi[j].eq(Mux(rows_in == 0, 0, Mux(to_end < end, to_end_lane, end)))]
+                        for i, (inc, lane_value) in enumerate(zip(included[0], window_lanes)):
                             m.d.sync += m_lanes[i].eq(Mux(inc, lane_value, 0))
+                        for j, b in enumerate(m_bytes, start=1):
+                            for i, (inc, lane_value) in enumerate(zip(included[j], window_lanes)):
+                                m.d.sync += b[i].eq(Mux(inc, lane_value[:8], 0))
                         for i in range(len(m_sum)):
                             m.d.sync += q_parts[i].eq(Mux(is_max, m_max[i], m_sum[i]))
+                        for q, parts in zip(q_more, m_more):
+                            for i, part_max in enumerate(parts):
+                                m.d.sync += q[i].eq(part_max)
+                        for j, q in enumerate(q_more):
+                            m.d.sync += r_more[j].eq(_tree([q[i] for i in range(len(m_sum))], maximum))
                         with m.If(issue):
-                            m.d.sync += [o.eq(o + 1), start.eq(start + d.stride)]
-                    with m.If((o == cols_out) & ~f_valid & ~m_valid & ~q_valid & advance):
+                            m.d.sync += [left.eq(left - n), start.eq(start + group_step)]
+                    with m.If((left == 0) & ~f_valid & ~m_valid & ~q_valid & ~(is_global & r_valid) & advance):
                         m.next = "NEXT"
                 with m.Else():             # one column per cycle
                     stall = p_valid & p_last & ~out_ready
