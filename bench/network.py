@@ -72,6 +72,22 @@ def board_frames(path, x, frames):
     return y, reports
 
 
+def cycle_breakdown(rows, cycles):
+    """Shares of a frame's ``cycles`` (START to interrupt), from the trace records' counters:
+    the layers' array-busy cycles and their stalls (no window: ``input``; a window
+    waiting for weights; the array held by the output), the rest of the layers' cycles
+    (a tile's pipeline fill and drain, a layer's table and last writes), the pooling
+    engine's passes, and what is left (the queue's fetches and trace writes)."""
+    layers = [r for r in rows if not r["pool"]]
+    parts = {name: sum(r[f"{key}_cycles"] for r in layers) for name, key in (
+        ("array_busy", "array_busy"), ("input_stall", "stall_input"), ("weight_stall", "stall_weights"),
+        ("output_stall", "stall_output"))}
+    parts["layer_other"] = sum(r["cycles"] for r in layers) - sum(parts.values())
+    parts["pooling"] = sum(r["cycles"] for r in rows if r["pool"])
+    parts["queue"] = cycles - sum(r["cycles"] for r in rows)
+    return {name: value / cycles for name, value in parts.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.network", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="resnet18", choices=MODELS)
@@ -159,6 +175,9 @@ def main(argv=None):
           f"{report.cycles - layer_cycles - pool_cycles} for the queue's fetches and trace writes), "
           f"utilization {100 * utilization:.1f}%, DRAM {sum(r['dram_read_bytes'] for r in rows) / 1e6:.1f} MB "
           f"read, {sum(r['dram_write_bytes'] for r in rows) / 1e6:.1f} MB written")
+    breakdown = cycle_breakdown(rows, report.cycles)
+    print("where the cycles go (the RTL's counters): " + ", ".join(
+        f"{name.replace('_', ' ')} {100 * share:.1f}%" for name, share in breakdown.items()))
     print(f"network output equals PyTorch: {'yes' if final_exact else 'NO'}; every layer output "
           f"equals PyTorch's: {'yes' if all_exact else 'NO'}")
 
@@ -186,7 +205,7 @@ def main(argv=None):
               "latency": args.latency,
               "starts": report.starts, "segments": report.segments, "cycles": report.cycles,
               "layer_cycles": layer_cycles, "pool_cycles": pool_cycles, "macs": total_macs,
-              "utilization": utilization, "fused_additions": len(exe.info["fused"]),
+              "utilization": utilization, "breakdown": breakdown, "fused_additions": len(exe.info["fused"]),
               "host_ops": [op.kind for op in exe.host_ops],
               "host": host,
               "rtl_host": {"bytes_written": report.bytes_written, "bytes_read": report.bytes_read,
