@@ -72,9 +72,14 @@ class PoolEngine(wiring.Component):
     by column into a row of ``POOL_SUM_BITS``-bit lanes one bus beat per cycle (the
     vertical pass), then each output is reduced from its columns (the horizontal pass)
     and the row written. A window of at most ``lanes`` (bus bytes) columns lies in two
-    words of lanes, read at once: one output per cycle (:func:`fast_kernel`); wider
-    windows and global pooling take one column per cycle. A pooled row holds at most
-    ``max_width`` (``AccelConfig.line_buffer_depth``) columns; copies have no limit.
+    words of lanes, read at once: one output per cycle (:func:`fast_kernel`), and for
+    ``MAX`` up to :data:`MAX_OUTPUTS_PER_CYCLE` consecutive outputs whose windows all lie
+    in those words (:func:`outputs_per_cycle`), handed to the row's packer together;
+    global pooling sums a word of lanes per cycle; wider windows take one column per
+    cycle. The fast pass is a pipeline of four stages (the words read, the window's
+    lanes, groups of four lanes, the groups), global pooling's sum one more. A pooled
+    row holds at most ``max_width`` (``AccelConfig.line_buffer_depth``) columns; copies
+    have no limit.
 
     Before any DRAM access a command is checked (``code``, an :class:`ErrorCode`):
     ``BAD_POOL`` (no channel, row or column; a window of no column, no stride, padding not
