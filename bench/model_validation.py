@@ -146,7 +146,8 @@ POOL_HELD_OUT = [   # ResNet's and GoogLeNet's max pools, Inception's averages, 
                     # compiler issues them: global_in_one_row), copies
     _pass(_M, 64, 112, 112, 3, 2, 1), _pass(_M, 192, 28, 28, 3, 1, 1), _pass(_M, 480, 14, 14, 3, 2, 0, ceil_mode=True),
     _pass(_M, 32, 24, 24, 2, 2, 0), _pass(_A, 64, 28, 28, 3, 1, 1), _pass(_A, 128, 14, 14, 3, 1, 0),
-    *(global_in_one_row(_pass(_G, c, h, h), 256) for c, h in ((2048, 7), (512, 7), (1280, 7), (1024, 14))),
+    *(global_in_one_row(_pass(_G, c, h, h), AccelConfig.line_buffer_depth)
+      for c, h in ((2048, 7), (512, 7), (1280, 7), (1024, 14))),
     _pass(_G, 96, 20, 20),
     _pass(_C, 3, 112, 112, in_pitch=448, out_pitch=115, in_channel_pitch=224 * 224, out_channel_pitch=115 * 115),
     _pass(_C, 58, 28, 28, in_channel_pitch=2 * 784, out_channel_pitch=784), _pass(_C, 116, 14, 14),

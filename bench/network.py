@@ -85,7 +85,7 @@ def cycle_breakdown(rows, cycles):
     parts["layer_other"] = sum(r["cycles"] for r in layers) - sum(parts.values())
     parts["pooling"] = sum(r["cycles"] for r in rows if r["pool"])
     parts["queue"] = cycles - sum(r["cycles"] for r in rows)
-    return {name: value / cycles for name, value in parts.items()}
+    return {name: value / cycles if cycles else 0.0 for name, value in parts.items()}
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ from hw.config import AccelConfig
 from hw.contract import PoolMode
 from host.compiler.pool_model import global_in_one_row, pool_model, pool_pass
 from host.golden.machine import _pool_counters, execute_pool, pool_error
+from host.golden.quant import float32_bits
 from hw.datapath.pool_engine import outputs_per_cycle
 
 
@@ -68,7 +69,7 @@ def test_a_dense_global_pass_reads_each_channel_as_one_row():
     outputs = []
     for fields in (p, q):
         fields = {**fields, "input_addr": 0, "output_addr": 8192,
-                  "multiplier": int(np.array([1 / 49], np.float32).view(np.uint32)[0])}
+                  "multiplier": float32_bits(1 / 49)}
         assert pool_error(cfg, fields, (0, memory.size)) == 0
         out = memory.copy()
         execute_pool(lambda at, n: out[at:at + n], fields)

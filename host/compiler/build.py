@@ -31,7 +31,7 @@ from host.compiler.planner import ConvShape, plan
 from host.compiler.pool_model import global_in_one_row
 from host.golden import schedule, tiling
 from host.golden.machine import pool_error
-from host.golden.quant import QuantError, pair
+from host.golden.quant import QuantError, float32_bits, pair
 from host.runtime import driver
 from host.runtime.executable import IMAGE_ALIGN, Executable, HostOp, Segment, TensorInfo
 from host.runtime.layout import param_block, weight_bytes
@@ -55,10 +55,6 @@ HOST_REASONS = {
     "conv": "a conv kept on the CPU (cpu_modules)",
     "torch": "no numpy model: runs in PyTorch",
 }
-
-
-def _float_bits(value):
-    return int(np.array([value], dtype=np.float32).view(np.uint32)[0])
 
 
 def _align(n, a):
@@ -480,7 +476,7 @@ def build(graph, layers, cfg=None, *, reuse=True, latency=50, info=None):
             if isinstance(cmd, _PoolCommand):
                 fields = {**cmd.fields, "input_addr": address(cmd.input, cmd.in_offset),
                           "output_addr": address(cmd.output, cmd.out_offset)}
-                code = pool_error(cfg, {**fields, "multiplier": _float_bits(fields["multiplier"])},
+                code = pool_error(cfg, {**fields, "multiplier": float32_bits(fields["multiplier"])},
                                   (0, image_size))
                 if code:
                     raise QuantError(f"{cmd.info['layer']}: the pooling engine refuses the pass ({code.name})")

@@ -69,7 +69,7 @@ from host.compiler.decompose import decompose
 from host.compiler.graph import Graph, Node, Value
 from host.compiler.program import BACKENDS, Program, _shapes
 from host.golden import ort_ops
-from host.golden.quant import SUPPORTED_KERNELS, MAX_KERNEL, LargeConv, QuantConv, QuantError
+from host.golden.quant import SUPPORTED_KERNELS, MAX_KERNEL, LargeConv, QuantConv, QuantError, float32_bits
 
 __all__ = ["compile_onnx", "OnnxProgram", "requantization_multiplier", "ort_run", "load_model"]
 
@@ -445,7 +445,7 @@ def _make_conv(cls, w, bias, x_scale, x_zp, s_w, y_scale, y_zp, signed_x, signed
         raise _Refused("its folded bias B - z_x * sum(w) leaves int32 (ONNX Runtime subtracts the "
                        "input zero point inside its GEMM instead)", False)
     for v in m:
-        bits = int(np.float32(v).view(np.uint32))
+        bits = float32_bits(v)
         if bits >> 31 or not 0 < (bits >> 23) & 0xFF < 0xFF:
             raise _Refused(f"ONNX Runtime's requantization multiplier {float(v)!r} is not a positive "
                            f"normal float32, which the accelerator's requantizer needs", False)

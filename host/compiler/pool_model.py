@@ -136,4 +136,3 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     c = p["channels"]
     return {"cycles": int(round(t["fixed"] + c * channel_cycles)), "dram_read_bytes": c * rows_read * width,
             "dram_write_bytes": c * out_rows * out_width}
-

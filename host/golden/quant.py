@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["QuantConv", "LargeConv", "QuantError", "MAX_KERNEL", "add_parameters", "add_fixed", "requantize", "multiplier_fields", "conv_accumulate", "wrap_int32",
+__all__ = ["QuantConv", "LargeConv", "QuantError", "MAX_KERNEL", "add_parameters", "add_fixed", "requantize", "multiplier_fields", "float32_bits", "conv_accumulate", "wrap_int32",
            "pad_input", "pair", "output_size", "INT32_MIN", "INT32_MAX"]
 
 INT32_MIN = -(1 << 31)
@@ -43,12 +43,17 @@ def wrap_int32(values):
     return ((values - INT32_MIN) % (1 << 32) + INT32_MIN).astype(np.int32)
 
 
+def float32_bits(value):
+    """The IEEE 754 bits of ``value`` rounded to float32, as a descriptor's float field holds them."""
+    return int(np.float32(value).view(np.uint32))
+
+
 def multiplier_fields(multiplier):
     """Split a positive normal float32 multiplier into (mantissa with hidden bit, exponent).
 
     The value is ``mantissa * 2**(exponent - 23)`` with ``mantissa`` in ``[2**23, 2**24)``.
     """
-    bits = int(np.float32(multiplier).view(np.uint32))
+    bits = float32_bits(multiplier)
     biased = (bits >> 23) & 0xFF
     if bits >> 31 or biased == 0 or biased == 0xFF:
         raise QuantError(f"requantization multiplier must be a positive normal float32, "

@@ -15,7 +15,7 @@ from hw.contract import (COUNTERS, CONTROL_START, CONTROL_START_QUEUE, MAGIC, TA
 
 from host.golden import schedule
 from host.runtime.layout import DramImage, layer_descriptor
-from host.golden.quant import QuantConv, QuantError
+from host.golden.quant import QuantConv, QuantError, float32_bits
 
 __all__ = ["LayerRun", "prepare_layer", "runs_depthwise", "register_writes", "identification_errors",
            "counters_from", "DriverError", "start_sequence", "finish_sequence",
@@ -188,7 +188,7 @@ def pool_record(p):
     fields = dict(p)
     multiplier = fields.pop("multiplier", 0)
     if isinstance(multiplier, float) or isinstance(multiplier, np.floating):
-        multiplier = int(np.array([multiplier], dtype=np.float32).view(np.uint32)[0])
+        multiplier = float32_bits(multiplier)
     fields["multiplier"] = int(multiplier)
     fields["kernel_size"] = fields.pop("kernel", 0)
     fields["pool_mode"] = int(fields.pop("mode"))

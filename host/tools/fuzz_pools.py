@@ -25,12 +25,9 @@ from hw.config import AccelConfig
 from hw.contract import PoolMode
 from host.compiler.pool_model import global_in_one_row, pool_pass
 from host.golden.machine import _pool_counters, pool_error
+from host.golden.quant import float32_bits
 
 __all__ = ["draw_pool_pass", "fuzz_pools"]
-
-
-def _float_bits(value):
-    return int(np.array([value], dtype=np.float32).view(np.uint32)[0])
 
 
 def draw_pool_pass(rng, cfg: AccelConfig):
@@ -54,12 +51,17 @@ def draw_pool_pass(rng, cfg: AccelConfig):
                  "out_channel_pitch": p["out_height"] * (p["out_width"] + extra) + extra}
         else:
             mode = PoolMode.GLOBAL
-            p = pool_pass(mode, c, int(rng.integers(1, 20)), int(rng.integers(1, 40)),
-                          zero_point=int(rng.integers(0, 256)))
-            if rng.random() < 0.6:
-                p = global_in_one_row(p, cfg.line_buffer_depth)
+            h = int(rng.integers(1, 20))
+            w = int(rng.integers(1, 40)) if rng.random() < 0.7 else int(rng.integers(1, cfg.line_buffer_depth + 1))
+            if rng.random() < 0.5:                  # dense, and then often as the compiler issues it
+                p = pool_pass(mode, c, h, w, zero_point=int(rng.integers(0, 256)))
+                if rng.random() < 0.7:
+                    p = global_in_one_row(p, cfg.line_buffer_depth)
+            else:
+                p = pool_pass(mode, c, h, w, zero_point=int(rng.integers(0, 256)), in_pitch=w + extra,
+                              in_channel_pitch=h * (w + extra) + extra, out_channel_pitch=1 + extra)
         p["multiplier"] = 0.0 if mode == PoolMode.MAX else float(np.float32(rng.uniform(0.001, 0.5)))
-        fields = {**p, "input_addr": 0, "output_addr": 0, "multiplier": _float_bits(p["multiplier"])}
+        fields = {**p, "input_addr": 0, "output_addr": 0, "multiplier": float32_bits(p["multiplier"])}
         if pool_error(cfg, fields, (0, 1 << 40)) == 0:
             return p
 

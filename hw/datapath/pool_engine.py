@@ -29,11 +29,12 @@ def fast_kernel(cfg: AccelConfig):
 
 
 def outputs_per_cycle(cfg: AccelConfig, mode, kernel, stride):
-    """Outputs a cycle of the horizontal pass of a ``mode`` window (``kernel``, ``stride``):
-    a ``MAX`` window of at most :func:`fast_kernel` columns reduces the ``n`` consecutive
-    outputs whose windows lie in the two words of lanes after any first lane, ``(n - 1) *
-    stride + kernel <= lanes + 1``, at most :data:`MAX_OUTPUTS_PER_CYCLE`; any other
-    window one output (or, wider, one column) a cycle."""
+    """Outputs a cycle of the horizontal pass of a ``MAX`` or ``AVG`` window (``kernel``,
+    ``stride``): a ``MAX`` window of at most :func:`fast_kernel` columns reduces the ``n``
+    consecutive outputs whose windows lie in the two words of lanes after any first lane,
+    ``(n - 1) * stride + kernel <= lanes + 1``, at most :data:`MAX_OUTPUTS_PER_CYCLE`; an
+    ``AVG`` window one output (wider windows of either: one column) a cycle. (Global
+    pooling reduces a word of lanes a cycle.)"""
     lanes = fast_kernel(cfg)
     if PoolMode(mode) != PoolMode.MAX or not 1 <= kernel <= lanes or stride < 1:
         return 1
@@ -267,8 +268,9 @@ class PoolEngine(wiring.Component):
         m.d.comb += [new_acc.eq(Mux(is_max, Mux(part > base, part, base), base + part)),
                      new_count.eq(Mux(p_first, 0, count) + p_inside)]
         # the fast horizontal pass (MAX / AVG, kernel <= lanes; GLOBAL a word of lanes a
-        # cycle, summed over the row's words), an output per cycle in two
-        # stages: its window's two words on rp / rp_next (f_*), then its reduction (r_*)
+        # cycle, summed over the row's words): a group of outputs (MAX up to four, else
+        # one) per cycle, through stages f (the window's two words on rp / rp_next), m (its
+        # lanes), q (groups of four lanes) and r (the groups), GLOBAL's words summed in g
         fast = registered(m, (((d.mode == PoolMode.MAX) | (d.mode == PoolMode.AVG)) &
                               (d.kernel <= fast_kernel(self.cfg))) | is_global, "fast")
         row_words = registered(m, (d.width + lanes - 1) >> lane_bits, "row_words")   # GLOBAL's issues
@@ -454,7 +456,8 @@ class PoolEngine(wiring.Component):
                     m.d.comb += [row_cmd.valid.eq(1), row_cmd.payload.rows.eq(1),
                                  row_cmd.payload.row_bytes.eq(cols_out)]
                     with m.If(row_cmd.ready):
-                        m.d.sync += [o.eq(0), left.eq(Mux(is_global, row_words, cols_out)), ct.eq(0), h_valid.eq(0), p_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
+                        m.d.sync += [o.eq(0), left.eq(Mux(is_global, row_words, cols_out)), ct.eq(0),
+                                     h_valid.eq(0), p_valid.eq(0), f_valid.eq(0), m_valid.eq(0), q_valid.eq(0),
                                      r_valid.eq(0), g_valid.eq(0), start.eq(first_row0(d))]
                         with m.If(rows_in == 0):     # no window row inside the tensor
                             m.next = "HORIZONTAL"

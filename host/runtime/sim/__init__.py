@@ -15,7 +15,7 @@ from hw.config import CHANNEL_BLOCK, AccelConfig
 
 from host.runtime.sim import runner
 from host.runtime.driver import DriverError, prepare_layer, status_error
-from host.golden.quant import QuantConv
+from host.golden.quant import QuantConv, float32_bits
 
 __all__ = ["run_conv", "run_pool", "run_layers", "prepare_batch", "accelerator_verilog", "timeout_cycles",
            "run_executable_cocotb"]
@@ -226,7 +226,7 @@ def run_pool(cfg: AccelConfig, p, x_u8, *, latency=50, pause=0.0, seed=1, engine
     expected = memory.copy()
     bits = p["multiplier"]
     if not isinstance(bits, (int, np.integer)):         # the float's bits, as the record holds them
-        bits = int(np.array([bits], dtype=np.float32).view(np.uint32)[0])
+        bits = float32_bits(bits)
     execute_pool(lambda addr, n: expected[addr:addr + n], {**p, "multiplier": bits})
     start = {"run": None, "writes": driver.window_writes(cfg, 0, memory.size), "queue": (at, 1, trace),
              "timeout_cycles": 200 * (x_u8.size + out_bytes) + 100_000}
