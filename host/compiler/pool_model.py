@@ -5,8 +5,8 @@ Per channel and output row the engine issues the row's write, reads the input ro
 windows need (a copy: its own row; global pooling: every row), combines them one bus beat
 per cycle (the vertical pass) and reduces each output from its window's columns one
 column per cycle (windows of at most a bus beat's lanes: ``outputs_per_cycle`` outputs;
-global pooling: a word of lanes) (the horizontal pass). The reads run up to ``ROWS_AHEAD`` rows ahead, so
-a row takes the longest of:
+global pooling: a word of lanes) (the horizontal pass). The reads run up to
+``ROWS_AHEAD`` rows ahead, so a row takes the longest of:
 
 * its work: a fixed part per mode, its rows' beats as the DRAM returns them (the bus
   words each row spans; the tensor's base bus-aligned) and its horizontal
@@ -108,19 +108,16 @@ def pool_model(cfg: AccelConfig, p, timing=None):
     copy = mode == PoolMode.COPY
     out_rows = p["height"] if copy else (1 if mode == PoolMode.GLOBAL else p["out_height"])
     out_width = width if copy else (1 if mode == PoolMode.GLOBAL else p["out_width"])
-    span = p["kernel"]
     # outputs_per_cycle from a window of at most a bus beat's lanes, else a column per
     # cycle; global pooling a word of lanes per cycle
-    fast = mode in (PoolMode.MAX, PoolMode.AVG) and span <= fast_kernel(cfg)
     if copy:
         horizontal = 0
     elif mode == PoolMode.GLOBAL:
         horizontal = -(-width // bus)
-    elif fast:
-        n = outputs_per_cycle(cfg, mode, p["kernel"], p["stride"])
-        horizontal = -(-out_width // n)
+    elif p["kernel"] <= fast_kernel(cfg):
+        horizontal = -(-out_width // outputs_per_cycle(cfg, mode, p["kernel"], p["stride"]))
     else:
-        horizontal = out_width * span
+        horizontal = out_width * p["kernel"]
     fixed_row = {PoolMode.COPY: t["copy_row"], PoolMode.MAX: t["max_row"], PoolMode.AVG: t["avg_row"],
                  PoolMode.GLOBAL: t["global_row"]}[mode]
     read_issue = TIMING["read_slot"] / cfg.max_outstanding_reads

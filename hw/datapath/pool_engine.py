@@ -101,7 +101,7 @@ class PoolEngine(wiring.Component):
         self.lanes = cfg.axi_data_width // 8
         self.max_width = cfg.line_buffer_depth
         self.words = -(-self.max_width // self.lanes)
-        self.group = min(MAX_OUTPUTS_PER_CYCLE, self.lanes)     # outputs a cycle at most
+        self.group = MAX_OUTPUTS_PER_CYCLE      # outputs a cycle at most (lanes >= 8)
         aw, dw = cfg.axi_addr_width, cfg.axi_data_width
         self.packer = Repacker(in_bytes=self.group, out_bytes=self.lanes, max_row=self.max_width)
         self.requant = Requantizer()
@@ -144,7 +144,7 @@ class PoolEngine(wiring.Component):
         rows_out = Mux(copy, d.height, Mux(is_global, 1, d.out_height))
         cols_out = Mux(is_global, 1, d.out_width)
         span_rows = Mux(copy, 1, Mux(is_global, d.height, d.kernel))     # input rows per output row
-        span_cols = Mux(is_global, d.width, d.kernel)
+        span_cols = d.kernel                 # the slow pass's windows (GLOBAL takes the fast one)
         # the counters' last values, registered (the command's, a cycle after it is taken):
         # equalities and comparisons with no adder before them
         end_span_rows, end_rows_out, end_channels, end_span_cols = (
